@@ -1,0 +1,67 @@
+"""The ``facenormals3d`` console script: one subcommand per job.
+
+Each subcommand lives in :mod:`facenormals3d.commands` as a module with
+``add_parser(subparsers)``; heavy libraries (torch, mediapipe, open3d) are imported only
+inside the subcommand that runs, so ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import logging
+import sys
+
+from facenormals3d import __version__
+from facenormals3d.console import setup_logging
+from facenormals3d.errors import ExitCode, FaceNormalsError
+
+#: Subcommands in the order ``--help`` lists them.
+COMMANDS = ("faces", "normals", "reconstruct", "synth", "train", "evaluate", "bench")
+
+EPILOG = """exit codes:
+  0  OK             everything requested was written
+  1  PARTIAL        some inputs failed, the others were written
+  2  USAGE          bad command line
+  3  BAD_INPUT      every input failed because of the input itself (unreadable, no face, ...)
+  4  INTERNAL       a bug or a broken environment
+  5  OUTPUT_EXISTS  output exists; pass --overwrite to replace it
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="facenormals3d",
+        description="Face photos to detailed 3D face meshes (cross-modal normal network, "
+                    "normal integration, textured mesh export).",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"facenormals3d {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        module_name = f"facenormals3d.commands.{name}"
+        if importlib.util.find_spec(module_name) is None:
+            continue
+        importlib.import_module(module_name).add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return int(ExitCode.USAGE)
+    setup_logging(args)
+    try:
+        return int(args.func(args))
+    except FaceNormalsError as err:
+        logging.getLogger("facenormals3d").error("%s", err)
+        return int(err.exit_code)
+    except KeyboardInterrupt:
+        logging.getLogger("facenormals3d").error("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

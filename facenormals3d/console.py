@@ -1,0 +1,142 @@
+"""Shared command-line behaviour: logging to stderr, JSON on stdout, progress bars,
+and batches that keep going past a bad input.
+
+Every subcommand in :mod:`facenormals3d.commands` uses these so the tool behaves the
+same everywhere: stdout carries only the result (pure JSON with ``--json``), logs and
+progress go to stderr, and exit codes come from :class:`facenormals3d.errors.ExitCode`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Sequence, TypeVar
+
+from facenormals3d.errors import ExitCode, FaceNormalsError, OutputExistsError
+
+log = logging.getLogger("facenormals3d")
+T = TypeVar("T")
+
+
+def add_common_options(parser: argparse.ArgumentParser) -> None:
+    """Options every subcommand has: --json, --verbose, --quiet."""
+    parser.add_argument("--json", action="store_true",
+                        help="print a machine-readable JSON summary on stdout (logs stay on stderr)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="more log output on stderr")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="only errors on stderr, no progress bars")
+
+
+def add_device_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                        help="where torch runs: auto uses CUDA when present (default: auto)")
+
+
+def setup_logging(args: argparse.Namespace) -> None:
+    level = logging.WARNING if getattr(args, "quiet", False) else (
+        logging.DEBUG if getattr(args, "verbose", False) else logging.INFO)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    root = logging.getLogger("facenormals3d")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+def progress(iterable: Iterable[T], *, total: int | None = None, desc: str = "",
+             args: argparse.Namespace | None = None, unit: str = "it") -> Iterable[T]:
+    """A tqdm bar on stderr, off with --quiet or when stderr is not a terminal."""
+    from tqdm import tqdm
+
+    quiet = bool(getattr(args, "quiet", False))
+    disable = quiet or not sys.stderr.isatty()
+    return tqdm(iterable, total=total, desc=desc, unit=unit, file=sys.stderr,
+                disable=disable, dynamic_ncols=True, leave=False)
+
+
+def emit(args: argparse.Namespace, payload: dict[str, Any], human: str) -> None:
+    """Print the result: JSON when --json was given, else the human-readable text."""
+    if getattr(args, "json", False):
+        sys.stdout.write(json.dumps(payload, indent=2, default=_json_default) + "\n")
+    elif human:
+        sys.stdout.write(human.rstrip("\n") + "\n")
+    sys.stdout.flush()
+
+
+def _json_default(obj: Any) -> Any:
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    return str(obj)
+
+
+@dataclass
+class BatchResult:
+    """Outcome of running one job over many inputs."""
+
+    succeeded: list[dict[str, Any]] = field(default_factory=list)
+    """One record per input that worked (what the job returned, plus ``input``)."""
+    failed: list[dict[str, Any]] = field(default_factory=list)
+    """One record per input that failed: ``input``, ``error`` (one line), ``kind``."""
+
+    def exit_code(self) -> ExitCode:
+        if not self.failed:
+            return ExitCode.OK
+        if any(f["kind"] == "internal" for f in self.failed):
+            return ExitCode.INTERNAL
+        if self.succeeded:
+            return ExitCode.PARTIAL
+        if all(f["kind"] == "exists" for f in self.failed):
+            return ExitCode.OUTPUT_EXISTS
+        return ExitCode.BAD_INPUT
+
+    def summary(self) -> dict[str, Any]:
+        return {"succeeded": self.succeeded, "failed": self.failed,
+                "n_succeeded": len(self.succeeded), "n_failed": len(self.failed),
+                "exit_code": int(self.exit_code())}
+
+    def human(self, what: str = "input") -> str:
+        lines = [f"{len(self.succeeded)} {what}(s) done, {len(self.failed)} failed"]
+        lines += [f"  FAILED {f['error']}" for f in self.failed]
+        return "\n".join(lines)
+
+
+def run_batch(inputs: Sequence[T], job: Callable[[T], dict[str, Any]], *,
+              args: argparse.Namespace, desc: str) -> BatchResult:
+    """Run ``job`` on every input; one failure is logged and the rest still run.
+
+    ``job`` raises :class:`FaceNormalsError` subclasses for expected problems (bad
+    input, existing output); anything else is reported as an internal error with its
+    traceback at debug level.
+    """
+    result = BatchResult()
+    for item in progress(inputs, total=len(inputs), desc=desc, args=args):
+        try:
+            record = job(item)
+            record.setdefault("input", str(item))
+            result.succeeded.append(record)
+        except FaceNormalsError as err:
+            kind = "exists" if isinstance(err, OutputExistsError) else "input"
+            log.error("%s", err)
+            result.failed.append({"input": str(item), "error": str(err), "kind": kind})
+        except Exception as err:  # noqa: BLE001 - a batch must survive one bad item
+            log.error("%s: internal error: %s: %s", item, type(err).__name__, err)
+            log.debug("%s", traceback.format_exc())
+            result.failed.append({"input": str(item), "kind": "internal",
+                                  "error": f"{item}: internal error: {type(err).__name__}: {err}"})
+    return result
+
+
+def resolve_device(name: str) -> str:
+    """Map --device to a torch device string; say so when auto picks the CPU."""
+    import torch
+
+    if name == "cuda" and not torch.cuda.is_available():
+        raise FaceNormalsError("--device cuda was asked for but CUDA is not available")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+        log.info("device auto -> %s", name)
+    return name
