@@ -1,0 +1,1 @@
+"""Evaluation: normal-map metrics, scan alignment and scan-to-mesh distances, reports."""
