@@ -103,8 +103,6 @@ def read_normal_map(path: str | Path) -> np.ndarray:
 
     Returns float32 ``H x W x 3`` unit normals, NaN where unknown.
     """
-    import imageio.v3 as iio
-
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "file not found")
@@ -112,7 +110,7 @@ def read_normal_map(path: str | Path) -> np.ndarray:
         if path.suffix.lower() == ".npy":
             n = np.load(path, allow_pickle=False)
             return normalize(check_normals(n, str(path)))
-        return rgb_to_normals(iio.imread(path))
+        return rgb_to_normals(read_rgb_any_depth(path))
     except InputError as err:
         raise InputError(path, err.reason) from None
     except (OSError, ValueError) as err:
@@ -121,9 +119,33 @@ def read_normal_map(path: str | Path) -> np.ndarray:
 
 def write_normal_png(path: str | Path, normals: np.ndarray, mask: np.ndarray | None = None) -> None:
     """Write normals as a 16-bit RGB PNG (no atomic rename: see :mod:`facenormals3d.outputs`)."""
-    import imageio.v3 as iio
+    write_rgb16_png(path, normals_to_rgb16(normals, mask))
 
-    iio.imwrite(path, normals_to_rgb16(normals, mask), extension=".png")
+
+def write_rgb16_png(path: str | Path, rgb: np.ndarray) -> None:
+    """Write an ``H x W x 3`` uint16 RGB PNG.
+
+    Pillow cannot write 16-bit RGB, so this uses OpenCV (installed with mediapipe).
+    """
+    import cv2
+
+    arr = np.asarray(rgb)
+    if arr.dtype != np.uint16 or arr.ndim != 3 or arr.shape[2] != 3:
+        raise ValueError(f"expected H x W x 3 uint16, got {arr.dtype} {arr.shape}")
+    if not cv2.imwrite(str(path), np.ascontiguousarray(arr[..., ::-1])):
+        raise OSError(f"{path}: could not write PNG")
+
+
+def read_rgb_any_depth(path: str | Path) -> np.ndarray:
+    """Read a PNG/JPEG as ``H x W x 3`` RGB keeping 16-bit precision when the file has it."""
+    import cv2
+
+    arr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if arr is None:
+        raise InputError(path, "not a readable image")
+    if arr.ndim == 2:
+        arr = np.repeat(arr[..., None], 3, axis=2)
+    return np.ascontiguousarray(arr[..., 2::-1])
 
 
 def normals_to_preview(normals: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:

@@ -1,0 +1,128 @@
+"""The coarse 3D face from the 478 landmarks, and its depth and normal maps in the crop.
+
+Frame and units (see :mod:`facenormals3d.conventions`): crop pixel (u, v) with v down
+maps to x = (u - S/2) * s, y = -(v - S/2) * s, z = z_px * s, where S is the crop side and
+``s`` millimetres per crop pixel. ``s`` makes the distance between the outer eye corners
+(landmarks 33 and 263, measured in 3D) equal :data:`MEAN_OUTER_EYE_DISTANCE_MM`. The
+projection is orthographic (mediapipe's landmark model is weak-perspective).
+
+The depth map is this mesh's z (mm, towards the camera) seen orthographically from the
+front; the normal map is its smooth (vertex-interpolated) normal. Both are the prior the
+integration stage fuses with the network's normals, and the normal map is the baseline
+normal predictor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from facenormals3d.conventions import MEAN_OUTER_EYE_DISTANCE_MM
+from facenormals3d.face.topology import (N_LANDMARKS, OUTER_EYE_CORNERS_MEDIAPIPE,
+                                         check_landmarks, mesh_triangles)
+
+
+@dataclass
+class CoarseFace:
+    """Landmark face mesh and its maps in a square crop."""
+
+    vertices: np.ndarray
+    """478 x 3 float64, millimetres, x right, y up, z towards the camera, origin at the crop centre."""
+    faces: np.ndarray
+    """F x 3 int64 triangles (counter-clockwise seen from the camera)."""
+    mm_per_pixel: float
+    """Millimetres per crop pixel (the metric scale assumption)."""
+    depth: np.ndarray
+    """S x S float32 z in mm of the front-most surface, NaN where the mesh is not hit."""
+    normals: np.ndarray
+    """S x S x 3 float32 unit normals (camera space), NaN where the mesh is not hit."""
+
+    @property
+    def coverage(self) -> np.ndarray:
+        """S x S bool: pixels the mesh covers."""
+        return np.isfinite(self.depth)
+
+
+def metric_scale(landmarks: np.ndarray) -> float:
+    """Millimetres per pixel unit of ``landmarks`` (478 x 3, any consistent pixel frame)."""
+    a, b = OUTER_EYE_CORNERS_MEDIAPIPE
+    lm = np.asarray(landmarks, dtype=np.float64)
+    d = float(np.linalg.norm(lm[a] - lm[b]))
+    if d < 1e-6:
+        raise ValueError("outer eye corners coincide: cannot fix the metric scale")
+    return MEAN_OUTER_EYE_DISTANCE_MM / d
+
+
+def landmarks_to_mm(landmarks_crop: np.ndarray, size: int, mm_per_pixel: float) -> np.ndarray:
+    """Crop-pixel landmarks (x right, y down, z px towards camera) -> mesh frame, mm."""
+    lm = np.asarray(landmarks_crop, dtype=np.float64)
+    out = np.empty((len(lm), 3))
+    out[:, 0] = (lm[:, 0] - size / 2) * mm_per_pixel
+    out[:, 1] = -(lm[:, 1] - size / 2) * mm_per_pixel
+    out[:, 2] = lm[:, 2] * mm_per_pixel
+    return out
+
+
+def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Area-weighted unit vertex normals, ``V x 3``."""
+    v = np.asarray(vertices, dtype=np.float64)
+    fn = np.cross(v[faces[:, 1]] - v[faces[:, 0]], v[faces[:, 2]] - v[faces[:, 0]])
+    vn = np.zeros_like(v)
+    for k in range(3):
+        np.add.at(vn, faces[:, k], fn)
+    length = np.linalg.norm(vn, axis=1, keepdims=True)
+    return vn / np.maximum(length, 1e-12)
+
+
+def coarse_face(landmarks_crop: np.ndarray, size: int) -> CoarseFace:
+    """Build the landmark mesh and render its depth and normals into the ``size`` crop.
+
+    Args:
+        landmarks_crop: 478 x 3 crop-pixel landmarks (x right, y down, z px towards camera).
+        size: crop side in pixels.
+    """
+    lm = check_landmarks(landmarks_crop, N_LANDMARKS, "crop landmarks")
+    if lm.shape[1] != 3:
+        raise ValueError("coarse face needs 3D landmarks (478 x 3)")
+    s = metric_scale(lm)
+    verts = landmarks_to_mm(lm, size, s)
+    faces = mesh_triangles()
+    depth, normals = render_orthographic(verts, faces, size, s)
+    return CoarseFace(vertices=verts, faces=faces, mm_per_pixel=s, depth=depth, normals=normals)
+
+
+def render_orthographic(vertices: np.ndarray, faces: np.ndarray, size: int,
+                        mm_per_pixel: float) -> tuple[np.ndarray, np.ndarray]:
+    """Front view of a mesh (mm, our frame) onto the crop grid: z map and smooth normals.
+
+    One ray per pixel centre along -z (open3d ray casting). Returns ``(depth, normals)``:
+    ``size x size`` float32 and ``size x size x 3`` float32, NaN where nothing is hit.
+    """
+    import open3d as o3d
+
+    v = np.asarray(vertices, dtype=np.float32)
+    f = np.asarray(faces, dtype=np.uint32)
+    scene = o3d.t.geometry.RaycastingScene()
+    scene.add_triangles(o3d.core.Tensor(v), o3d.core.Tensor(f))
+    centres = (np.arange(size, dtype=np.float32) + 0.5 - size / 2) * mm_per_pixel
+    xx, yy = np.meshgrid(centres, -centres)
+    z0 = float(v[:, 2].max()) + 10.0
+    rays = np.stack([xx, yy, np.full_like(xx, z0), np.zeros_like(xx), np.zeros_like(xx),
+                     -np.ones_like(xx)], axis=-1).reshape(-1, 6)
+    hit = scene.cast_rays(o3d.core.Tensor(rays))
+    t = hit["t_hit"].numpy()
+    ok = np.isfinite(t)
+    depth = np.full(size * size, np.nan, dtype=np.float32)
+    depth[ok] = z0 - t[ok]
+    prim = hit["primitive_ids"].numpy()[ok].astype(np.int64)
+    uv = hit["primitive_uvs"].numpy()[ok]
+    vn = vertex_normals(vertices, faces)
+    tri = faces[prim]
+    # open3d's barycentrics: p = (1 - u - w) * v0 + u * v1 + w * v2.
+    n = ((1 - uv[:, :1] - uv[:, 1:]) * vn[tri[:, 0]] + uv[:, :1] * vn[tri[:, 1]]
+         + uv[:, 1:] * vn[tri[:, 2]])
+    n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
+    normals = np.full((size * size, 3), np.nan, dtype=np.float32)
+    normals[ok] = n
+    return depth.reshape(size, size), normals.reshape(size, size, 3)
