@@ -50,7 +50,8 @@ def load_photo(path: str | Path, max_pixels: int = MAX_PIXELS) -> Photo:
         raise InputError(path, "empty file (0 bytes)")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # Our own MAX_PIXELS check below replaces Pillow's warning-level guard.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as img:
                 w, h = img.size
                 if w * h > max_pixels:
@@ -60,7 +61,11 @@ def load_photo(path: str | Path, max_pixels: int = MAX_PIXELS) -> Photo:
                 pixels = _to_rgb8(img)
     except InputError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+    except Image.DecompressionBombError as err:
+        # Pillow's own guard fires in Image.open for very large headers.
+        raise InputError(path, f"image is above the limit of {max_pixels / 1e6:.0f} megapixels "
+                               f"({err})") from None
+    except UnidentifiedImageError:
         raise InputError(path, "not a readable image (unknown format or corrupt header)") from None
     except (OSError, SyntaxError, ValueError) as err:
         raise InputError(path, f"cannot decode image (truncated or corrupt: {err})") from None

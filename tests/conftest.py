@@ -1,0 +1,69 @@
+"""Shared fixtures: real photos made from scikit-image's public-domain astronaut portrait."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+# Tests run on 2 cores next to other work; keep torch/BLAS from oversubscribing them.
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def astronaut() -> np.ndarray:
+    """The astronaut photo, 512 x 512 x 3 uint8 (one face)."""
+    import skimage.data
+
+    return skimage.data.astronaut()
+
+
+@pytest.fixture(scope="session")
+def astronaut_png(astronaut, tmp_path_factory) -> Path:
+    import imageio.v3 as iio
+
+    path = tmp_path_factory.mktemp("photos") / "astronaut.png"
+    iio.imwrite(path, astronaut)
+    return path
+
+
+@pytest.fixture(scope="session")
+def group_photo(astronaut) -> np.ndarray:
+    """An 1800 x 1000 'group photo': six copies of the astronaut's head at different sizes,
+    some mirrored, on a gradient background (faces ~65-100 px wide)."""
+    from skimage.transform import rescale
+
+    head = astronaut[20:230, 130:320]
+    canvas = np.empty((1000, 1800, 3), np.uint8)
+    canvas[:] = np.linspace(120, 220, 1800)[None, :, None].astype(np.uint8)
+    for k, s in enumerate([0.6, 0.7, 0.8, 0.65, 0.75, 0.9]):
+        h = (rescale(head, s, channel_axis=2) * 255).astype(np.uint8)
+        if k % 2:
+            h = h[:, ::-1]
+        r, c = divmod(k, 3)
+        y, x = 80 + r * 480, 100 + c * 580
+        canvas[y:y + h.shape[0], x:x + h.shape[1]] = h
+    return canvas
+
+
+@pytest.fixture(scope="session")
+def finder():
+    """One mediapipe face finder shared by the tests (graph start-up takes ~0.5 s)."""
+    from facenormals3d.face.detect import FaceFinder
+
+    with FaceFinder() as f:
+        yield f
+
+
+@pytest.fixture(scope="session")
+def ict_dir() -> Path:
+    """The real ICT FaceKit folder extracted by the setup (skips when absent)."""
+    path = Path(os.environ.get("FACENORMALS3D_ICT_DIR", REPO / ".cache" / "ICT-FaceKit"))
+    if not (path / "FaceXModel" / "generic_neutral_mesh.obj").is_file():
+        pytest.skip(f"ICT FaceKit not extracted at {path} (run `make setup` with "
+                    "../shared/data/ICT-FaceKit.tar.gz present)")
+    return path

@@ -1,0 +1,84 @@
+"""The console script as a user runs it: help, version, JSON, exit codes, batches."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from facenormals3d.cli import COMMANDS, build_parser
+from facenormals3d.errors import ExitCode
+
+SCRIPT = Path(sys.executable).with_name("facenormals3d")
+
+
+def run_cli(*args, cwd=None):
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    return subprocess.run([str(SCRIPT), *map(str, args)], capture_output=True, text=True,
+                          timeout=300, cwd=cwd, env=env)
+
+
+def test_version_and_help():
+    r = run_cli("--version")
+    assert r.returncode == 0 and r.stdout.startswith("facenormals3d ")
+    r = run_cli("--help")
+    assert r.returncode == 0 and "exit codes" in r.stdout and "faces" in r.stdout
+
+
+def test_every_subcommand_has_help():
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    assert "faces" in sub.choices
+    for name in sub.choices:
+        assert name in COMMANDS
+        r = run_cli(name, "--help")
+        assert r.returncode == 0, name
+        assert "usage: facenormals3d " + name in r.stdout
+
+
+def test_no_command_is_a_usage_error():
+    assert run_cli().returncode == ExitCode.USAGE
+
+
+def test_faces_batch_with_a_bad_file(tmp_path, astronaut_png):
+    bad = tmp_path / "broken.jpg"
+    bad.write_text("not an image")
+    out = tmp_path / "out"
+    r = run_cli("faces", astronaut_png, bad, tmp_path / "missing.png", "-o", out, "--json")
+    assert r.returncode == ExitCode.PARTIAL, r.stderr
+    summary = json.loads(r.stdout)  # stdout is pure JSON
+    assert summary["n_succeeded"] == 1 and summary["n_failed"] == 2
+    errors = " | ".join(f["error"] for f in summary["failed"])
+    assert "broken.jpg: not a readable image" in errors and "missing.png: file not found" in errors
+    assert "broken.jpg" in r.stderr  # one line per failure on stderr too
+    face = out / "astronaut" / "face_0"
+    for name in ("crop.png", "mask.png", "landmarks_photo.npy", "landmarks_crop.npy",
+                 "landmarks.json", "transform.json", "coarse_normals.png", "coarse_depth.npy"):
+        assert (face / name).is_file(), name
+    assert (out / "astronaut" / "overlay.png").is_file()
+    assert np.load(face / "landmarks_crop.npy").shape == (478, 3)
+    meta = json.loads((face / "transform.json").read_text())
+    assert np.array(meta["photo_to_crop"]).shape == (2, 3)
+    # Nothing half-written: no staging folders left behind, nothing for the bad inputs.
+    assert sorted(p.name for p in out.iterdir()) == ["astronaut"]
+
+
+def test_existing_output_needs_overwrite(tmp_path, astronaut_png):
+    out = tmp_path / "out"
+    assert run_cli("faces", astronaut_png, "-o", out, "-q").returncode == 0
+    r = run_cli("faces", astronaut_png, "-o", out, "-q")
+    assert r.returncode == ExitCode.OUTPUT_EXISTS and "--overwrite" in r.stderr
+    assert run_cli("faces", astronaut_png, "-o", out, "-q", "--overwrite").returncode == 0
+
+
+def test_only_bad_inputs_is_bad_input(tmp_path):
+    noface = tmp_path / "noface.png"
+    from PIL import Image
+
+    Image.fromarray(np.full((200, 300, 3), 90, np.uint8)).save(noface)
+    r = run_cli("faces", noface, "-o", tmp_path / "out")
+    assert r.returncode == ExitCode.BAD_INPUT
+    assert "noface.png: no face found" in r.stdout + r.stderr
