@@ -15,6 +15,10 @@ the head's centre, at the photo's pixel scale.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -44,6 +48,8 @@ class DetectSettings:
     """Pixels of that square after resizing (the landmark model prefers faces ~100+ px)."""
     nms_iou: float = 0.3
     """Boxes overlapping more than this are the same face."""
+    silence_native_logs: bool = True
+    """Hide the C++ log lines mediapipe/TFLite print straight to file descriptor 2."""
 
 
 @dataclass
@@ -67,10 +73,21 @@ class FaceFinder:
         from mediapipe.python.solutions import face_detection, face_mesh
 
         self.settings = settings
-        self._detector = face_detection.FaceDetection(
-            model_selection=1, min_detection_confidence=settings.min_score)
-        self._mesh = face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1,
-                                        refine_landmarks=True, min_detection_confidence=0.3)
+        with self._native_logs():
+            self._detector = face_detection.FaceDetection(
+                model_selection=1, min_detection_confidence=settings.min_score)
+            self._mesh = face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1,
+                                            refine_landmarks=True, min_detection_confidence=0.3)
+            if settings.silence_native_logs:
+                # TFLite logs its set-up from worker threads shortly after the first
+                # inference; run it now and give those threads a moment while muted.
+                blank = np.full((64, 64, 3), 128, np.uint8)
+                self._detector.process(blank)
+                self._mesh.process(blank)
+                time.sleep(0.2)
+
+    def _native_logs(self):
+        return _silenced_fd2() if self.settings.silence_native_logs else contextlib.nullcontext()
 
     def __enter__(self) -> "FaceFinder":
         return self
@@ -121,7 +138,8 @@ class FaceFinder:
 
     def _detect(self, image: np.ndarray, ox: int, oy: int) -> list[tuple[np.ndarray, float]]:
         h, w = image.shape[:2]
-        result = self._detector.process(image)
+        with self._native_logs():
+            result = self._detector.process(image)
         out = []
         for det in result.detections or []:
             rb = det.location_data.relative_bounding_box
@@ -140,7 +158,8 @@ class FaceFinder:
         crop = CropTransform(np.array([[k, 0, s.mesh_input / 2 - k * cx],
                                        [0, k, s.mesh_input / 2 - k * cy]]), s.mesh_input)
         patch = warp_to_crop(image, crop)
-        result = self._mesh.process(patch)
+        with self._native_logs():
+            result = self._mesh.process(patch)
         if not result.multi_face_landmarks:
             return None
         pts = result.multi_face_landmarks[0].landmark
@@ -149,6 +168,21 @@ class FaceFinder:
         # mediapipe: x, y normalised to the patch; z ~ x's scale, negative towards the camera.
         lm = np.array([[p.x * s.mesh_input, p.y * s.mesh_input, -p.z * s.mesh_input] for p in pts])
         return crop.to_photo(lm)
+
+
+@contextlib.contextmanager
+def _silenced_fd2():
+    """Point file descriptor 2 at /dev/null for the block (native code ignores sys.stderr)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def _landmark_box(lm: np.ndarray) -> np.ndarray:
