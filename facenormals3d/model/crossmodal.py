@@ -1,0 +1,91 @@
+"""The cross-modal network: image and normal autoencoders sharing one latent space,
+with deactivable skip connections from the image encoder into the normal decoder.
+
+Branches (Abrevaya et al., CVPR 2020):
+
+* image -> normals: ``E_I`` -> latent -> ``D_N`` with skips ON (the inference path);
+* image -> image:   ``E_I`` -> latent -> ``D_I`` (no skips);
+* normals -> normals: ``E_N`` -> latent -> ``D_N`` with skips OFF (nothing merged).
+
+The same ``D_N`` weights serve both normal branches; switching the skips off is the
+same as merging all-zero skip tensors (tested).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from facenormals3d.model.config import ModelConfig
+from facenormals3d.model.networks import build_parts
+
+
+def _check_input(x: torch.Tensor, channels: int, size: int, name: str) -> None:
+    if x.ndim != 4 or x.shape[1] != channels or x.shape[2] % 32 or x.shape[3] % 32:
+        raise ValueError(f"{name}: expected B x {channels} x H x W with H, W multiples of 32 "
+                         f"(model input {size}), got {tuple(x.shape)}")
+
+
+class CrossModalNet(nn.Module):
+    """Images are ``B x 3 x H x W`` float in [0, 1]; normals ``B x 3 x H x W`` in [-1, 1]
+    (camera space, zero outside the face); coarse normals (optional input) likewise."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        parts = build_parts(cfg)
+        self.enc_image = parts["enc_image"]
+        self.enc_normal = parts["enc_normal"]
+        self.dec_normal = parts["dec_normal"]
+        self.dec_image = parts["dec_image"]
+        self.skips = parts["skips"]
+
+    # -- encoders -------------------------------------------------------------------
+    def encode_image(self, image: torch.Tensor, coarse: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """Image-encoder feature pyramid; the last entry is the latent."""
+        x = image * 2.0 - 1.0  # centre [0, 1] pixels like the normals' [-1, 1]
+        if self.cfg.coarse_normals:
+            if coarse is None:
+                raise ValueError("this model was built with coarse_normals=True: pass `coarse`")
+            x = torch.cat([x, coarse], dim=1)
+        _check_input(x, self.cfg.image_channels, self.cfg.input_size, "image")
+        return self.enc_image(x)
+
+    def encode_normals(self, normals: torch.Tensor) -> torch.Tensor:
+        """Latent of a normal map, ``B x C x H/32 x W/32``."""
+        _check_input(normals, 3, self.cfg.input_size, "normals")
+        return self.enc_normal(normals)[-1]
+
+    # -- decoders -------------------------------------------------------------------
+    def decode_normals(self, latent: torch.Tensor, skips: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """Unit normals ``B x 3 x H x W``; ``skips=None`` is the switched-off path."""
+        return F.normalize(self.dec_normal(latent, skips), dim=1, eps=1e-6)
+
+    def decode_image(self, latent: torch.Tensor) -> torch.Tensor:
+        """RGB in (0, 1), ``B x 3 x H x W``."""
+        return torch.sigmoid(self.dec_image(latent))
+
+    # -- branches -------------------------------------------------------------------
+    def image_to_normals(self, image: torch.Tensor, coarse: torch.Tensor | None = None,
+                         use_skips: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """(unit normals, latent) of an image; skips on unless ``use_skips=False``."""
+        feats = self.encode_image(image, coarse)
+        skips = self.skips(feats) if use_skips else None
+        return self.decode_normals(feats[-1], skips), feats[-1]
+
+    def image_to_image(self, image: torch.Tensor, coarse: torch.Tensor | None = None) -> torch.Tensor:
+        return self.decode_image(self.encode_image(image, coarse)[-1])
+
+    def normals_to_normals(self, normals: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(reconstructed unit normals, latent); skips off."""
+        latent = self.encode_normals(normals)
+        return self.decode_normals(latent, None), latent
+
+    def forward(self, image: torch.Tensor, coarse: torch.Tensor | None = None) -> torch.Tensor:
+        """The inference path: image -> unit normals ``B x 3 x H x W``."""
+        return self.image_to_normals(image, coarse)[0]
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())

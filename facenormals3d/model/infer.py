@@ -1,0 +1,64 @@
+"""Running the trained network on face crops."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from facenormals3d.errors import InputError
+
+
+def crops_to_tensor(crops) -> torch.Tensor:
+    """Face crops as ``B x 3 x H x W`` float32 in [0, 1].
+
+    Accepts uint8 numpy/tensor ``B x H x W x 3`` or ``H x W x 3``, or a float tensor
+    ``B x 3 x H x W`` / ``3 x H x W`` already in [0, 1].
+    """
+    if isinstance(crops, np.ndarray):
+        if crops.dtype != np.uint8:
+            raise InputError("crops", f"numpy crops must be uint8 H x W x 3, got {crops.dtype}")
+        crops = torch.from_numpy(crops)
+    if not isinstance(crops, torch.Tensor):
+        raise InputError("crops", f"expected a numpy array or torch tensor, got {type(crops).__name__}")
+    if crops.dtype == torch.uint8:
+        if crops.ndim == 3:
+            crops = crops[None]
+        if crops.ndim != 4 or crops.shape[-1] != 3:
+            raise InputError("crops", f"uint8 crops must be B x H x W x 3, got {tuple(crops.shape)}")
+        return crops.permute(0, 3, 1, 2).float() / 255.0
+    if crops.ndim == 3:
+        crops = crops[None]
+    if crops.ndim != 4 or crops.shape[1] != 3 or not crops.is_floating_point():
+        raise InputError("crops", f"float crops must be B x 3 x H x W, got {tuple(crops.shape)} {crops.dtype}")
+    return crops.float()
+
+
+@torch.inference_mode()
+def predict_normals(model, crops, coarse: torch.Tensor | None = None, batch_size: int = 8) -> torch.Tensor:
+    """Unit camera-space normals ``B x 3 x H x W`` (float32, on the CPU) for face crops.
+
+    ``crops``: see :func:`crops_to_tensor`. Crops of another size than the model's input
+    are resized to it and the normals resized back (then renormalised). ``coarse``
+    (``B x 3 x H x W``) is required only by models built with ``coarse_normals=True``.
+    """
+    x = crops_to_tensor(crops)
+    size = model.cfg.input_size
+    h, w = x.shape[-2:]
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    out = []
+    for i in range(0, x.shape[0], batch_size):
+        xb = x[i:i + batch_size].to(device)
+        cb = None if coarse is None else coarse[i:i + batch_size].to(device).float()
+        if (h, w) != (size, size):
+            xb = F.interpolate(xb, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+            if cb is not None:
+                cb = F.interpolate(cb, size=(size, size), mode="bilinear", align_corners=False)
+        n = model(xb, cb)
+        if (h, w) != (size, size):
+            n = F.normalize(F.interpolate(n, size=(h, w), mode="bilinear", align_corners=False), dim=1)
+        out.append(n.float().cpu())
+    model.train(was_training)
+    return torch.cat(out)
