@@ -1,0 +1,95 @@
+"""Writing a :class:`~facenormals3d.pipeline.Reconstruction` to disk, and its preview picture.
+
+Per face, ``OUT/<photo-stem>/face_<k>/`` holds (see ``facenormals3d reconstruct --help``):
+``mesh.obj`` + ``mesh.mtl`` + ``texture.png``, ``mesh.ply``, ``normals.png`` (16-bit) and
+``normals.npy``, ``depth.npy``, ``mask.png``, ``landmarks7.npy`` (the 7 NoW points),
+``landmarks.npy`` (all 478, mesh coordinates), ``landmarks_photo.npy``, ``transform.json``,
+``preview.png`` and ``report.json``. The folder is assembled under a temporary name and
+renamed when complete.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from facenormals3d import __version__
+
+#: Side of each panel of preview.png, pixels.
+PREVIEW_PANEL = 320
+#: Yaw of the two three-quarter views, degrees.
+THREE_QUARTER_YAW = 35.0
+
+
+def write_face(rec, folder: Path) -> dict[str, Any]:
+    """Write every file of one reconstructed face into ``folder`` (which must exist, empty).
+
+    Returns the report dict also written as ``report.json``.
+    """
+    import imageio.v3 as iio
+
+    from facenormals3d.conventions import write_normal_png
+    from facenormals3d.mesh import write_obj, write_ply
+    from facenormals3d.outputs import write_json
+
+    folder = Path(folder)
+    write_obj(rec.mesh, folder / "mesh.obj")
+    write_ply(rec.mesh, folder / "mesh.ply")
+    write_normal_png(folder / "normals.png", rec.normals, rec.mask)
+    np.save(folder / "normals.npy", rec.normals)
+    np.save(folder / "depth.npy", rec.depth)
+    iio.imwrite(folder / "mask.png", rec.mask.astype(np.uint8) * 255)
+    np.save(folder / "landmarks7.npy", rec.landmarks7)
+    np.save(folder / "landmarks.npy", rec.landmarks_mesh)
+    np.save(folder / "landmarks_photo.npy", rec.face.landmarks_photo)
+    write_json(folder / "transform.json", rec.face.transform.to_dict())
+    iio.imwrite(folder / "preview.png", preview_image(rec))
+    report = face_report(rec)
+    write_json(folder / "report.json", report)
+    return report
+
+
+def face_report(rec) -> dict[str, Any]:
+    """What ``report.json`` says about one face: timings, parameters, model, scale."""
+    return {
+        "tool": f"facenormals3d {__version__}",
+        "source": rec.source,
+        "face_index": rec.index,
+        "detection_score": rec.face.score,
+        "detection_box": rec.face.box,
+        "timings_seconds": {**rec.timings, "total": sum(rec.timings.values())},
+        "mesh": {"vertices": int(len(rec.mesh.vertices)), "faces": int(len(rec.mesh.faces)),
+                 "units": "mm", "axes": "right-handed, x right, y up, z towards the camera",
+                 "bounds_mm": [rec.mesh.vertices.min(0), rec.mesh.vertices.max(0)]},
+        "crop": {"size": rec.face.transform.size, "mm_per_pixel": rec.mm_per_pixel},
+        "landmarks7_order": "right eye outer, right eye inner, left eye inner, left eye outer, "
+                            "nose bottom, right mouth corner, left mouth corner (iBUG 36,39,42,45,33,48,54)",
+        **rec.info,
+    }
+
+
+def preview_image(rec) -> np.ndarray:
+    """One picture to judge a face by: crop | normals | grey front | two 3/4 views | textured."""
+    from facenormals3d.conventions import normals_to_preview
+    from facenormals3d.render.camera import frame_mesh
+    from facenormals3d.render.preview import contact_sheet, render_mesh
+
+    size = PREVIEW_PANEL
+    v, f = rec.mesh.vertices, rec.mesh.faces
+    front = frame_mesh(v, size=size)
+    panels = [_resize(rec.face.crop, size), _resize(normals_to_preview(rec.normals, rec.mask), size),
+              render_mesh(v, f, view=front, size=size),
+              render_mesh(v, f, yaw_deg=-THREE_QUARTER_YAW, size=size),
+              render_mesh(v, f, yaw_deg=THREE_QUARTER_YAW, size=size),
+              render_mesh(v, f, texture=rec.mesh.texture, uvs=rec.mesh.uvs, view=front, size=size)]
+    labels = ["input crop", "normals", "mesh (front)", f"yaw -{THREE_QUARTER_YAW:g}",
+              f"yaw +{THREE_QUARTER_YAW:g}", "textured"]
+    return contact_sheet(panels, labels, columns=6)
+
+
+def _resize(img: np.ndarray, size: int) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(img).resize((size, size), Image.BILINEAR))

@@ -1,0 +1,303 @@
+"""Photo -> one :class:`Reconstruction` per face: the one place that wires the stages.
+
+Per face: detect and align (``face``), predict normals (``model``; or the landmark
+face's normals as a baseline), fuse them with the landmark face's depth (``integration``;
+the prior fixes global shape and metric scale, the normals add detail), build the mesh
+with the crop as texture (``mesh``), optionally refine it against the photo's shading
+(``render.refine``). Writing files is :mod:`facenormals3d.export`'s job.
+
+Frames: everything per face lives in the 256 x 256 crop. Mesh coordinates are
+millimetres, x right, y up, z towards the camera, origin at the crop centre; crop pixel
+(u, v) sits at x = (u - 128) * s, y = -(v - 128) * s with ``s`` = ``mm_per_pixel``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from facenormals3d.face.align import AlignedFace
+from facenormals3d.face.coarse import CoarseFace
+
+#: Weights used when none are given: the checkpoint shipped in ``assets/``.
+DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "assets" / "normalnet.safetensors"
+
+
+@dataclass
+class ReconstructSettings:
+    """Choices for :func:`reconstruct`; defaults are what ``facenormals3d reconstruct`` uses."""
+
+    normal_source: Literal["network", "landmarks"] = "network"
+    """``network``: the cross-modal network. ``landmarks``: the coarse landmark face's
+    normals (the baseline; no network needed)."""
+    weights: str | None = None
+    """Network weights (.safetensors with its .json sidecar); None = the shipped ones."""
+    integration: Literal["fusion", "poisson", "bilateral"] = "fusion"
+    """How normals become depth. ``fusion`` uses the landmark depth as a prior; ``poisson``
+    and ``bilateral`` integrate the normals alone and then match the prior's mean depth."""
+    prior_weight: float = 3e-3
+    """Fusion: weight of each prior-depth equation relative to a gradient equation; the
+    prior wins at wavelengths above ~2*pi/sqrt(w) pixels (115 px at the default)."""
+    refine_iterations: int = 0
+    """Shading-consistency refinement iterations (0 = off)."""
+    max_faces: int = 8
+    """At most this many faces per photo, largest first."""
+    device: str = "auto"
+    """Torch device for the network and refinement: auto, cpu or cuda."""
+
+
+@dataclass
+class Reconstruction:
+    """Everything the pipeline knows about one face."""
+
+    source: str
+    """Photo path or label."""
+    index: int
+    """Face number in the photo (0 = largest)."""
+    face: AlignedFace
+    """Crop, transform, landmarks and mask."""
+    coarse: CoarseFace
+    """Landmark face: prior depth, baseline normals, metric scale."""
+    normals: np.ndarray
+    """S x S x 3 float32 predicted unit normals (camera space), NaN outside ``mask``."""
+    mask: np.ndarray
+    """S x S bool: pixels that became mesh vertices."""
+    depth: np.ndarray
+    """S x S float32 height in mm towards the camera, NaN outside ``mask``."""
+    mesh: Any
+    """:class:`facenormals3d.mesh.FaceMesh` in mm, textured with the crop."""
+    landmarks_mesh: np.ndarray
+    """478 x 3 float64 landmarks on the mesh surface, mesh coordinates (mm)."""
+    timings: dict[str, float] = field(default_factory=dict)
+    """Seconds per stage."""
+    info: dict[str, Any] = field(default_factory=dict)
+    """Model version, integration and refinement diagnostics, scale assumption."""
+
+    @property
+    def landmarks7(self) -> np.ndarray:
+        """The 7 NoW landmarks (7 x 3, mm) on the mesh surface."""
+        from facenormals3d.face.topology import NOW_MEDIAPIPE
+
+        return self.landmarks_mesh[list(NOW_MEDIAPIPE)]
+
+    @property
+    def mm_per_pixel(self) -> float:
+        return self.coarse.mm_per_pixel
+
+    def to_trimesh(self):
+        from facenormals3d.mesh import to_trimesh
+
+        return to_trimesh(self.mesh)
+
+    def to_open3d(self):
+        from facenormals3d.mesh import to_open3d
+
+        return to_open3d(self.mesh)
+
+
+class Reconstructor:
+    """Holds the face finder and the network across photos (use as a context manager)."""
+
+    def __init__(self, settings: ReconstructSettings = ReconstructSettings()):
+        from facenormals3d.face.detect import DetectSettings, FaceFinder
+
+        self.settings = settings
+        self.model = None
+        self.model_info: dict[str, Any] = {"normal_source": settings.normal_source}
+        self.device = "cpu"
+        if settings.normal_source == "network" or settings.refine_iterations > 0:
+            from facenormals3d.console import resolve_device
+
+            self.device = resolve_device(settings.device)
+        if settings.normal_source == "network":
+            self._load_model()
+        elif settings.normal_source != "landmarks":
+            raise ValueError(f"normal_source must be 'network' or 'landmarks', got {settings.normal_source!r}")
+        self.finder = FaceFinder(DetectSettings(max_faces=settings.max_faces))
+
+    def _load_model(self) -> None:
+        from facenormals3d.errors import InputError
+        from facenormals3d.model.weights import load_weights, read_sidecar
+
+        path = Path(self.settings.weights) if self.settings.weights else DEFAULT_WEIGHTS
+        if not path.is_file() and not self.settings.weights:
+            raise InputError(path, "no shipped network weights found; pass --weights FILE or "
+                                   "--normals landmarks for the landmark baseline")
+        self.model = load_weights(path, device=self.device)
+        info = read_sidecar(path)
+        self.model_info.update({"weights": str(path), "sha256": info["sha256"],
+                                "config": info["config"], "version": info.get("metadata", {}).get("version")})
+
+    def __enter__(self) -> "Reconstructor":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.finder.close()
+
+    def run(self, image: np.ndarray, source: str = "<array>") -> list[Reconstruction]:
+        """All faces of ``image`` (``H x W x 3`` uint8 RGB). Raises NoFaceError when none."""
+        from facenormals3d.face.align import align_face
+
+        t0 = time.perf_counter()
+        detected = self.finder.find(image, source)
+        t_detect = (time.perf_counter() - t0) / len(detected)
+        out = []
+        for k, det in enumerate(detected):
+            t1 = time.perf_counter()
+            face = align_face(image, det)
+            t_align = time.perf_counter() - t1
+            rec = self.reconstruct_face(face, source, k)
+            rec.timings = {"detect": t_detect, "align": t_align, **rec.timings}
+            out.append(rec)
+        return out
+
+    def reconstruct_face(self, face: AlignedFace, source: str = "<array>", index: int = 0) -> Reconstruction:
+        """Normals -> depth -> mesh (-> refinement) for one aligned face."""
+        from facenormals3d.face.coarse import coarse_face
+
+        timings: dict[str, float] = {}
+        t = time.perf_counter()
+        coarse = coarse_face(face.landmarks_crop, face.transform.size)
+        timings["coarse_face"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        normals = self._normals(face, coarse)
+        timings["normals"] = time.perf_counter() - t
+
+        mask = face.mask & coarse.coverage & np.all(np.isfinite(normals), axis=-1)
+        t = time.perf_counter()
+        depth, integ = self._integrate(normals, mask, coarse)
+        timings["integration"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        mesh = self._mesh(depth, mask, coarse.mm_per_pixel, face.crop)
+        timings["mesh"] = time.perf_counter() - t
+
+        info: dict[str, Any] = {"model": self.model_info, "integration": integ,
+                                "scale": scale_assumption(coarse.mm_per_pixel)}
+        if self.settings.refine_iterations > 0:
+            t = time.perf_counter()
+            mesh, info["refine"] = self._refine(mesh, face, mask, coarse.mm_per_pixel)
+            timings["refine"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        landmarks_mesh = landmarks_on_mesh(face.landmarks_crop, face.transform.size,
+                                           coarse.mm_per_pixel, mesh.vertices, mesh.faces)
+        timings["landmarks"] = time.perf_counter() - t
+        normals = np.where(mask[..., None], normals, np.nan).astype(np.float32)
+        return Reconstruction(source=source, index=index, face=face, coarse=coarse, normals=normals,
+                              mask=mask, depth=np.where(mask, depth, np.nan).astype(np.float32),
+                              mesh=mesh, landmarks_mesh=landmarks_mesh, timings=timings, info=info)
+
+    def _normals(self, face: AlignedFace, coarse: CoarseFace) -> np.ndarray:
+        if self.model is None:
+            return coarse.normals.copy()
+        import torch
+
+        from facenormals3d.model.infer import predict_normals
+
+        coarse_in = None
+        if self.model.cfg.coarse_normals:
+            coarse_in = torch.from_numpy(np.nan_to_num(coarse.normals).transpose(2, 0, 1)[None].copy())
+        n = predict_normals(self.model, face.crop[None], coarse_in)[0]
+        return n.permute(1, 2, 0).numpy().astype(np.float32)
+
+    def _integrate(self, normals: np.ndarray, mask: np.ndarray, coarse: CoarseFace) -> tuple[np.ndarray, dict]:
+        import integration
+
+        s = self.settings
+        method = s.integration
+        settings = integration.IntegrationSettings(method=method, pixel_size=coarse.mm_per_pixel,
+                                                   prior_weight=s.prior_weight)
+        prior = np.where(mask, coarse.depth, np.nan)
+        if method == "fusion":
+            res = integration.integrate(normals, mask, prior_depth=prior, settings=settings)
+            depth = res.depth
+        else:
+            res = integration.integrate(normals, mask, settings=settings)
+            # Without a prior the constant is free: put the surface at the prior's mean depth.
+            depth = res.depth - np.nanmean(res.depth[mask]) + np.nanmean(prior[mask])
+        diag = {"method": res.method, "solver": res.solver, "iterations": res.iterations,
+                "residual": res.residual, "seconds": res.seconds, "converged": res.converged,
+                "prior_weight": s.prior_weight if method == "fusion" else None}
+        return depth, diag
+
+    def _mesh(self, depth: np.ndarray, mask: np.ndarray, mm_per_pixel: float, crop: np.ndarray):
+        from facenormals3d.mesh import depth_to_mesh
+
+        return depth_to_mesh(depth, mask, pixel_size_mm=mm_per_pixel, texture=crop)
+
+    def _refine(self, mesh, face: AlignedFace, mask: np.ndarray, mm_per_pixel: float):
+        from facenormals3d.render.refine import RefineSettings, refine_mesh
+
+        res = refine_mesh(mesh.vertices, mesh.faces, face.crop, mask, mm_per_pixel,
+                          RefineSettings(iterations=self.settings.refine_iterations, device=self.device))
+        from facenormals3d.mesh import with_vertices
+
+        diag = {"iterations": res.iterations, "photometric_error_before": res.photometric_error_before,
+                "photometric_error_after": res.photometric_error_after, "seconds": res.seconds,
+                "seconds_per_iteration": res.seconds_per_iteration,
+                "max_displacement_mm": float(np.abs(res.displacement).max()) if res.displacement.size else 0.0}
+        return with_vertices(mesh, res.vertices), diag
+
+
+def scale_assumption(mm_per_pixel: float) -> dict[str, Any]:
+    """How metric scale was fixed, for reports."""
+    from facenormals3d.conventions import MEAN_OUTER_EYE_DISTANCE_MM
+
+    return {"rule": "outer eye corners (mediapipe 33, 263) are "
+                    f"{MEAN_OUTER_EYE_DISTANCE_MM:g} mm apart (adult mean)",
+            "mm_per_crop_pixel": mm_per_pixel, "projection": "orthographic"}
+
+
+def landmarks_on_mesh(landmarks_crop: np.ndarray, size: int, mm_per_pixel: float,
+                      vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Put crop landmarks (478 x 3 px) onto the mesh surface, in mesh coordinates (mm).
+
+    Each landmark's (x, y) is kept and z taken where a ray along -z hits the mesh; a
+    landmark off the mesh (e.g. in the open mouth) goes to the closest surface point.
+    """
+    import open3d as o3d
+
+    from facenormals3d.face.coarse import landmarks_to_mm
+
+    pts = landmarks_to_mm(landmarks_crop, size, mm_per_pixel)
+    scene = o3d.t.geometry.RaycastingScene()
+    scene.add_triangles(o3d.core.Tensor(np.asarray(vertices, np.float32)),
+                        o3d.core.Tensor(np.asarray(faces, np.uint32)))
+    top = float(np.max(vertices[:, 2])) + 10.0
+    rays = np.zeros((len(pts), 6), np.float32)
+    rays[:, :2] = pts[:, :2]
+    rays[:, 2] = top
+    rays[:, 5] = -1.0
+    t_hit = scene.cast_rays(o3d.core.Tensor(rays))["t_hit"].numpy()
+    out = pts.copy()
+    hit = np.isfinite(t_hit)
+    out[hit, 2] = top - t_hit[hit]
+    if not hit.all():
+        # Off the mesh: start from the landmark model's own depth, snap to the surface.
+        query = o3d.core.Tensor(pts[~hit].astype(np.float32))
+        out[~hit] = scene.compute_closest_points(query)["points"].numpy()
+    return out
+
+
+def reconstruct(image, settings: ReconstructSettings | None = None, **overrides) -> list[Reconstruction]:
+    """Reconstruct every face in ``image`` (a path or an ``H x W x 3`` array).
+
+    ``overrides`` set fields of :class:`ReconstructSettings`, e.g.
+    ``reconstruct("me.jpg", refine_iterations=10)``.
+    """
+    from facenormals3d.photo import from_array, load_photo
+
+    settings = settings or ReconstructSettings()
+    if overrides:
+        import dataclasses
+
+        settings = dataclasses.replace(settings, **overrides)
+    photo = load_photo(image) if isinstance(image, (str, Path)) else from_array(image)
+    with Reconstructor(settings) as rec:
+        return rec.run(photo.pixels, photo.path)
