@@ -157,18 +157,8 @@ class Reconstructor:
 
     def reconstruct_face(self, face: AlignedFace, source: str = "<array>", index: int = 0) -> Reconstruction:
         """Normals -> depth -> mesh (-> refinement) for one aligned face."""
-        from facenormals3d.face.coarse import coarse_face
-
         timings: dict[str, float] = {}
-        t = time.perf_counter()
-        coarse = coarse_face(face.landmarks_crop, face.transform.size)
-        timings["coarse_face"] = time.perf_counter() - t
-
-        t = time.perf_counter()
-        normals = self._normals(face, coarse)
-        timings["normals"] = time.perf_counter() - t
-
-        mask = face.mask & coarse.coverage & np.all(np.isfinite(normals), axis=-1)
+        normals, mask, coarse = self.predict_normals(face, timings)
         t = time.perf_counter()
         depth, integ = self._integrate(normals, mask, coarse)
         timings["integration"] = time.perf_counter() - t
@@ -188,14 +178,30 @@ class Reconstructor:
         landmarks_mesh = landmarks_on_mesh(face.landmarks_crop, face.transform.size,
                                            coarse.mm_per_pixel, mesh.vertices, mesh.faces)
         timings["landmarks"] = time.perf_counter() - t
-        normals = np.where(mask[..., None], normals, np.nan).astype(np.float32)
         return Reconstruction(source=source, index=index, face=face, coarse=coarse, normals=normals,
                               mask=mask, depth=np.where(mask, depth, np.nan).astype(np.float32),
                               mesh=mesh, landmarks_mesh=landmarks_mesh, timings=timings, info=info)
 
-    def _normals(self, face: AlignedFace, coarse: CoarseFace) -> np.ndarray:
-        if self.model is None:
-            return coarse.normals.copy()
+    def predict_normals(self, face: AlignedFace, timings: dict[str, float] | None = None
+                        ) -> tuple[np.ndarray, np.ndarray, CoarseFace]:
+        """Normals of one aligned face: ``(normals S x S x 3, mask S x S, coarse face)``.
+
+        ``mask`` is the face mask where the landmark face and the normals are defined;
+        ``normals`` is NaN outside it. Stage times are added to ``timings``.
+        """
+        from facenormals3d.face.coarse import coarse_face
+
+        timings = {} if timings is None else timings
+        t = time.perf_counter()
+        coarse = coarse_face(face.landmarks_crop, face.transform.size)
+        timings["coarse_face"] = time.perf_counter() - t
+        t = time.perf_counter()
+        normals = self._network_normals(face, coarse) if self.model is not None else coarse.normals.copy()
+        timings["normals"] = time.perf_counter() - t
+        mask = face.mask & coarse.coverage & np.all(np.isfinite(normals), axis=-1)
+        return np.where(mask[..., None], normals, np.nan).astype(np.float32), mask, coarse
+
+    def _network_normals(self, face: AlignedFace, coarse: CoarseFace) -> np.ndarray:
         import torch
 
         from facenormals3d.model.infer import predict_normals
