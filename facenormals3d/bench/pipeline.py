@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import time
 
-import numpy as np
 
 from facenormals3d.bench import BenchReport, target
 
