@@ -1,0 +1,143 @@
+"""``facenormals3d train``: train the cross-modal network, resume it, or export its weights.
+
+Data (at least one):
+  --paired DIR   shard folder written by ``facenormals3d synth`` (train/val split by identity)
+  --images DIR   folder of face photos (layout in facenormals3d.data.folders)
+  --normals DIR  folder of normal maps (layout in facenormals3d.data.folders)
+
+Multi-process: ``torchrun --nproc_per_node N -m facenormals3d train ...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+from dataclasses import fields, replace
+from pathlib import Path
+
+from facenormals3d.errors import ExitCode, InputError, OutputExistsError
+
+#: CLI flag -> (TrainConfig field, or "model." + ModelConfig field).
+FLAG_FIELDS = {
+    "steps": "steps", "batch_size": "batch_size", "lr": "lr", "val_every": "val_every",
+    "val_samples": "val_samples", "checkpoint_every": "checkpoint_every", "log_every": "log_every",
+    "max_minutes": "max_minutes", "seed": "seed", "num_workers": "num_workers",
+    "latent_weight": "w_latent", "width": "model.width", "input_size": "model.input_size",
+}
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    from facenormals3d.console import add_common_options, add_device_option
+
+    p = sub.add_parser("train", help="train the cross-modal normal network (resumable, DDP-ready)",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--paired", metavar="DIR", help="paired shard folder (image + normals + mask)")
+    p.add_argument("--images", metavar="DIR", help="image-only folder (image -> image branch)")
+    p.add_argument("--normals", metavar="DIR", help="normal-only folder (normal -> normal branch)")
+    p.add_argument("-o", "--out", metavar="DIR", help="run folder: checkpoint, logs, samples")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt if it exists")
+    p.add_argument("--overwrite", action="store_true", help="start over, deleting an existing run folder")
+    p.add_argument("--config", metavar="JSON", help="start from this train_config.json (flags override it)")
+    for flag, typ in (("steps", int), ("batch-size", int), ("lr", float), ("val-every", int),
+                      ("val-samples", int), ("checkpoint-every", int), ("log-every", int),
+                      ("max-minutes", float), ("seed", int), ("num-workers", int),
+                      ("latent-weight", float), ("width", float), ("input-size", int)):
+        p.add_argument(f"--{flag}", type=typ, default=None,
+                       help=f"TrainConfig.{FLAG_FIELDS[flag.replace('-', '_')]} (default from the config)")
+    p.add_argument("--coarse-normals", action="store_true",
+                   help="extension: feed the coarse landmark normal map as extra input channels")
+    p.add_argument("--channels-last", action="store_true", help="channels-last memory format")
+    p.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads per process")
+    p.add_argument("--export-weights", nargs=2, metavar=("CKPT", "OUT"),
+                   help="only export CKPT's model as OUT.safetensors (+ JSON sidecar) and exit")
+    add_device_option(p)
+    add_common_options(p)
+    p.set_defaults(func=run)
+
+
+def build_config(args: argparse.Namespace):
+    """TrainConfig from ``--config`` (or defaults) with the given flags applied."""
+    import json
+
+    from facenormals3d.train import TrainConfig
+
+    cfg = TrainConfig()
+    if args.config:
+        try:
+            cfg = TrainConfig.from_dict(json.loads(Path(args.config).read_text()))
+        except (OSError, ValueError, TypeError) as err:
+            raise InputError(args.config, f"cannot read train config ({err})") from None
+    top, model = {}, {}
+    for flag, name in FLAG_FIELDS.items():
+        value = getattr(args, flag)
+        if value is not None:
+            (model if name.startswith("model.") else top)[name.removeprefix("model.")] = value
+    if args.coarse_normals:
+        model["coarse_normals"] = True
+    if args.channels_last:
+        top["channels_last"] = True
+    if args.no_amp:
+        top["amp"] = False
+    known = {f.name for f in fields(TrainConfig)}
+    assert set(top) <= known
+    return replace(cfg, model=replace(cfg.model, **model), **top)
+
+
+def build_data(args: argparse.Namespace, size: int):
+    from facenormals3d.train import DataSources
+
+    data = DataSources()
+    if args.paired:
+        try:
+            from facenormals3d.data.datasets import ShardDataset
+        except ImportError as err:
+            raise InputError(args.paired, f"paired shard datasets are not available ({err})") from None
+        data.paired_train = ShardDataset(args.paired, "train")
+        val = ShardDataset(args.paired, "val")
+        data.paired_val = val if len(val) else None
+    if args.images:
+        from facenormals3d.data.folders import ImageFolderDataset
+
+        data.images = ImageFolderDataset(args.images, size)
+    if args.normals:
+        from facenormals3d.data.folders import NormalFolderDataset
+
+        data.normals = NormalFolderDataset(args.normals, size)
+    return data
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from facenormals3d.console import emit, resolve_device
+    from facenormals3d.train import export_weights, train
+
+    if args.export_weights:
+        path = export_weights(*args.export_weights)
+        emit(args, {"weights": str(path)}, f"wrote {path} and {path.with_suffix('.json')}")
+        return int(ExitCode.OK)
+    if not args.out:
+        raise InputError(None, "give the run folder with -o/--out")
+    if not (args.paired or args.images or args.normals):
+        raise InputError(None, "give at least one of --paired, --images, --normals")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    rank0 = int(os.environ.get("RANK", "0")) == 0
+    if (out / "checkpoint.pt").exists() and not args.resume:
+        if not args.overwrite:
+            raise OutputExistsError(out)
+        if rank0:
+            shutil.rmtree(out)
+    cfg = build_config(args)
+    data = build_data(args, cfg.model.input_size)
+    result = train(cfg, data, out, device=resolve_device(args.device), resume=args.resume,
+                   show_progress=not args.quiet)
+    payload = {"step": result.step, "interrupted": result.interrupted,
+               "checkpoint": str(result.checkpoint), "last_val": result.last_val}
+    if rank0:
+        state = "stopped early (resume with --resume)" if result.interrupted else "finished"
+        emit(args, payload, f"{state} at step {result.step}; checkpoint {result.checkpoint}")
+    return 130 if result.interrupted else int(ExitCode.OK)

@@ -1,0 +1,130 @@
+"""The training loop on a tiny fake paired dataset: logs, validation, resume, signals, export."""
+
+import json
+import os
+import signal
+
+import pytest
+import torch
+
+from facenormals3d.model.config import ModelConfig
+from facenormals3d.model.weights import load_weights
+from facenormals3d.train import (DataSources, TrainConfig, export_weights, flip_batch,
+                                 load_checkpoint, train)
+
+SIZE = 32
+
+
+class FakePaired(torch.utils.data.Dataset):
+    """Sphere-cap normals in a disc mask, a shaded image of them; the keys of ShardDataset."""
+
+    def __init__(self, n, seed=0, on_item=None):
+        self.n, self.seed, self.on_item = n, seed, on_item
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        if self.on_item:
+            self.on_item(i)
+        g = torch.Generator().manual_seed(self.seed * 1000 + i)
+        ys, xs = torch.meshgrid(torch.linspace(1, -1, SIZE), torch.linspace(-1, 1, SIZE), indexing="ij")
+        r = 0.6 + 0.3 * torch.rand(1, generator=g)
+        x, y = xs / r, ys / r
+        inside = (x**2 + y**2) < 1
+        z = torch.sqrt((1 - x**2 - y**2).clamp_min(0))
+        normals = torch.stack([x, y, z]) * inside
+        light = torch.nn.functional.normalize(torch.randn(3, generator=g) + torch.tensor([0, 0, 2.0]), dim=0)
+        shade = (normals * light.view(3, 1, 1)).sum(0).clamp_min(0)
+        image = (0.2 + 0.7 * shade).expand(3, -1, -1) * torch.tensor([1.0, 0.8, 0.7]).view(3, 1, 1)
+        return {"image": image.clone(), "normals": normals, "mask": inside[None].float(),
+                "identity": torch.tensor(i, dtype=torch.int64)}
+
+
+def tiny_cfg(**kw):
+    base = dict(model=ModelConfig(width=1 / 16, input_size=SIZE), steps=4, batch_size=2, lr=1e-3,
+                warmup_steps=100, val_every=2, val_samples=4, checkpoint_every=2, log_every=1)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def tiny_data(**kw):
+    return DataSources(paired_train=FakePaired(6, **kw), paired_val=FakePaired(3, seed=9),
+                       images=FakePaired(5, seed=3), normals=FakePaired(5, seed=4))
+
+
+def test_run_writes_logs_samples_checkpoint(tmp_path):
+    result = train(tiny_cfg(), tiny_data(), tmp_path)
+    assert result.step == 4 and not result.interrupted
+    rows = [json.loads(line) for line in (tmp_path / "log_train.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3, 4]
+    for key in ("loss", "normal_l1", "normal_angular", "latent", "image_l1", "recon_l1"):
+        assert all(isinstance(r[key], float) and r[key] == r[key] for r in rows), key
+    assert (tmp_path / "log_train.csv").read_text().startswith("step,loss,")
+    val = [json.loads(line) for line in (tmp_path / "log_val.jsonl").read_text().splitlines()]
+    assert [v["step"] for v in val] == [2, 4] and 0 <= val[-1]["mean"] <= 180
+    assert (tmp_path / "samples" / "val_00000004.png").is_file()
+    assert (tmp_path / "best.safetensors").is_file()
+    ckpt = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert ckpt["step"] == 4 and set(ckpt["data"]) == {"paired_train", "images", "normals"}
+
+
+def _weights(path):
+    return load_checkpoint(path)["model"]
+
+
+def test_resume_continues_exactly(tmp_path):
+    train(tiny_cfg(), tiny_data(), tmp_path / "straight")
+    train(tiny_cfg(steps=2), tiny_data(), tmp_path / "split")
+    result = train(tiny_cfg(steps=4), tiny_data(), tmp_path / "split", resume=True)
+    assert result.step == 4
+    a, b = _weights(tmp_path / "straight" / "checkpoint.pt"), _weights(tmp_path / "split" / "checkpoint.pt")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_sigterm_stops_with_checkpoint(tmp_path):
+    calls = {"n": 0}
+
+    def kill_on_third_batch(_i):
+        calls["n"] += 1
+        if calls["n"] == 5:  # during step 3's paired batch (2 items per batch)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    data = DataSources(paired_train=FakePaired(6, on_item=kill_on_third_batch))
+    result = train(tiny_cfg(steps=50, checkpoint_every=100), data, tmp_path)
+    assert result.interrupted and result.step == 3
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 3
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handler restored
+
+
+def test_single_source_runs(tmp_path):
+    result = train(tiny_cfg(steps=2), DataSources(normals=FakePaired(4)), tmp_path)
+    rows = (tmp_path / "log_train.jsonl").read_text().splitlines()
+    assert result.step == 2 and json.loads(rows[-1])["normal_l1"] == ""
+    assert not (tmp_path / "log_val.jsonl").exists()  # no paired validation data
+
+
+def test_export_weights_matches_checkpoint(tmp_path):
+    train(tiny_cfg(steps=2), tiny_data(), tmp_path)
+    path = export_weights(tmp_path / "checkpoint.pt", tmp_path / "model.safetensors")
+    model = load_weights(path)
+    state = load_checkpoint(tmp_path / "checkpoint.pt")["model"]
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, state[k]), k
+    assert json.loads(path.with_suffix(".json").read_text())["metadata"]["steps"] == 2
+
+
+def test_flip_negates_normal_x():
+    batch = {"normals": torch.randn(2, 3, 4, 4), "mask": torch.rand(2, 1, 4, 4)}
+    out = flip_batch(batch, torch.tensor([True, False]))
+    assert torch.equal(out["normals"][0, 0], -batch["normals"][0, 0].flip(-1))
+    assert torch.equal(out["normals"][0, 1:], batch["normals"][0, 1:].flip(-1))
+    assert torch.equal(out["normals"][1], batch["normals"][1])
+    assert torch.equal(out["mask"][0], batch["mask"][0].flip(-1))
+
+
+def test_no_data_is_an_input_error(tmp_path):
+    with pytest.raises(ValueError, match="at least one"):
+        train(tiny_cfg(), DataSources(), tmp_path)
