@@ -1,0 +1,249 @@
+"""Reading facenormals3d's OBJ + MTL output and converting it to Blender's frame (no bpy).
+
+Why our own reader instead of ``bpy.ops.wm.obj_import``: the built-in importer moved
+(``import_scene.obj`` until Blender 3.x, ``wm.obj_import`` since 3.2/4.0) and changed its
+axis options, it imports straight into the scene (so a failure halfway leaves objects
+behind, and we want to read everything before touching the scene), and it cannot be
+tested without Blender. The files we read are written by one known exporter, so a small
+strict reader is enough, and every error it raises names the file and the line.
+
+Frames. facenormals3d meshes are right-handed, y up, z towards the camera, in
+millimetres (the face looks along +z). Blender is right-handed and z up with -Y being
+"front" (a default front view looks along +Y at the -Y side of an object), so we map
+``(x, y, z) -> (x, -z, y)``: a proper rotation (+90 degrees about x), which keeps the
+face winding and makes the face look along Blender's -Y.
+
+This module is stdlib only so it can be unit-tested outside Blender; it must not
+import other modules of the add-on (the tests load it by file path).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+#: Millimetres in one metre (meshes are in mm, Blender's unit scale is metres per unit).
+MM_PER_M = 1000.0
+
+
+class ObjError(ValueError):
+    """An OBJ/MTL file is unreadable; ``str(err)`` is one line naming the file and reason."""
+
+
+@dataclass
+class ObjMesh:
+    """One polygon mesh as read from an OBJ file, in the file's own frame and units."""
+
+    positions: list = field(default_factory=list)
+    """Vertex positions, a list of (x, y, z) float tuples (``v`` lines)."""
+    uvs: list = field(default_factory=list)
+    """Texture coordinates, a list of (u, v) float tuples (``vt`` lines); v = 0 at the bottom."""
+    normals: list = field(default_factory=list)
+    """Normals, a list of (x, y, z) float tuples (``vn`` lines)."""
+    faces: list = field(default_factory=list)
+    """Polygons: each a tuple of 0-based vertex indices, counter-clockwise seen from the front."""
+    face_uvs: list = field(default_factory=list)
+    """Per polygon, a tuple of 0-based ``uvs`` indices (same length as the polygon) or None."""
+    face_normals: list = field(default_factory=list)
+    """Per polygon, a tuple of 0-based ``normals`` indices or None."""
+    mtllib: str = ""
+    """The ``mtllib`` file name as written (relative to the OBJ's folder), or ''."""
+    material: str = ""
+    """The first ``usemtl`` name, or ''."""
+
+
+def _index(token: str, count: int, kind: str, where: str) -> int:
+    """OBJ index (1-based, or negative = relative to the end) -> 0-based index."""
+    try:
+        k = int(token)
+    except ValueError:
+        raise ObjError(f"{where}: bad {kind} index {token!r}") from None
+    k = k - 1 if k > 0 else count + k
+    if not 0 <= k < count:
+        raise ObjError(f"{where}: {kind} index {token} out of range (have {count})")
+    return k
+
+
+def parse_obj(text: str, source: str = "<obj>") -> ObjMesh:
+    """Parse OBJ text (``v``, ``vt``, ``vn``, ``f`` with ``v``, ``v/vt``, ``v//vn`` or
+    ``v/vt/vn`` corners, ``mtllib``, ``usemtl``; other statements are ignored).
+
+    Polygons that repeat a vertex (degenerate) are dropped. Raises :class:`ObjError`
+    naming ``source`` and the line for malformed input, and when there is no polygon.
+    """
+    mesh = ObjMesh()
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        parts = raw.split("#", 1)[0].split()
+        if not parts:
+            continue
+        tag, args = parts[0], parts[1:]
+        where = f"{source}:{lineno}"
+        try:
+            if tag == "v":
+                mesh.positions.append((float(args[0]), float(args[1]), float(args[2])))
+            elif tag == "vt":
+                mesh.uvs.append((float(args[0]), float(args[1]) if len(args) > 1 else 0.0))
+            elif tag == "vn":
+                mesh.normals.append((float(args[0]), float(args[1]), float(args[2])))
+            elif tag == "f":
+                _add_face(mesh, args, where)
+            elif tag == "mtllib" and not mesh.mtllib:
+                mesh.mtllib = " ".join(args)
+            elif tag == "usemtl" and not mesh.material:
+                mesh.material = " ".join(args)
+        except (IndexError, ValueError) as err:
+            if isinstance(err, ObjError):
+                raise
+            raise ObjError(f"{where}: malformed {tag!r} statement: {raw.strip()[:60]!r}") from None
+    if not mesh.faces:
+        raise ObjError(f"{source}: no polygons")
+    return mesh
+
+
+def _add_face(mesh: ObjMesh, corners: list, where: str) -> None:
+    if len(corners) < 3:
+        raise ObjError(f"{where}: a face needs at least 3 corners, got {len(corners)}")
+    vs, ts, ns = [], [], []
+    for corner in corners:
+        fields = corner.split("/")
+        vs.append(_index(fields[0], len(mesh.positions), "vertex", where))
+        if len(fields) > 1 and fields[1]:
+            ts.append(_index(fields[1], len(mesh.uvs), "texture", where))
+        if len(fields) > 2 and fields[2]:
+            ns.append(_index(fields[2], len(mesh.normals), "normal", where))
+    if len(set(vs)) < len(vs):
+        return
+    mesh.faces.append(tuple(vs))
+    mesh.face_uvs.append(tuple(ts) if len(ts) == len(vs) else None)
+    mesh.face_normals.append(tuple(ns) if len(ns) == len(vs) else None)
+
+
+def parse_mtl_texture(text: str, material: str = "") -> str:
+    """The ``map_Kd`` file name of ``material`` (or of the first material that has one)
+    in MTL text, '' if none. Options such as ``-s 1 1 1`` before the name are skipped."""
+    current, first = "", ""
+    for raw in text.splitlines():
+        parts = raw.split("#", 1)[0].split()
+        if not parts:
+            continue
+        if parts[0] == "newmtl":
+            current = " ".join(parts[1:])
+        elif parts[0] == "map_Kd" and len(parts) > 1:
+            name = _strip_map_options(parts[1:])
+            if material and current == material:
+                return name
+            first = first or name
+    return first
+
+
+def _strip_map_options(args: list) -> str:
+    # Options start with '-' and take 1-3 numeric/word arguments; the file name is what
+    # follows the last option. Our exporter writes none, other tools write '-s', '-bm', ...
+    k = 0
+    while k < len(args) and args[k].startswith("-"):
+        k += 1
+        while k < len(args) - 1 and not args[k].startswith("-") and _is_number(args[k]):
+            k += 1
+    return " ".join(args[k:]) if k < len(args) else args[-1]
+
+
+def _is_number(token: str) -> bool:
+    try:
+        float(token)
+        return True
+    except ValueError:
+        return False
+
+
+def read_obj_with_texture(obj_path: str) -> tuple:
+    """Read ``obj_path`` and find its diffuse texture through the MTL file.
+
+    Returns ``(mesh, texture_path)``; ``texture_path`` is absolute, or '' when the OBJ
+    names no MTL/texture. Raises :class:`ObjError` for unreadable files and for a
+    texture that the MTL names but that does not exist.
+    """
+    folder = os.path.dirname(os.path.abspath(obj_path))
+    try:
+        with open(obj_path, encoding="utf-8", errors="replace") as fh:
+            mesh = parse_obj(fh.read(), os.path.basename(obj_path))
+    except OSError as err:
+        raise ObjError(f"{obj_path}: cannot read: {err.strerror or err}") from None
+    if not mesh.mtllib:
+        return mesh, ""
+    mtl_path = os.path.join(folder, mesh.mtllib)
+    try:
+        with open(mtl_path, encoding="utf-8", errors="replace") as fh:
+            name = parse_mtl_texture(fh.read(), mesh.material)
+    except OSError as err:
+        raise ObjError(f"{mtl_path}: cannot read: {err.strerror or err}") from None
+    if not name:
+        return mesh, ""
+    texture = os.path.join(folder, name)
+    if not os.path.isfile(texture):
+        raise ObjError(f"{mtl_path}: texture {name!r} not found")
+    return mesh, texture
+
+
+def to_blender_axes(points: list) -> list:
+    """Map (x, y, z) tuples from y-up/z-to-camera to Blender's z-up: ``(x, -z, y)``."""
+    return [(x, -z, y) for x, y, z in points]
+
+
+def mm_to_scene_factor(unit_system: str, scale_length: float) -> float:
+    """Blender units per millimetre for a scene's unit settings.
+
+    In Blender one unit is ``scale_length`` metres when the unit system is METRIC or
+    IMPERIAL (``length_unit`` only changes how lengths are displayed); with system NONE
+    a unit is conventionally a metre. So a default metric scene (scale 1) gets 0.001 and
+    a millimetre scene (scale 0.001) keeps the millimetre values.
+    """
+    if unit_system == "NONE" or not scale_length or scale_length <= 0:
+        return 1.0 / MM_PER_M
+    return 1.0 / (MM_PER_M * scale_length)
+
+
+@dataclass
+class BlenderMeshData:
+    """A mesh ready for ``Mesh.from_pydata`` + per-loop attributes, in Blender's frame."""
+
+    vertices: list
+    """(x, y, z) in Blender units, z up, the face looking along -Y, centred on its box."""
+    polygons: list
+    """Tuples of 0-based vertex indices, counter-clockwise seen from the front."""
+    loop_uvs: list
+    """Flat [u0, v0, u1, v1, ...] per polygon corner in polygon order ([] without UVs)."""
+    loop_normals: list
+    """(x, y, z) unit normal per polygon corner in Blender's frame ([] without normals)."""
+    offset: tuple
+    """The centre that was subtracted from the vertices, in Blender units."""
+
+
+def to_blender_mesh(mesh: ObjMesh, factor: float, centre: bool = True) -> BlenderMeshData:
+    """Convert an :class:`ObjMesh` (y up, mm) to Blender's frame scaled by ``factor``.
+
+    Per-corner UVs/normals are filled only when every polygon has them (our exporter
+    writes them for all or none). With ``centre`` the vertices are shifted so the
+    bounding-box centre is at the origin; the shift is returned in ``offset``.
+    """
+    verts = [(x * factor, y * factor, z * factor) for x, y, z in to_blender_axes(mesh.positions)]
+    offset = (0.0, 0.0, 0.0)
+    if centre and verts:
+        lo = [min(v[i] for v in verts) for i in range(3)]
+        hi = [max(v[i] for v in verts) for i in range(3)]
+        offset = tuple((a + b) / 2 for a, b in zip(lo, hi))
+        verts = [(x - offset[0], y - offset[1], z - offset[2]) for x, y, z in verts]
+    loop_uvs, loop_normals = [], []
+    if mesh.uvs and all(f is not None for f in mesh.face_uvs):
+        for corners in mesh.face_uvs:
+            for t in corners:
+                loop_uvs.extend(mesh.uvs[t])
+    if mesh.normals and all(f is not None for f in mesh.face_normals):
+        rotated = to_blender_axes(mesh.normals)
+        for corners in mesh.face_normals:
+            loop_normals.extend(_unit(rotated[n]) for n in corners)
+    return BlenderMeshData(verts, list(mesh.faces), loop_uvs, loop_normals, offset)
+
+
+def _unit(v: tuple) -> tuple:
+    length = (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]) ** 0.5
+    return (v[0] / length, v[1] / length, v[2] / length) if length > 0 else (0.0, 0.0, 1.0)
