@@ -8,9 +8,13 @@ the side that agrees with the current surface::
 
     s^+ = sigmoid(k * (r_-^2 - r_+^2)),   s^- = 1 - s^+
 
-with ``r_+ = (z_right - z_p - g_p) * scale`` and ``r_- = (z_p - z_left - g_p) * scale`` the
-one-sided residuals as dimensionless slopes (``scale`` from
-:class:`integration.gradients.GradientField`). Pixels with one neighbour only give it all
+with ``r_+ = (z_right - z_p - t_right) * scale`` and ``r_- = (z_p - z_left - t_left) * scale``
+the residuals of the pixel's two edges, as dimensionless slopes (``scale`` from
+:class:`integration.gradients.GradientField`), measured against each edge's plain
+two-sided target ``t`` (the mean of both ends' slopes). Unlike one-sided residuals
+against the pixel's own slope, these vanish to O(h^3) on smooth surfaces on both sides,
+so a coarsely sampled but smooth surface keeps the Poisson weights and the method only
+cuts where the normals are not integrable. Pixels with one neighbour only give it all
 their trust. Each step is the same weighted least-squares system as Poisson (see
 :mod:`integration.system`), solved warm-started from the previous step; the loop stops
 when the energy changes by less than ``bilateral_tol`` (relative) or after
@@ -53,8 +57,18 @@ def one_sided_split(grid: MaskGrid, z: np.ndarray, field: GradientField,
         has_bwd[tail] = edge
         fwd[head] = diff
         bwd[tail] = diff
-        r_plus = (fwd - g) * scale
-        r_minus = (bwd - g) * scale
+        # Residuals against the edge's two-sided target (mean of both ends' slopes): for a
+        # smooth surface they are O(h^3) on both sides, so the split stays at 1/2 even
+        # where the pixel grid is coarse relative to the curvature; across a cut they
+        # differ strongly.
+        mean_g = 0.5 * (np.take(g, range(1, g.shape[axis]), axis=axis)
+                        + np.take(g, range(g.shape[axis] - 1), axis=axis))
+        target_fwd = np.zeros(grid.mask.shape)
+        target_bwd = np.zeros(grid.mask.shape)
+        target_fwd[head] = mean_g
+        target_bwd[tail] = mean_g
+        r_plus = (fwd - target_fwd) * scale
+        r_minus = (bwd - target_bwd) * scale
         s = _sigmoid(k * (r_minus**2 - r_plus**2))
         s = np.where(has_fwd & ~has_bwd, 1.0, s)
         s = np.where(has_bwd & ~has_fwd, 0.0, s)

@@ -53,10 +53,12 @@ class IntegrationSettings:
     geometric mean of its depth equals this (the absolute scale is not observable)."""
     warm_start: bool = True
     """Start CG from a DCT solution on the bounding box (cuts a few iterations)."""
-    bilateral_k: float = 2.0
-    """Bilateral: sharpness of the sigmoid choosing between the two one-sided differences;
-    residuals are measured as slopes (height per height, dimensionless)."""
-    bilateral_iterations: int = 10
+    bilateral_k: float = 200.0
+    """Bilateral: sharpness of the sigmoid choosing between the two one-sided differences.
+    Residuals are dimensionless slopes, so with 200 a slope disagreement of ~0.15 on one
+    side (squared difference 0.025) moves ~99 % of the pixel's trust to the other side.
+    Lower it for noisy normals (less cutting), raise it to cut milder creases."""
+    bilateral_iterations: int = 20
     """Bilateral: maximum number of reweighting steps."""
     bilateral_tol: float = 1e-4
     """Bilateral: stop when the relative change of the energy falls below this."""
