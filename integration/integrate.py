@@ -100,8 +100,11 @@ def integrate(normals: np.ndarray, mask: np.ndarray, *, prior_depth: np.ndarray 
     depth = np.full(mask.shape, np.nan)
     depth[box] = np.where(m, depth_box, np.nan)
 
-    final_edges = edge_terms(grid.edge_h, grid.edge_v, field.gu, field.gv, field.weight,
-                             unknown_weight=settings.unknown_weight)
+    # Integrability diagnostic against the plain (unsplit) targets, whatever the method.
+    final_edges = info.get("edges") if settings.method in ("poisson", "fusion") else None
+    if final_edges is None:
+        final_edges = edge_terms(grid.edge_h, grid.edge_v, field.gu, field.gv, field.weight,
+                                 unknown_weight=settings.unknown_weight)
     energy, wsum = edge_energy(grid, final_edges, np.where(m, z, 0.0))
     return IntegrationResult(
         depth=depth, method=settings.method, solver=info["solver"],
@@ -152,7 +155,7 @@ def _solve_sparse(grid: MaskGrid, field: GradientField, lam: np.ndarray, target:
         e_edges, _ = edge_energy(grid, edges, z)
         energy = e_edges + float((lam * (z - target) ** 2)[grid.mask].sum())
         info = {"solver": "direct" if use_direct else "amg", "iterations": ls.iterations,
-                "converged": ls.converged, "residual": ls.residual}
+                "converged": ls.converged, "residual": ls.residual, "edges": edges}
         return z, info, energy
 
     if settings.method == "bilateral":
@@ -171,7 +174,7 @@ def _box_dct(field: GradientField, settings: IntegrationSettings) -> np.ndarray:
     full_v = np.ones((field.gu.shape[0] - 1, field.gu.shape[1]), bool)
     edges = edge_terms(full_h, full_v, field.gu, field.gv, field.weight,
                        unknown_weight=settings.unknown_weight)
-    return dct_poisson(edges.th, edges.tv)
+    return dct_poisson(edges.th, edges.tv, workers=-1)
 
 
 def _warm_start(grid, field, settings, comp, pins, has_prior, lam, target) -> np.ndarray:
