@@ -29,7 +29,7 @@ import tempfile
 import traceback
 
 import bpy
-from bpy.props import BoolProperty, IntProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 from bpy_extras.io_utils import ImportHelper
 
 from . import objread, runner
@@ -80,6 +80,14 @@ class IMPORT_MESH_OT_facenormals3d_photo(bpy.types.Operator, ImportHelper):
         description="Shading-consistency refinement iterations (more: finer detail, slower); "
                     "-1 uses the tool's default",
         default=-1, min=-1, max=1000)
+    detail: EnumProperty(
+        name="Detail",
+        description="Where the fine surface detail comes from",
+        items=(("network", "Network", "Normals predicted by the network from the photo "
+                                      "(needs the tool's weights)"),
+               ("landmarks", "Landmarks only", "The coarse landmark face: smooth, fast, "
+                                               "no network weights needed")),
+        default="network")
     keep_files: BoolProperty(
         name="Keep files",
         description="Keep the tool's output folder (OBJ, PLY, texture, reports) and link the "
@@ -88,7 +96,7 @@ class IMPORT_MESH_OT_facenormals3d_photo(bpy.types.Operator, ImportHelper):
         default=False)
 
     def draw(self, context):
-        for name in ("max_faces", "refine", "keep_files"):
+        for name in ("max_faces", "detail", "refine", "keep_files"):
             self.layout.prop(self, name)
 
     # -- starting -----------------------------------------------------------------------
@@ -103,7 +111,8 @@ class IMPORT_MESH_OT_facenormals3d_photo(bpy.types.Operator, ImportHelper):
         try:
             command = runner.resolve_command(bpy.path.abspath(prefs.command) if prefs else "")
             self._work_dir = tempfile.mkdtemp(prefix="facenormals3d_")
-            argv = runner.build_argv(command, photo, self._work_dir, self.max_faces, self.refine)
+            argv = runner.build_argv(command, photo, self._work_dir, self.max_faces, self.refine,
+                                     "" if self.detail == "network" else self.detail)
             self._job = runner.ReconstructJob(argv, self._work_dir, photo, self._work_dir)
         except runner.CommandError as err:
             self._cleanup(remove=True)

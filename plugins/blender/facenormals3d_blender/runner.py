@@ -84,9 +84,13 @@ def resolve_command(preference: str = "", environ: dict | None = None, which=shu
                        + "; set it in the add-on preferences (Edit > Preferences > Add-ons)")
 
 
-def build_argv(command: str, photo: str, out_dir: str, max_faces: int = 0, refine: int = -1) -> list:
-    """The reconstruct command line; ``max_faces`` <= 0 and ``refine`` < 0 mean the tool's default."""
+def build_argv(command: str, photo: str, out_dir: str, max_faces: int = 0, refine: int = -1,
+               normals: str = "") -> list:
+    """The reconstruct command line; ``max_faces`` <= 0, ``refine`` < 0 and ``normals`` ''
+    mean the tool's default (``normals`` is ``network`` or ``landmarks``)."""
     argv = [command, "reconstruct", photo, "-o", out_dir, "--json"]
+    if normals:
+        argv += ["--normals", normals]
     if max_faces > 0:
         argv += ["--max-faces", str(int(max_faces))]
     if refine >= 0:
