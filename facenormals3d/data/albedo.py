@@ -1,0 +1,176 @@
+"""Procedural albedo (linear RGB reflectance) for skin, lips, brows, stubble, hair and eyes.
+
+Regions are placed from the neutral mesh's landmarks: every hit pixel carries the
+neutral-frame position of its surface point (mm), so a region drawn on the neutral face
+stays on the same skin whatever the identity, expression or pose. Random texture comes
+from the UV noise bank (:mod:`facenormals3d.data.textures`).
+
+Skin tone is drawn uniformly over a 6-step ladder from very light to very dark
+(interpolated in linear RGB), then varied in hue, redness and blotchiness.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from facenormals3d.data import textures as tx
+from facenormals3d.data.ict import PART_EYEBALL, PART_FACE, PART_FACE_OUTER, PART_HEAD, PART_MOUTH, PART_TEETH
+
+#: sRGB skin tones from very light (index 0) to very dark (index 5).
+SKIN_LADDER_SRGB = np.array([[236, 200, 180], [220, 172, 142], [196, 142, 108],
+                             [160, 108, 74], [110, 70, 46], [60, 38, 28]], dtype=np.float64)
+#: sRGB hair colours: black, dark brown, brown, auburn, blond, grey.
+HAIR_SRGB = np.array([[20, 16, 14], [48, 32, 24], [92, 62, 42], [120, 56, 30],
+                      [190, 150, 100], [150, 145, 140]], dtype=np.float64)
+#: sRGB iris colours: dark brown, brown, hazel, green, blue, grey.
+IRIS_SRGB = np.array([[50, 30, 20], [100, 60, 30], [120, 100, 50], [80, 110, 70],
+                      [70, 110, 160], [120, 130, 140]], dtype=np.float64)
+
+
+def srgb_to_linear(c: np.ndarray) -> np.ndarray:
+    c = np.asarray(c, dtype=np.float64)
+    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+
+
+def linear_to_srgb(c: np.ndarray) -> np.ndarray:
+    c = np.clip(np.asarray(c, dtype=np.float32), 0.0, 1.0)
+    return np.where(c <= 0.0031308, c * 12.92, 1.055 * np.power(c, 1 / 2.4) - 0.055).astype(np.float32)
+
+
+def sample_appearance(rng: np.random.Generator) -> dict:
+    """Random appearance parameters of one person (JSON-friendly)."""
+    tone = float(rng.uniform(0.0, 5.0))
+    lo = int(min(tone, 4))
+    skin = srgb_to_linear(SKIN_LADDER_SRGB[lo] / 255) ** (1 - (tone - lo)) * \
+        srgb_to_linear(SKIN_LADDER_SRGB[lo + 1] / 255) ** (tone - lo)
+    skin = skin * np.exp(rng.normal(0, [0.06, 0.05, 0.08]))
+    hair_i = int(rng.choice(6, p=[0.3, 0.25, 0.15, 0.07, 0.13, 0.1]))
+    hair = srgb_to_linear(HAIR_SRGB[hair_i] / 255) * np.exp(rng.normal(0, 0.15, 3))
+    iris = srgb_to_linear(IRIS_SRGB[int(rng.integers(6))] / 255) * np.exp(rng.normal(0, 0.15, 3))
+    lipstick = srgb_to_linear(rng.uniform([90, 10, 20], [220, 90, 120]) / 255) if rng.random() < 0.15 else None
+    return {
+        "skin_tone": tone, "skin": skin.tolist(), "hair": hair.tolist(), "iris": iris.tolist(),
+        "redness": float(rng.uniform(0.0, 1.0)), "blotch": float(rng.uniform(0.02, 0.12)),
+        "freckles": float(rng.uniform(0.2, 0.7)) if rng.random() < 0.25 * (1 - tone / 6) else 0.0,
+        "brow_density": float(rng.uniform(0.4, 1.0)), "stubble": float(rng.uniform(0.2, 0.9)) if rng.random() < 0.3 else 0.0,
+        "hairline_mm": float(rng.uniform(48, 75)), "bald": bool(rng.random() < 0.1),
+        "lipstick": None if lipstick is None else lipstick.tolist(), "pupil": float(rng.uniform(0.3, 0.5)),
+        "eyeshadow": srgb_to_linear(rng.uniform(40, 200, 3) / 255).tolist() if rng.random() < 0.12 else None,
+        "blush": float(rng.uniform(0.1, 0.35)) if rng.random() < 0.2 else 0.0,
+        "moles": rng.uniform([-60, -70], [60, 60], size=(int(rng.poisson(1.5)), 2)).tolist(),
+    }
+
+
+def _inside_polygon(p: np.ndarray, poly: np.ndarray) -> np.ndarray:
+    """Even-odd point-in-polygon test of ``P x 2`` points against an ``M x 2`` polygon."""
+    inside = np.zeros(len(p), dtype=bool)
+    x, y = p[:, 0], p[:, 1]
+    for a, b in zip(poly, np.roll(poly, -1, axis=0)):
+        cross = (a[1] > y) != (b[1] > y)
+        xs = a[0] + (y - a[1]) * (b[0] - a[0]) / (b[1] - a[1] + 1e-12)
+        inside ^= cross & (x < xs)
+    return inside
+
+
+def _polyline_distance(p: np.ndarray, line: np.ndarray) -> np.ndarray:
+    d = np.full(len(p), np.inf)
+    for a, b in zip(line[:-1], line[1:]):
+        d = np.minimum(d, tx._segment_distance(p, a, b)[0])
+    return d
+
+
+def albedo(app: dict, parts: np.ndarray, rest: np.ndarray, iris_coord: np.ndarray,
+           noise: np.ndarray, lm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Linear RGB albedo and a specular weight for each hit pixel.
+
+    Args:
+        app: parameters from :func:`sample_appearance`.
+        parts: ``P`` int part labels (``facenormals3d.data.ict.PART_*``).
+        rest: ``P x 3`` neutral-frame position of each pixel's surface point (mm).
+        iris_coord: ``P`` iris coordinate (< 1 on the iris, inf off the eyes).
+        noise: ``P x C`` noise bank values (:func:`facenormals3d.data.textures.lookup`).
+        lm: ``68 x 3`` neutral landmarks (mm).
+
+    Returns:
+        ``P x 3`` float32 albedo in [0, 1] and ``P`` float32 specular weight (0..~1.5).
+    """
+    n = len(parts)
+    xy = rest[:, :2]
+    skin_parts = (parts == PART_FACE) | (parts == PART_FACE_OUTER) | (parts == PART_HEAD)
+    front = (parts == PART_FACE) | (parts == PART_FACE_OUTER)
+    col = np.tile(np.asarray(app["skin"], dtype=np.float64), (n, 1))
+    col *= (1.0 + app["blotch"] * noise[:, [tx.BLOTCH]]) * (1.0 + 0.04 * noise[:, [tx.MID]])
+    # Redness on cheeks, nose and ears.
+    eye_w = float(lm[45, 0] - lm[36, 0])
+    cheeks = np.exp(-((np.abs(xy[:, 0]) - 0.45 * eye_w) ** 2 + (xy[:, 1] - lm[30, 1]) ** 2) / (2 * 18.0 ** 2))
+    nose = np.exp(-np.sum((xy - lm[30, :2]) ** 2, axis=1) / (2 * 10.0 ** 2))
+    red = (app["redness"] * (0.6 * cheeks + 0.5 * nose) * front)[:, None]
+    col *= 1.0 + red * np.array([0.10, -0.12, -0.10])
+    if app["blush"]:
+        col *= 1.0 + (app["blush"] * cheeks * front)[:, None] * np.array([0.05, -0.25, -0.18])
+    # Slightly darker around the eyes.
+    for a, b in ((36, 39), (42, 45)):
+        c = 0.5 * (lm[a, :2] + lm[b, :2])
+        ring = np.exp(-np.sum((xy - c) ** 2, axis=1) / (2 * 9.0 ** 2)) * front
+        col *= (1.0 - 0.15 * ring)[:, None]
+        if app["eyeshadow"] is not None:
+            lid = ring * (xy[:, 1] > c[1] + 2) * (xy[:, 1] < float(lm[17:27, 1].min()))
+            col = col * (1 - 0.7 * lid[:, None]) + 0.7 * lid[:, None] * np.asarray(app["eyeshadow"])
+    if app["freckles"]:
+        spots = tx._smoothstep(1.2, 2.0, noise[:, tx.FRECKLE]) * app["freckles"] * nose ** 0.3 * front
+        col *= (1.0 - 0.35 * spots)[:, None] * np.array([1.0, 0.94, 0.9])
+    for m in app["moles"]:
+        d2 = np.sum((xy - np.asarray(m)) ** 2, axis=1)
+        col *= (1.0 - 0.6 * np.exp(-d2 / (2 * 1.2 ** 2)) * front)[:, None]
+    spec = np.where(front, 1.0, 0.6)
+    # T-zone shine.
+    spec = spec + 0.5 * front * np.exp(-(xy[:, 0] / 14.0) ** 2) * (xy[:, 1] > lm[33, 1])
+    hair = np.asarray(app["hair"])
+    # Lips: inside the outer lip contour.
+    lips = _inside_polygon(xy, lm[48:60, :2]) & front
+    if lips.any():
+        lip_col = col[lips] * np.array([0.85, 0.5, 0.55]) if app["lipstick"] is None else np.asarray(app["lipstick"])
+        col[lips] = lip_col
+        spec[lips] = 1.6
+    # Brows: thick strokes along the brow landmarks, thicker toward the nose.
+    for brow in (lm[17:22, :2], lm[22:27, :2]):
+        d = _polyline_distance(xy, brow + np.array([0.0, -1.0]))
+        w = app["brow_density"] * tx._smoothstep(4.5, 2.0, d) * front
+        w = w * np.clip(0.65 + 0.5 * noise[:, tx.STREAK], 0, 1)
+        col = col * (1 - w[:, None]) + w[:, None] * hair
+    # Stubble on the lower face (below the nose, above the neck), not on the lips.
+    if app["stubble"]:
+        zone = tx._smoothstep(lm[33, 1] - 4, lm[33, 1] - 10, xy[:, 1]) * (~lips)
+        zone *= tx._smoothstep(0.75 * eye_w, 0.55 * eye_w, np.abs(xy[:, 0])) * skin_parts
+        zone *= tx._smoothstep(lm[8, 1] - 25, lm[8, 1] - 5, xy[:, 1])
+        dots = np.clip(0.5 + 0.6 * noise[:, tx.FINE], 0, 1)
+        w = app["stubble"] * zone * dots * 0.8
+        col = col * (1 - w[:, None]) + w[:, None] * hair
+    # Scalp hair above a wavy hairline and over the back/top of the head.
+    if not app["bald"]:
+        brow_y = float(lm[17:27, 1].max())
+        line = brow_y + app["hairline_mm"] + 4.0 * noise[:, tx.BLOTCH] - 0.004 * xy[:, 0] ** 2
+        back = rest[:, 2] < float(lm[0, 2]) - 15.0
+        ears_y = float(lm[0, 1]) + 15.0
+        w = np.maximum(tx._smoothstep(line - 3, line + 3, xy[:, 1]),
+                       back * tx._smoothstep(ears_y - 5, ears_y + 15, xy[:, 1])) * skin_parts
+        strands = hair * np.clip(1.0 + 0.35 * noise[:, [tx.STREAK]], 0.3, 2.0)
+        col = col * (1 - w[:, None]) + w[:, None] * strands
+        spec = spec * (1 - w) + 0.3 * w
+    # Mouth interior and teeth.
+    col[parts == PART_MOUTH] = np.array([0.22, 0.04, 0.04])
+    col[parts == PART_TEETH] = np.array([0.55, 0.5, 0.4])
+    # Eyes: sclera, iris, pupil from the iris coordinate.
+    eye = parts == PART_EYEBALL
+    if eye.any():
+        r = iris_coord[eye]
+        sclera = np.array([0.62, 0.56, 0.52]) * (1 - 0.08 * np.clip(noise[eye][:, [tx.MID]], 0, 2))
+        iris = np.asarray(app["iris"]) * (0.75 + 0.25 * np.clip(noise[eye][:, [tx.FINE]], -1, 1))
+        limbus = np.exp(-((r - 1.0) / 0.08) ** 2)[:, None]
+        iris = iris * (1 - 0.6 * limbus)
+        t_iris = tx._smoothstep(1.06, 0.96, r)[:, None]
+        t_pupil = tx._smoothstep(app["pupil"] + 0.04, app["pupil"] - 0.04, r)[:, None]
+        e = sclera * (1 - t_iris) + iris * t_iris
+        col[eye] = e * (1 - t_pupil) + 0.01 * t_pupil
+        spec[eye] = 3.0
+    return np.clip(col, 0.0, 1.0).astype(np.float32), spec.astype(np.float32)

@@ -1,0 +1,137 @@
+"""What happens around and after the face: background clutter, occluders, the camera.
+
+Everything works on the whole ``S x S`` crop in linear RGB until :func:`camera` encodes
+to 8-bit sRGB. Occluders are drawn over the face and returned as a coverage map so the
+ground-truth mask can drop the pixels they hide.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from scipy import ndimage
+
+
+def _upsampled_noise(rng: np.random.Generator, size: int, cells: int, channels: int) -> np.ndarray:
+    """Smooth ``size x size x channels`` noise: random cells, cubic upsampling."""
+    small = rng.random((cells, cells, channels)).astype(np.float32)
+    zoom = (size / cells, size / cells, 1)
+    return ndimage.zoom(small, zoom, order=3, mode="reflect", grid_mode=True)[:size, :size]
+
+
+def background(rng: np.random.Generator, size: int) -> tuple[np.ndarray, dict]:
+    """``size x size x 3`` float32 linear-RGB clutter behind the head, and what was drawn."""
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    c0, c1 = rng.random(3) ** 2.2, rng.random(3) ** 2.2
+    ang = rng.uniform(0, 2 * np.pi)
+    t = np.clip(0.5 + (xx - 0.5) * np.cos(ang) + (yy - 0.5) * np.sin(ang), 0, 1)[..., None]
+    img = c0 * (1 - t) + c1 * t
+    kind = str(rng.choice(["plain", "noise", "shapes", "stripes"], p=[0.15, 0.3, 0.4, 0.15]))
+    if kind == "noise":
+        n = _upsampled_noise(rng, size, int(rng.integers(4, 24)), 3)
+        img = img * (0.4 + 1.2 * n)
+    elif kind == "shapes":
+        for _ in range(int(rng.integers(3, 18))):
+            col = rng.random(3) ** 2.2
+            cx, cy, rx, ry = rng.uniform(-0.1, 1.1), rng.uniform(-0.1, 1.1), rng.uniform(0.03, 0.4), rng.uniform(0.03, 0.4)
+            if rng.random() < 0.5:
+                inside = ((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2 < 1
+            else:
+                inside = (np.abs(xx - cx) < rx) & (np.abs(yy - cy) < ry)
+            img = np.where(inside[..., None], col, img)
+    elif kind == "stripes":
+        freq = rng.uniform(4, 30)
+        a2 = rng.uniform(0, np.pi)
+        s = 0.5 + 0.5 * np.sign(np.sin(2 * np.pi * freq * (xx * np.cos(a2) + yy * np.sin(a2))))
+        img = img * (1 - s[..., None]) + (rng.random(3) ** 2.2) * s[..., None]
+    blur = float(rng.uniform(0, 4) if rng.random() < 0.7 else 0)
+    if blur > 0.3:
+        img = ndimage.gaussian_filter(img, (blur, blur, 0))
+    img *= rng.uniform(0.2, 1.0)
+    return img.astype(np.float32), {"kind": kind, "blur": blur}
+
+
+def _capsule(xx: np.ndarray, yy: np.ndarray, a: np.ndarray, b: np.ndarray, radius: float) -> np.ndarray:
+    ab = b - a
+    t = np.clip(((xx - a[0]) * ab[0] + (yy - a[1]) * ab[1]) / max(float(ab @ ab), 1e-9), 0, 1)
+    d = np.hypot(xx - a[0] - t * ab[0], yy - a[1] - t * ab[1])
+    return np.clip(radius + 0.5 - d, 0, 1)
+
+
+def occluders(rng: np.random.Generator, size: int, landmarks: np.ndarray, skin: np.ndarray,
+              rate: float) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Random occluders over the face: coverage ``S x S`` in [0, 1] and colour ``S x S x 3``.
+
+    With probability ``rate`` one of: a hand-like blob with fingers, hair strands, or a
+    glasses-like frame across the eyes (placed from the crop's ``68 x 2`` landmarks).
+    """
+    cover = np.zeros((size, size), dtype=np.float32)
+    color = np.zeros((size, size, 3), dtype=np.float32)
+    drawn: list[str] = []
+    if rng.random() >= rate:
+        return cover, color, drawn
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5
+    kind = str(rng.choice(["hand", "hair", "glasses"]))
+    drawn.append(kind)
+    if kind == "hand":
+        tone = np.asarray(skin) * np.exp(rng.normal(0, 0.2, 3))
+        c = landmarks[int(rng.integers(68))] + rng.normal(0, 20, 2)
+        ang = rng.uniform(0, 2 * np.pi)
+        dirv = np.array([np.cos(ang), np.sin(ang)])
+        palm = _capsule(xx, yy, c, c - dirv * 60, 28)
+        side = np.array([-dirv[1], dirv[0]])
+        for k in range(4):
+            base = c + side * (k - 1.5) * 13
+            palm = np.maximum(palm, _capsule(xx, yy, base, base + dirv * rng.uniform(30, 55), 6))
+        cover = palm
+        shade = 0.6 + 0.4 * np.clip((xx - c[0]) * side[0] + (yy - c[1]) * side[1], -40, 40)[..., None] / 80
+        color[:] = tone * (0.7 + 0.3 * shade)
+    elif kind == "hair":
+        tone = np.full(3, rng.uniform(0.005, 0.25)) * np.exp(rng.normal(0, 0.2, 3))
+        for _ in range(int(rng.integers(5, 40))):
+            a = np.array([rng.uniform(0, size), rng.uniform(-20, size * 0.4)])
+            b = a + np.array([rng.normal(0, 30), rng.uniform(40, 160)])
+            cover = np.maximum(cover, _capsule(xx, yy, a, b, rng.uniform(0.4, 2.0)))
+        color[:] = tone
+    else:
+        tone = rng.random(3) ** 2.2 * 0.3
+        eye_r, eye_l = landmarks[36:42].mean(axis=0), landmarks[42:48].mean(axis=0)
+        width = float(rng.uniform(2, 5))
+        rad = 0.5 * np.linalg.norm(eye_l - eye_r) * rng.uniform(0.45, 0.6)
+        for e in (eye_r, eye_l):
+            ring = np.abs(np.hypot(xx - e[0], (yy - e[1]) * 1.25) - rad) < width / 2
+            cover = np.maximum(cover, ring.astype(np.float32))
+        cover = np.maximum(cover, _capsule(xx, yy, eye_r + [rad, 0], eye_l - [rad, 0], width / 2))
+        color[:] = tone
+    return cover.astype(np.float32), color, drawn
+
+
+def camera(rng: np.random.Generator, linear: np.ndarray, enabled: bool = True) -> tuple[np.ndarray, dict]:
+    """Sensor and encoding: colour cast, blur, noise, gamma, JPEG -> ``S x S x 3`` uint8 sRGB."""
+    from facenormals3d.data.albedo import linear_to_srgb
+
+    img = linear
+    params: dict = {}
+    if enabled:
+        cast = np.exp(rng.normal(0, [0.08, 0.02, 0.1])).astype(np.float32)
+        img = img * cast
+        sigma = float(rng.uniform(0.35, 1.6) if rng.random() < 0.4 else 0.35)
+        img = ndimage.gaussian_filter(img, (sigma, sigma, 0))
+        noise = float(rng.uniform(0.0, 0.03))
+        img = img + rng.normal(0, 1, img.shape).astype(np.float32) * noise * np.sqrt(np.clip(img, 0, 1) + 0.02)
+        gamma = float(rng.uniform(0.85, 1.15))
+        out = np.power(linear_to_srgb(img), gamma)
+        params = {"color_cast": cast.tolist(), "blur_sigma": sigma, "noise": noise, "gamma": gamma}
+    else:
+        out = linear_to_srgb(ndimage.gaussian_filter(img, (0.35, 0.35, 0)))
+    u8 = np.clip(np.round(out * 255), 0, 255).astype(np.uint8)
+    if enabled and rng.random() < 0.6:
+        from PIL import Image
+
+        quality = int(rng.integers(30, 96))
+        buf = io.BytesIO()
+        Image.fromarray(u8).save(buf, format="JPEG", quality=quality)
+        u8 = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+        params["jpeg_quality"] = quality
+    return u8, params

@@ -1,0 +1,224 @@
+"""Ray casting (open3d ``RaycastingScene``, CPU) and numpy shading of one face crop.
+
+Only the crop's pixels are cast: one ray per pixel centre through the crop camera
+(:class:`facenormals3d.data.geometry.Camera`). Rays have direction z = -1, so a hit's
+ray parameter is its depth: the positive distance along the optical axis in mm.
+
+Lighting model (linear RGB, per hit pixel)::
+
+    diffuse  = albedo * shading
+    shading  = E_env(n) * ao + sum_i I_i * c_i * wrap(n . l_i) * vis_i
+    specular = spec_weight * (sum_i I_i * c_i * vis_i * pi * GGX(n, l_i, v) * (n . l_i)
+                              + env_spec * F(n . v) * E_env(reflect(v, n)))
+
+``E_env`` is an order-2 spherical-harmonics irradiance written as ``a + b.n + n^T M n``
+per channel; ``wrap`` is a per-channel wrapped Lambert (red light bleeds further into
+the terminator, a cheap stand-in for subsurface scattering); ``vis_i`` comes from one
+shadow ray per pixel and light (jittered inside the light's cone for soft area lights);
+``ao`` is precomputed per vertex on the neutral mesh.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def _o3d():
+    import open3d as o3d
+
+    return o3d
+
+
+def make_scene(vertices: np.ndarray, triangles: np.ndarray, nthreads: int = 1):
+    """A ``RaycastingScene`` holding one triangle mesh (``N x 3`` float, ``T x 3`` int)."""
+    o3d = _o3d()
+    scene = o3d.t.geometry.RaycastingScene(nthreads=nthreads)
+    scene.add_triangles(o3d.core.Tensor(np.ascontiguousarray(vertices, dtype=np.float32)),
+                        o3d.core.Tensor(np.ascontiguousarray(triangles, dtype=np.uint32)))
+    return scene
+
+
+def vertex_ambient_occlusion(vertices: np.ndarray, triangles: np.ndarray, n_rays: int = 48,
+                             max_distance: float = 60.0, seed: int = 7) -> np.ndarray:
+    """``N`` float32 fraction of cosine-weighted rays (up to ``max_distance`` mm) that escape."""
+    from facenormals3d.data.geometry import vertex_normals
+
+    o3d = _o3d()
+    v = np.asarray(vertices, dtype=np.float32)
+    n = vertex_normals(v, triangles)
+    scene = make_scene(v, triangles, nthreads=0)
+    rng = np.random.default_rng(seed)
+    # Cosine-weighted directions around +z, rotated onto each normal with a tangent frame.
+    u1, u2 = rng.random(n_rays), rng.random(n_rays)
+    local = np.stack([np.sqrt(u1) * np.cos(2 * np.pi * u2), np.sqrt(u1) * np.sin(2 * np.pi * u2),
+                      np.sqrt(1 - u1)], axis=1).astype(np.float32)
+    helper = np.where(np.abs(n[:, :1]) < 0.9, np.array([[1, 0, 0]], np.float32), np.array([[0, 1, 0]], np.float32))
+    t1 = np.cross(n, helper)
+    t1 /= np.maximum(np.linalg.norm(t1, axis=1, keepdims=True), 1e-12)
+    t2 = np.cross(n, t1)
+    dirs = (local[None, :, :1] * t1[:, None] + local[None, :, 1:2] * t2[:, None] + local[None, :, 2:] * n[:, None])
+    origins = np.broadcast_to((v + 0.3 * n)[:, None], dirs.shape)
+    rays = np.concatenate([origins, dirs], axis=-1).reshape(-1, 6).astype(np.float32)
+    hit = scene.test_occlusions(o3d.core.Tensor(rays), tfar=max_distance).numpy()
+    return (1.0 - hit.reshape(len(v), n_rays).mean(axis=1)).astype(np.float32)
+
+
+@dataclass
+class Hits:
+    """Where the crop's rays met the mesh."""
+
+    hit: np.ndarray
+    """``H x W`` bool, a surface was hit."""
+    depth: np.ndarray
+    """``H x W`` float32 depth in mm (distance along the optical axis), 0 where nothing was hit."""
+    index: np.ndarray
+    """``P`` int64 flat pixel index of each hit (row-major), P = hit.sum()."""
+    triangle: np.ndarray
+    """``P`` int64 triangle hit."""
+    bary: np.ndarray
+    """``P x 3`` float32 barycentric weights of the triangle's corners."""
+    points: np.ndarray
+    """``P x 3`` float32 camera-frame hit points (mm)."""
+    view: np.ndarray
+    """``P x 3`` float32 unit vectors from the surface to the camera."""
+    geo_normal: np.ndarray
+    """``P x 3`` float32 unit triangle normals facing the camera."""
+
+
+def cast(scene, directions: np.ndarray) -> Hits:
+    """Cast one ray per pixel from the camera centre along ``H x W x 3`` directions (z = -1)."""
+    o3d = _o3d()
+    h, w, _ = directions.shape
+    d = directions.reshape(-1, 3)
+    rays = np.concatenate([np.zeros_like(d), d], axis=1)
+    ans = scene.cast_rays(o3d.core.Tensor(rays))
+    t = ans["t_hit"].numpy()
+    hit = np.isfinite(t)
+    index = np.flatnonzero(hit)
+    uv = ans["primitive_uvs"].numpy()[index]
+    bary = np.stack([1.0 - uv[:, 0] - uv[:, 1], uv[:, 0], uv[:, 1]], axis=1).astype(np.float32)
+    dh = d[index]
+    points = dh * t[index, None]
+    view = -dh / np.linalg.norm(dh, axis=1, keepdims=True)
+    ng = ans["primitive_normals"].numpy()[index]
+    ng = np.where(np.sum(ng * view, axis=1, keepdims=True) < 0, -ng, ng)
+    depth = np.where(hit, t, 0.0).astype(np.float32).reshape(h, w)
+    return Hits(hit=hit.reshape(h, w), depth=depth, index=index,
+                triangle=ans["primitive_ids"].numpy()[index].astype(np.int64), bary=bary,
+                points=points.astype(np.float32), view=view.astype(np.float32), geo_normal=ng.astype(np.float32))
+
+
+def interpolate(values: np.ndarray, triangles: np.ndarray, hits: Hits) -> np.ndarray:
+    """Barycentric interpolation of per-vertex ``N x C`` values at the hits (``P x C``)."""
+    corners = values[triangles[hits.triangle]]  # P x 3 x C
+    return np.einsum("pk,pkc->pc", hits.bary, corners)
+
+
+def sample_lighting(rng: np.random.Generator) -> dict:
+    """Random environment + 0-3 lights (camera frame), JSON-friendly."""
+    low_key = bool(rng.random() < 0.15)
+    tint = np.exp(rng.normal(0, [0.08, 0.03, 0.1]))
+    b_dir = rng.normal(size=3)
+    b_dir[1] = abs(b_dir[1]) * 0.7 + 0.3  # sky above more often than not
+    b = b_dir / np.linalg.norm(b_dir) * rng.uniform(0.0, 0.8)
+    m = rng.normal(0, 0.12, (3, 3))
+    m = 0.5 * (m + m.T)
+    m -= np.eye(3) * np.trace(m) / 3
+    ambient = 0.1 if low_key else float(rng.uniform(0.4, 1.2))
+    env = {"a": (ambient * tint).tolist(), "b": (ambient * np.outer(tint, b)).tolist(),
+           "m": (ambient * tint[:, None, None] * m[None]).tolist()}
+    n_lights = 1 if low_key else int(rng.choice(4, p=[0.2, 0.4, 0.28, 0.12]))
+    lights = []
+    for i in range(n_lights):
+        az = np.radians(rng.uniform(60, 100) * rng.choice([-1, 1])) if (low_key or rng.random() < 0.2) \
+            else np.radians(rng.uniform(-110, 110))
+        el = np.radians(rng.uniform(-25, 65))
+        direction = [np.sin(az) * np.cos(el), np.sin(el), np.cos(az) * np.cos(el)]
+        temp = rng.normal(0, 0.12)
+        color = np.exp(np.array([temp, 0.0, -temp]) + rng.normal(0, 0.03, 3))
+        lights.append({"direction": direction, "color": color.tolist(),
+                       "intensity": float(rng.uniform(2.0, 5.0) if low_key else rng.uniform(0.4, 3.0)),
+                       "cone_deg": 0.0 if rng.random() < 0.4 else float(rng.uniform(2.0, 15.0))})
+    return {"env": env, "lights": lights, "low_key": low_key,
+            "roughness": float(rng.uniform(0.3, 0.65)), "specular": float(rng.uniform(0.2, 1.2)),
+            "sss_wrap": float(rng.uniform(0.0, 1.0))}
+
+
+def env_irradiance(env: dict, n: np.ndarray) -> np.ndarray:
+    """``P x 3`` irradiance ``a + b.n + n^T M n`` per channel (clipped at a small floor)."""
+    a, b, m = np.asarray(env["a"]), np.asarray(env["b"]), np.asarray(env["m"])
+    quad = np.einsum("pi,cij,pj->pc", n, m, n)
+    e = a[None] + n @ b.T + quad
+    return np.maximum(e, 0.05 * a[None]).astype(np.float32)
+
+
+def _cone_jitter(rng: np.random.Generator, direction: np.ndarray, cone_deg: float, count: int) -> np.ndarray:
+    """``count x 3`` unit directions uniform-ish inside a cone around ``direction``."""
+    d = direction / np.linalg.norm(direction)
+    if cone_deg <= 0:
+        return np.broadcast_to(d, (count, 3)).astype(np.float32)
+    helper = np.array([1.0, 0, 0]) if abs(d[0]) < 0.9 else np.array([0, 1.0, 0])
+    t1 = np.cross(d, helper)
+    t1 /= np.linalg.norm(t1)
+    t2 = np.cross(d, t1)
+    r = np.tan(np.radians(cone_deg)) * np.sqrt(rng.random(count))
+    phi = rng.random(count) * 2 * np.pi
+    out = d[None] + (r * np.cos(phi))[:, None] * t1 + (r * np.sin(phi))[:, None] * t2
+    return (out / np.linalg.norm(out, axis=1, keepdims=True)).astype(np.float32)
+
+
+def shadow_visibility(scene, hits: Hits, light_dirs: np.ndarray) -> np.ndarray:
+    """``P`` float32: 1 where the shadow ray toward ``light_dirs`` (``P x 3``) escapes."""
+    o3d = _o3d()
+    origins = hits.points + 0.25 * hits.geo_normal
+    rays = np.concatenate([origins, light_dirs], axis=1).astype(np.float32)
+    blocked = scene.test_occlusions(o3d.core.Tensor(rays), tnear=0.05).numpy()
+    return (~blocked).astype(np.float32)
+
+
+def shade(rng: np.random.Generator, scene, hits: Hits, normals: np.ndarray, spec_weight: np.ndarray,
+          ao: np.ndarray, lighting: dict, shadows: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Diffuse shading ``P x 3`` (multiply by albedo) and specular radiance ``P x 3``.
+
+    Args:
+        normals: ``P x 3`` unit shading normals (with detail), camera frame.
+        spec_weight: ``P`` per-pixel specular strength (lips, eyes, T-zone shine).
+        ao: ``P`` ambient occlusion in [0, 1].
+        lighting: from :func:`sample_lighting`.
+        shadows: cast shadow rays (off: every light is unoccluded).
+    """
+    v = hits.view
+    nv = np.clip(np.sum(normals * v, axis=1), 1e-3, 1.0)
+    e_env = env_irradiance(lighting["env"], normals)
+    shading = e_env * ao[:, None]
+    fresnel_v = 0.028 + 0.972 * (1 - nv) ** 5
+    refl = 2 * nv[:, None] * normals - v
+    spec = (0.5 * (1 - lighting["roughness"]) * fresnel_v)[:, None] * env_irradiance(lighting["env"], refl)
+    alpha2 = lighting["roughness"] ** 4
+    wrap = lighting["sss_wrap"] * np.array([0.35, 0.15, 0.1], dtype=np.float32)
+    for light in lighting["lights"]:
+        ld = np.asarray(light["direction"], dtype=np.float64)
+        ld = (ld / np.linalg.norm(ld)).astype(np.float32)
+        radiance = light["intensity"] * np.asarray(light["color"], dtype=np.float32)
+        nl = normals @ ld
+        lit = nl > -wrap.max()
+        vis = np.ones(len(nl), dtype=np.float32)
+        if shadows and lit.any():
+            dirs = _cone_jitter(rng, ld, light["cone_deg"], int(lit.sum()))
+            sub = Hits(hit=hits.hit, depth=hits.depth, index=hits.index[lit], triangle=hits.triangle[lit],
+                       bary=hits.bary[lit], points=hits.points[lit], view=v[lit], geo_normal=hits.geo_normal[lit])
+            vis[lit] = shadow_visibility(scene, sub, dirs)
+        wrapped = np.clip((nl[:, None] + wrap[None]) / (1 + wrap[None]), 0, None)
+        shading += radiance[None] * wrapped * vis[:, None]
+        h = ld[None] + v
+        h /= np.linalg.norm(h, axis=1, keepdims=True)
+        nh = np.clip(np.sum(normals * h, axis=1), 0, 1)
+        lh = np.clip(h @ ld, 0.05, 1)
+        d = alpha2 / (np.pi * (nh * nh * (alpha2 - 1) + 1) ** 2)
+        f = 0.028 + 0.972 * (1 - lh) ** 5
+        s = np.pi * d * f * np.clip(nl, 0, None) * vis / (4 * lh * lh)
+        spec += radiance[None] * s[:, None]
+    spec *= (lighting["specular"] * spec_weight)[:, None]
+    return shading.astype(np.float32), spec.astype(np.float32)

@@ -1,0 +1,275 @@
+"""One synthetic training sample from a seed: a rendered face crop and its ground truth.
+
+Determinism and splits
+    Every sample is a pure function of ``(model, settings, seed, identity_id)``; nothing
+    is shared between samples, so any worker can render any index. For a dataset seed
+    ``S`` and sample index ``i``:
+
+    * ``sample_seed(S, i)`` seeds pose, expression, appearance, lights and effects;
+    * the identity id comes from ``(S, i // images_per_identity, k)`` through a hash, with
+      ``k = 0, 1, ...`` the first value whose split is the one asked for;
+    * a face's identity coefficients are a function of its identity id only;
+    * ``split = identity_split(id)``: id mod 20 == 0 -> "test", == 1 -> "val", else
+      "train" (5 / 5 / 90 %), so validation and test faces never appear in training.
+
+Ground truth (all ``S x S``, aligned pixel for pixel with the image)
+    normals  camera-frame unit shading normals (x right, y up, z toward the camera),
+             smooth across triangles (interpolated vertex normals) plus the mesoscale
+             detail layer; zero outside the mask.
+    mask     the face region a face mask covers at inference: the ICT "narrow face
+             area" (forehead to chin, cheek to cheek, lips) and the eyeballs where they
+             show; not the mouth interior, teeth, ears, neck, scalp, background, or
+             pixels hidden by an occluder.
+    depth    positive distance along the optical axis (-z_camera) in mm wherever the
+             head is hit, 0 on the background.
+    albedo   linear RGB reflectance; shading: linear diffuse shading, so that
+             ``albedo * shading`` is the diffuse part of the linear image before specular
+             highlights, occluders and camera effects (0 on the background).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from facenormals3d.data import albedo as alb
+from facenormals3d.data import effects, geometry, render
+from facenormals3d.data import textures as tx
+from facenormals3d.data.ict import PART_EYEBALL, PART_FACE, PART_FACE_OUTER, PART_HEAD, ICTModel
+
+SPLITS = ("train", "val", "test")
+_SKIN = (PART_FACE, PART_FACE_OUTER, PART_HEAD)
+
+
+@dataclass(frozen=True)
+class SynthSettings:
+    """What the engine renders and which effects are on."""
+
+    size: int = 256
+    """Crop side in pixels."""
+    geometry: geometry.GeometrySettings = field(default_factory=geometry.GeometrySettings)
+    """Shape, pose and camera ranges."""
+    images_per_identity: int = 1
+    """Consecutive indices that share one identity (different pose, expression, look)."""
+    detail: bool = True
+    """Mesoscale detail layer (skin texture, wrinkles) in the normals and the image."""
+    detail_strength: float = 1.0
+    """Scale of the detail heights."""
+    shadows: bool = True
+    """Cast shadow rays for the lights."""
+    background: bool = True
+    """Clutter behind the head (off: mid grey)."""
+    occluder_rate: float = 0.12
+    """Fraction of samples with a hand, hair strands or glasses over the face."""
+    camera_effects: bool = True
+    """Colour cast, blur, noise, gamma and JPEG."""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @staticmethod
+    def from_dict(d: dict) -> "SynthSettings":
+        d = dict(d)
+        g = d.pop("geometry", {})
+        g = {k: tuple(v) if isinstance(v, list) else v for k, v in g.items()}
+        return SynthSettings(geometry=geometry.GeometrySettings(**g), **d)
+
+
+@dataclass
+class Sample:
+    """One rendered crop with its ground truth (see the module docstring)."""
+
+    image: np.ndarray
+    """``S x S x 3`` uint8 sRGB photo."""
+    normals: np.ndarray
+    """``S x S x 3`` float32 unit normals, camera frame; 0 outside the mask."""
+    mask: np.ndarray
+    """``S x S`` bool face mask."""
+    depth: np.ndarray
+    """``S x S`` float32 depth in mm along the optical axis; 0 on the background."""
+    albedo: np.ndarray
+    """``S x S x 3`` float32 linear reflectance; 0 on the background."""
+    shading: np.ndarray
+    """``S x S x 3`` float32 linear diffuse shading; 0 on the background."""
+    landmarks68: np.ndarray
+    """``68 x 2`` float32 crop pixel coordinates of the iBUG-68 landmarks."""
+    identity: int
+    """Identity id (its coefficients are a function of it)."""
+    seed: int
+    """The sample seed."""
+    split: str
+    """``identity_split(identity)``."""
+    params: dict
+    """Everything drawn: coefficients, pose, camera, lights, appearance, effects."""
+
+
+def _hash63(*values: int) -> int:
+    state = np.random.SeedSequence([int(v) & 0xFFFFFFFFFFFFFFFF for v in values]).generate_state(2, np.uint32)
+    return int((int(state[0]) << 31) ^ int(state[1])) & 0x7FFFFFFFFFFFFFFF
+
+
+def identity_split(identity_id: int) -> str:
+    """The split an identity belongs to: id mod 20 == 0 -> test, == 1 -> val, else train."""
+    r = int(identity_id) % 20
+    return "test" if r == 0 else "val" if r == 1 else "train"
+
+
+def sample_seed(seed: int, index: int) -> int:
+    """The seed of sample ``index`` of a dataset with seed ``seed`` (63-bit)."""
+    return _hash63(seed, index, 0x5A)
+
+
+def identity_id(seed: int, index: int, split: str | None = None, images_per_identity: int = 1) -> int:
+    """Identity id of sample ``index``; with ``split`` only ids of that split are drawn."""
+    if split is not None and split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS} or None, got {split!r}")
+    group = int(index) // max(1, int(images_per_identity))
+    k = 0
+    while True:
+        ident = _hash63(seed, group, k, 0x1D)
+        if split is None or identity_split(ident) == split:
+            return ident
+        k += 1
+
+
+class SynthEngine:
+    """Renders samples of one ICT model; holds only read-only precomputed data."""
+
+    def __init__(self, model: ICTModel, settings: SynthSettings = SynthSettings()):
+        self.model = model
+        self.settings = settings
+        self.pivot = geometry.head_pivot(model.neutral, model.landmarks)
+        self.rest_landmarks = model.neutral[model.landmarks].astype(np.float64)
+        self.bank = tx.noise_bank()
+        self.uv_mm = _uv_scale(model)
+
+    def render_index(self, seed: int, index: int, split: str | None = None) -> Sample:
+        """Sample ``index`` of the dataset with seed ``seed`` (optionally from one split only)."""
+        ident = identity_id(seed, index, split, self.settings.images_per_identity)
+        return self.render(sample_seed(seed, index), ident)
+
+    def render(self, seed: int, identity: int) -> Sample:
+        """Render the sample with this seed and identity id."""
+        m, s = self.model, self.settings
+        rng = np.random.default_rng(int(seed))
+        id_coef = geometry.sample_identity(identity, m.n_identity, s.geometry.identity_scale)
+        expr = geometry.sample_expression(rng, m.expression_names, s.geometry)
+        verts = geometry.deform(m.neutral, m.identity_basis, m.expression_basis, id_coef, expr)
+        pose = geometry.sample_pose(rng, s.geometry)
+        from facenormals3d.face.crop import CropSettings
+
+        cam, cam_params = geometry.make_camera(rng, s.geometry, verts[m.landmarks], self.pivot, pose,
+                                               CropSettings(size=s.size))
+        vc = cam.to_camera(verts).astype(np.float32)
+        scene = render.make_scene(vc, m.triangles)
+        hits = render.cast(scene, cam.ray_directions())
+        corners = m.triangles[hits.triangle]
+        parts = m.triangle_parts[hits.triangle]
+        normals = render.interpolate(geometry.vertex_normals(vc, m.triangles), m.triangles, hits)
+        normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
+        rest = render.interpolate(m.neutral, m.triangles, hits)
+        uv = np.einsum("pk,pkc->pc", hits.bary, m.triangle_uvs[hits.triangle])
+        iris = np.full(len(parts), np.inf, dtype=np.float32)
+        eye = parts == PART_EYEBALL
+        iris[eye] = np.einsum("pk,pk->p", hits.bary[eye], m.iris[corners[eye]])
+
+        # Random texture: one affine map of UV into the bank (scale in mm, rotation, offset).
+        tile_mm = float(rng.uniform(90, 150))
+        ang = rng.uniform(0, 2 * np.pi)
+        amap = (self.uv_mm / tile_mm) * np.array([[np.cos(ang), -np.sin(ang)], [np.sin(ang), np.cos(ang)]])
+        noise = tx.lookup(self.bank, uv @ amap.T + rng.random(2))
+        detail = {"tile_mm": tile_mm}
+        if s.detail:
+            normals, detail = self._detail(rng, vc, corners, hits, parts, uv, rest, amap, noise, normals, cam_params)
+        app = alb.sample_appearance(rng)
+        albedo, spec_w = alb.albedo(app, parts, rest, iris, noise, self.rest_landmarks)
+        ao = np.einsum("pk,pk->p", hits.bary, m.vertex_ao[corners])
+        lighting = render.sample_lighting(rng)
+        shading, spec = render.shade(rng, scene, hits, normals, spec_w, ao, lighting, shadows=s.shadows)
+
+        face_mask_p = (parts == PART_FACE) | eye
+        linear_face = albedo * shading + spec
+        lum = linear_face @ np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
+        ref = lum[face_mask_p] if face_mask_p.any() else lum
+        target = float(np.exp(rng.uniform(np.log(0.08), np.log(0.3)))) * (0.5 if lighting["low_key"] else 1.0)
+        exposure = target / max(float(np.percentile(ref, 60)) if len(ref) else 1.0, 1e-4)
+        shading *= exposure
+        linear_face *= exposure
+
+        size = s.size
+        if s.background:
+            img, bg_params = effects.background(rng, size)
+        else:
+            img, bg_params = np.full((size, size, 3), 0.2, dtype=np.float32), {"kind": "grey"}
+        flat = img.reshape(-1, 3)
+        flat[hits.index] = linear_face
+        landmarks = cam.project(vc[m.landmarks].astype(np.float64)).astype(np.float32)
+        cover, cover_col, occ = effects.occluders(rng, size, landmarks, np.asarray(app["skin"]), s.occluder_rate)
+        img = img * (1 - cover[..., None]) + cover_col * cover[..., None]
+        image, cam_fx = effects.camera(rng, img, s.camera_effects)
+
+        def to_map(values: np.ndarray, channels: int) -> np.ndarray:
+            out = np.zeros((size * size, channels), dtype=np.float32)
+            out[hits.index] = values.reshape(len(hits.index), channels)
+            return out.reshape(size, size, channels) if channels > 1 else out.reshape(size, size)
+
+        mask = to_map(face_mask_p.astype(np.float32), 1) > 0.5
+        mask &= cover < 0.5
+        normal_map = to_map(normals, 3)
+        normal_map[~mask] = 0.0
+        params = {
+            "identity_coefficients": id_coef.tolist(),
+            "expression": {m.expression_names[i]: float(expr[i]) for i in np.flatnonzero(expr)},
+            "camera": {**cam_params, "crop": cam.to_dict()}, "lighting": lighting, "appearance": app,
+            "detail": detail, "background": bg_params, "occluders": occ, "sensor": cam_fx,
+            "exposure": exposure,
+        }
+        return Sample(image=image, normals=normal_map, mask=mask, depth=hits.depth,
+                      albedo=to_map(albedo, 3), shading=to_map(shading, 3), landmarks68=landmarks,
+                      identity=int(identity), seed=int(seed), split=identity_split(identity), params=params)
+
+    def _detail(self, rng, vc, corners, hits, parts, uv, rest, amap, noise, normals, cam_params):
+        """Bend the smooth normals by the detail height field (skin parts only)."""
+        s = self.settings
+        skin = np.isin(parts, _SKIN)
+        age = float(rng.uniform(0, 1))
+        amp = s.detail_strength * np.array([rng.uniform(0.005, 0.05), rng.uniform(0.02, 0.2),
+                                            rng.uniform(0.0, 0.05) * (0.3 + age)])
+        wr = tx.sample_wrinkles(rng, age * s.detail_strength)
+        if not skin.any():
+            return normals, {"amplitudes_mm": amp.tolist(), "age": age, "wrinkles": wr}
+        pts = vc[corners[skin]]
+        grad_u, grad_v = tx.surface_gradients(pts, self.model.triangle_uvs[hits.triangle[skin]])
+        nz = noise[skin]
+        # d h / d tile coords, then chain rule through tile = amap @ uv + offset.
+        dh_tile = (amp[0] * nz[:, [tx.FINE_DU, tx.FINE_DV]] + amp[1] * nz[:, [tx.MID_DU, tx.MID_DV]]
+                   + amp[2] * nz[:, [tx.LINES_DU, tx.LINES_DV]])
+        dh_uv = dh_tile @ amap
+        grad = dh_uv[:, :1] * grad_u + dh_uv[:, 1:] * grad_v
+        xy = rest[skin, :2].astype(np.float64)
+        eps = 0.15
+        probe = np.concatenate([xy + [eps, 0], xy - [eps, 0], xy + [0, eps], xy - [0, eps]])
+        hw = tx.wrinkle_height(probe, self.rest_landmarks, wr).reshape(4, -1)
+        hx, hy = (hw[0] - hw[1]) / (2 * eps), (hw[2] - hw[3]) / (2 * eps)
+        grad_x, grad_y = tx.surface_gradients(pts, self.model.neutral[corners[skin]][:, :, :2])
+        grad = grad + hx[:, None] * grad_x + hy[:, None] * grad_y
+        out = normals.copy()
+        out[skin] = tx.perturb_normals(normals[skin], grad.astype(np.float32))
+        return out, {"amplitudes_mm": amp.tolist(), "age": age, "wrinkles": wr}
+
+
+def _uv_scale(model: ICTModel) -> float:
+    """Millimetres per UV unit on the face (median over face triangles)."""
+    t = model.triangles[model.triangle_parts == PART_FACE]
+    if len(t) == 0:
+        t = model.triangles
+    p = model.neutral[t]
+    area3 = 0.5 * np.linalg.norm(np.cross(p[:, 1] - p[:, 0], p[:, 2] - p[:, 0]), axis=1)
+    q = model.triangle_uvs[model.triangle_parts == PART_FACE] if len(t) != len(model.triangles) else model.triangle_uvs
+    e1, e2 = q[:, 1] - q[:, 0], q[:, 2] - q[:, 0]
+    area2 = 0.5 * np.abs(e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0])
+    ok = area2 > 1e-12
+    if not ok.any():
+        return 100.0
+    return float(np.median(np.sqrt(area3[ok] / area2[ok])))

@@ -1,0 +1,162 @@
+"""The synthetic engine: geometry against depth, landmarks, determinism, splits, alignment."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from facenormals3d.data.fake_ict import write_fake_ict
+from facenormals3d.data.ict import load_ict
+from facenormals3d.data.synth import SynthEngine, SynthSettings, identity_id, identity_split
+from facenormals3d.face.crop import CropSettings, crop_from_points
+from facenormals3d.face.topology import CROP_POINTS_IBUG68
+
+REAL_ICT = Path(__file__).resolve().parents[2] / ".cache" / "ICT-FaceKit"
+PLAIN = SynthSettings(size=128, detail=False, background=False, occluder_rate=0.0, camera_effects=False)
+
+
+@pytest.fixture(scope="module")
+def fake_dir(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FACENORMALS3D_CACHE", str(tmp_path_factory.mktemp("cache")))
+        folder = write_fake_ict(tmp_path_factory.mktemp("ict") / "ICT-FaceKit")
+        load_ict(folder)
+        yield folder
+
+
+@pytest.fixture(scope="module")
+def model(fake_dir):
+    return load_ict(fake_dir, use_cache=False)
+
+
+def depth_normals(sample) -> np.ndarray:
+    """Normals from central differences of the depth map, through the crop camera."""
+    cam = sample.params["camera"]["crop"]
+    size = sample.depth.shape[0]
+    c = np.arange(size) + 0.5
+    u, v = np.meshgrid(c, c)
+    d = sample.depth
+    pts = np.stack([d * (u - cam["cx"]) / cam["focal"], -d * (v - cam["cy"]) / cam["focal"], -d], axis=-1)
+    tu = np.zeros_like(pts)
+    tv = np.zeros_like(pts)
+    tu[:, 1:-1] = pts[:, 2:] - pts[:, :-2]
+    tv[1:-1] = pts[2:] - pts[:-2]
+    n = np.cross(tu, -tv)  # image v runs down; -tv points up
+    return n / np.maximum(np.linalg.norm(n, axis=-1, keepdims=True), 1e-12)
+
+
+def interior(mask: np.ndarray, margin: int = 3) -> np.ndarray:
+    from scipy import ndimage
+
+    return ndimage.binary_erosion(mask, iterations=margin)
+
+
+def angles_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.degrees(np.arccos(np.clip(np.sum(a * b, axis=-1), -1, 1)))
+
+
+def test_normals_agree_with_depth_finite_differences(model):
+    engine = SynthEngine(model, PLAIN)
+    for index in range(3):
+        s = engine.render_index(0, index)
+        inner = interior(s.mask)
+        assert inner.sum() > 500
+        err = angles_deg(s.normals[inner], depth_normals(s)[inner])
+        assert np.median(err) < 2.5 and np.percentile(err, 95) < 6.0, (np.median(err), np.percentile(err, 95))
+        assert np.all(s.normals[inner][:, 2] > 0)  # visible surface faces the camera (+z)
+
+
+def test_normal_map_orientation_matches_the_convention(model):
+    s = SynthEngine(model, replace(PLAIN, geometry=replace(PLAIN.geometry, yaw_deg=0.0, pitch_deg=0.0,
+                                                          roll_deg=0.0, off_axis_deg=0.0))).render_index(0, 0)
+    ys, xs = np.nonzero(s.mask)
+    left, right = s.normals[s.mask][xs < xs.mean() - 15], s.normals[s.mask][xs > xs.mean() + 15]
+    top, bottom = s.normals[s.mask][ys < ys.mean() - 15], s.normals[s.mask][ys > ys.mean() + 15]
+    assert left[:, 0].mean() < -0.2 < 0.2 < right[:, 0].mean()   # x to the image right
+    assert bottom[:, 1].mean() < -0.2 < 0.2 < top[:, 1].mean()   # y up
+    np.testing.assert_allclose(np.linalg.norm(s.normals[s.mask], axis=1), 1.0, atol=1e-4)
+
+
+def test_landmarks_land_where_faces_have_them(model):
+    engine = SynthEngine(model, PLAIN)
+    s = engine.render_index(0, 0)
+    lm = s.landmarks68
+    assert np.all((lm > 0) & (lm < 128))
+    right_eye, left_eye, mouth = lm[36:42].mean(0), lm[42:48].mean(0), lm[48:60].mean(0)
+    assert right_eye[0] < lm[30, 0] < left_eye[0]            # subject's right eye on the image left
+    assert max(right_eye[1], left_eye[1]) < lm[33, 1] < mouth[1] < lm[8, 1]  # eyes, nose, mouth, chin
+    # The crop is the shared rule on these landmarks, up to the recorded jitter.
+    again = crop_from_points(lm[list(CROP_POINTS_IBUG68)], CropSettings(size=128))
+    k = s.params["camera"]["crop_jitter"]["scale"]
+    assert abs(again.scale * k - 1.0) < 0.02
+    # Landmarks sit on the rendered head: their pixels were hit.
+    px = np.clip(lm.astype(int), 0, 127)
+    assert (s.depth[px[:, 1], px[:, 0]] > 0).mean() > 0.95
+
+
+def test_same_seed_same_sample_and_different_seeds_differ(model):
+    engine = SynthEngine(model, SynthSettings())
+    a, b = engine.render_index(3, 5), engine.render_index(3, 5)
+    for name in ("image", "normals", "mask", "depth", "albedo", "shading", "landmarks68"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    c = engine.render_index(3, 6)
+    assert c.identity != a.identity and c.seed != a.seed
+    assert np.abs(c.image.astype(int) - a.image.astype(int)).mean() > 5
+    assert a.params["identity_coefficients"] != c.params["identity_coefficients"]
+
+
+def test_mask_normals_depth_and_image_are_aligned(model):
+    s = SynthEngine(model, PLAIN).render_index(1, 2)
+    hit = s.depth > 0
+    assert np.all(s.mask <= hit)                                   # face pixels are surface pixels
+    assert np.array_equal(np.any(s.normals != 0, axis=-1), s.mask)  # normals exactly on the mask
+    assert np.all(s.albedo[~hit] == 0) and np.all(s.albedo[s.mask] > 0)
+    grey = s.image[interior(~hit, 2)]                              # the flat background
+    inside = s.image[interior(hit, 2)]
+    assert np.ptp(grey, axis=0).max() <= 1                         # untouched background
+    assert np.abs(inside.astype(int) - grey[0].astype(int)).sum(axis=1).mean() > 10
+
+
+def test_identity_splits_are_disjoint_and_follow_the_rule():
+    ids = {sp: {identity_id(0, i, sp) for i in range(200)} for sp in ("train", "val", "test")}
+    assert all(identity_split(i) == sp for sp, group in ids.items() for i in group)
+    assert not (ids["train"] & ids["val"]) and not (ids["train"] & ids["test"]) and not (ids["val"] & ids["test"])
+    assert {identity_split(identity_id(0, i)) for i in range(400)} == {"train", "val", "test"}
+    # images_per_identity groups consecutive indices.
+    assert identity_id(0, 4, "train", 2) == identity_id(0, 5, "train", 2)
+
+
+def test_synth_dataset_items_follow_the_contract(fake_dir):
+    import torch
+
+    from facenormals3d.data.datasets import SynthDataset
+
+    ds = SynthDataset(fake_dir, n=3, seed=0, split="val")
+    item = ds[1]
+    shapes = {"image": (3, 256, 256), "normals": (3, 256, 256), "mask": (1, 256, 256), "depth": (1, 256, 256),
+              "albedo": (3, 256, 256), "shading": (3, 256, 256), "landmarks68": (68, 2)}
+    for key, shape in shapes.items():
+        assert item[key].shape == shape and item[key].dtype == torch.float32, key
+    assert item["identity"].dtype == torch.int64 and int(item["identity"]) % 20 == 1
+    assert item["image"].min() >= 0 and item["image"].max() <= 1
+    assert set(torch.unique(item["mask"]).tolist()) <= {0.0, 1.0}
+    assert torch.equal(ds[1]["normals"], item["normals"])
+
+
+@pytest.mark.ict
+@pytest.mark.skipif(not (REAL_ICT / "FaceXModel").is_dir(),
+                    reason=f"ICT FaceKit model not extracted at {REAL_ICT} (make ict)")
+def test_real_model_smoke():
+    engine = SynthEngine(load_ict(REAL_ICT), PLAIN)
+    s = engine.render_index(0, 0)
+    assert 0.15 < s.mask.mean() < 0.8
+    inner = interior(s.mask)
+    err = angles_deg(s.normals[inner], depth_normals(s)[inner])
+    assert np.median(err) < 3.0, np.median(err)
+    lm = s.landmarks68
+    assert lm[36:42, 1].mean() < lm[48:60, 1].mean()
+    full = SynthEngine(load_ict(REAL_ICT)).render_index(0, 1)
+    assert full.image.std() > 10 and full.mask.any()
