@@ -20,6 +20,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import bpy
@@ -304,3 +305,72 @@ def test_real_reconstruct_on_astronaut(addon, tmp_path):
         assert obj.dimensions.y < obj.dimensions.z
     finally:
         addon.command = ""
+
+
+class _FakeOperator:
+    """Borrows the operator's modal methods: Blender without a window (background mode)
+    never sends timer events, so the interactive path is driven by hand here."""
+
+    def __init__(self, job, work_dir, filepath):
+        import facenormals3d_blender as addon_module
+
+        cls = addon_module.IMPORT_MESH_OT_facenormals3d_photo
+        for name in ("modal", "_finish", "_set_status", "_stop_timer", "_cleanup"):
+            setattr(self, name, getattr(cls, name).__get__(self))
+        self._job, self._timer, self._work_dir = job, object(), str(work_dir)
+        self.filepath, self.keep_files, self.reports = str(filepath), False, []
+
+    def report(self, kind, text):
+        self.reports.append((set(kind), text))
+
+
+class _FakeContext:
+    def __init__(self):
+        self.status, self.removed_timers = [], []
+        self.workspace = type("W", (), {"status_text_set": lambda _, t: self.status.append(t)})()
+        self.window_manager = type("M", (), {
+            "event_timer_remove": lambda _, t: self.removed_timers.append(t)})()
+
+    def __getattr__(self, name):  # scene, collection, view_layer: the real ones
+        return getattr(bpy.context, name)
+
+
+def _start(stand_in, photo, tmp_path):
+    import facenormals3d_blender as addon_module
+
+    work = tmp_path / "work"
+    work.mkdir()
+    runner = addon_module.runner
+    argv = runner.build_argv(str(stand_in / "facenormals3d"), str(photo), str(work))
+    return runner.ReconstructJob(argv, str(work), str(photo), str(work)), work
+
+
+def test_modal_timer_path_shows_progress_then_imports(stand_in, photo, tmp_path):
+    job, work = _start(stand_in, photo, tmp_path)
+    op, context = _FakeOperator(job, work, photo), _FakeContext()
+    timer = type("E", (), {"type": "TIMER"})()
+    assert op.modal(context, type("E", (), {"type": "MOUSEMOVE"})()) == {"PASS_THROUGH"}
+    for _ in range(400):
+        state = op.modal(context, timer)
+        if state != {"PASS_THROUGH"}:
+            break
+        time.sleep(0.05)
+    assert state == {"FINISHED"}, op.reports
+    assert "photo_face0" in bpy.data.objects
+    assert context.status[-1] is None and len(context.removed_timers) == 1  # status bar cleared
+    assert not work.exists()
+    assert op.reports[-1][0] == {"INFO"} and "imported 1 face" in op.reports[-1][1]
+
+
+def test_modal_escape_stops_the_tool_and_changes_nothing(stand_in, photo, tmp_path):
+    slow = stand_in / "facenormals3d"
+    slow.write_text(slow.read_text().replace("import json,", "import time; time.sleep(60)\nimport json,"))
+    job, work = _start(stand_in, photo, tmp_path)
+    op, context = _FakeOperator(job, work, photo), _FakeContext()
+    before = _datablocks()
+    assert op.modal(context, type("E", (), {"type": "TIMER"})()) == {"PASS_THROUGH"}
+    assert context.status and context.status[-1].startswith("Face from Photo: ")
+    assert op.modal(context, type("E", (), {"type": "ESC"})()) == {"CANCELLED"}
+    assert job.process.poll() is not None and not work.exists()
+    assert op.reports == [({"WARNING"}, "Face from Photo: cancelled")]
+    assert _datablocks() == before
