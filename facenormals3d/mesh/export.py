@@ -1,0 +1,160 @@
+"""Writing :class:`~facenormals3d.mesh.build.FaceMesh` for mesh tools, and converters.
+
+Every file goes through :func:`facenormals3d.outputs.atomic_write`, so a crash leaves
+either the previous file or the complete new one. Coordinates are written as stored:
+millimetres, y up, z towards the camera (Blender's OBJ importer maps OBJ +y to its +z
+"up" by default, so the face stands upright there).
+
+* :func:`write_obj` - ``NAME.obj`` + ``NAME.mtl`` + ``NAME_texture.png``: positions,
+  ``vt`` (v up), ``vn``, one material whose ``map_Kd`` names the PNG by relative file name,
+  so Blender and MeshLab open it textured. The OBJ is written last.
+* :func:`write_ply` - binary little-endian PLY: positions, normals, optional RGB.
+* :func:`write_obj_plain` - positions and faces only, for evaluation tools.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from facenormals3d.errors import InputError
+from facenormals3d.mesh.build import FaceMesh
+from facenormals3d.outputs import atomic_write
+
+MATERIAL = "face"
+
+
+def _check_mesh(mesh: FaceMesh) -> None:
+    v, f = np.asarray(mesh.vertices), np.asarray(mesh.faces)
+    if v.ndim != 2 or v.shape[1] != 3 or len(v) == 0:
+        raise InputError("mesh", f"vertices must be a non-empty V x 3 array, got {v.shape}")
+    if f.ndim != 2 or f.shape[1] != 3 or len(f) == 0:
+        raise InputError("mesh", f"faces must be a non-empty F x 3 array, got {f.shape}")
+    if f.min() < 0 or f.max() >= len(v):
+        raise InputError("mesh", "face indices out of range")
+    if not np.all(np.isfinite(v)):
+        raise InputError("mesh", "non-finite vertex positions")
+    for name, arr, cols in (("uvs", mesh.uvs, 2), ("vertex_normals", mesh.vertex_normals, 3)):
+        if np.shape(arr) != (len(v), cols):
+            raise InputError("mesh", f"{name} must be {len(v)} x {cols}, got {np.shape(arr)}")
+
+
+def _rows(fmt: str, arr: np.ndarray) -> str:
+    """Format an ``N x k`` array one line per row (fast: one % over a flat tuple)."""
+    if len(arr) == 0:
+        return ""
+    return (fmt * len(arr)) % tuple(np.asarray(arr).ravel().tolist())
+
+
+def obj_text(mesh: FaceMesh, *, mtllib: str | None = None, plain: bool = False) -> str:
+    """The OBJ file as a string (1-based indices; ``v/vt/vn`` share the vertex index)."""
+    lines = ["# facenormals3d mesh: millimetres, y up, z towards the camera\n"]
+    if mtllib and not plain:
+        lines.append(f"mtllib {mtllib}\n")
+    lines.append(_rows("v %.5f %.5f %.5f\n", mesh.vertices))
+    f = np.asarray(mesh.faces, dtype=np.int64) + 1
+    if plain:
+        lines.append(_rows("f %d %d %d\n", f))
+        return "".join(lines)
+    lines.append(_rows("vt %.6f %.6f\n", mesh.uvs))
+    lines.append(_rows("vn %.5f %.5f %.5f\n", mesh.vertex_normals))
+    if mtllib:
+        lines.append(f"usemtl {MATERIAL}\n")
+    lines.append(_rows("f %d/%d/%d %d/%d/%d %d/%d/%d\n", np.repeat(f, 3, axis=1)))
+    return "".join(lines)
+
+
+def write_obj(mesh: FaceMesh, path: str | Path) -> Path:
+    """Write ``path`` (.obj) with its ``.mtl`` and ``_texture.png`` beside it.
+
+    Without a texture only the OBJ (with ``vt``/``vn``, no material) is written.
+    Returns the OBJ path.
+    """
+    _check_mesh(mesh)
+    path = Path(path).with_suffix(".obj")
+    mtllib = None
+    if mesh.texture is not None:
+        import imageio.v3 as iio
+
+        png = path.with_name(f"{path.stem}_texture.png")
+        mtl = path.with_suffix(".mtl")
+        atomic_write(png, lambda p: iio.imwrite(p, np.asarray(mesh.texture, np.uint8), extension=".png"))
+        material = (f"newmtl {MATERIAL}\nKa 1.000 1.000 1.000\nKd 1.000 1.000 1.000\n"
+                    f"Ks 0.000 0.000 0.000\nd 1.0\nillum 1\nmap_Kd {png.name}\n")
+        atomic_write(mtl, lambda p: p.write_text(material))
+        mtllib = mtl.name
+    text = obj_text(mesh, mtllib=mtllib)
+    return atomic_write(path, lambda p: p.write_text(text))
+
+
+def write_obj_plain(mesh: FaceMesh, path: str | Path) -> Path:
+    """Write positions and triangles only (no uv, normals, material, colours)."""
+    _check_mesh(mesh)
+    text = obj_text(mesh, plain=True)
+    return atomic_write(Path(path), lambda p: p.write_text(text))
+
+
+def write_ply(mesh: FaceMesh, path: str | Path, colors: bool = True) -> Path:
+    """Binary little-endian PLY with per-vertex normals and (if available and ``colors``) RGB."""
+    _check_mesh(mesh)
+    with_rgb = colors and mesh.colors is not None
+    fields = [("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("nx", "<f4"), ("ny", "<f4"), ("nz", "<f4")]
+    if with_rgb:
+        fields += [("red", "u1"), ("green", "u1"), ("blue", "u1")]
+    vert = np.empty(mesh.n_vertices, dtype=fields)
+    for i, name in enumerate("xyz"):
+        vert[name] = mesh.vertices[:, i]
+        vert["n" + name] = mesh.vertex_normals[:, i]
+    if with_rgb:
+        for i, name in enumerate(("red", "green", "blue")):
+            vert[name] = mesh.colors[:, i]
+    face = np.empty(mesh.n_faces, dtype=[("n", "u1"), ("idx", "<i4", (3,))])
+    face["n"] = 3
+    face["idx"] = mesh.faces
+    ply_type = {"<f4": "float", "u1": "uchar"}
+    header = ["ply", "format binary_little_endian 1.0",
+              "comment facenormals3d mesh: millimetres, y up, z towards the camera",
+              f"element vertex {mesh.n_vertices}"]
+    header += [f"property {ply_type[t]} {n}" for n, t in fields]
+    header += [f"element face {mesh.n_faces}", "property list uchar int vertex_indices", "end_header"]
+    blob = ("\n".join(header) + "\n").encode("ascii") + vert.tobytes() + face.tobytes()
+    return atomic_write(Path(path), lambda p: p.write_bytes(blob))
+
+
+def to_trimesh(mesh: FaceMesh):
+    """A ``trimesh.Trimesh`` (not processed: vertex order kept) with UV texture or colours."""
+    import trimesh
+
+    visual = None
+    if mesh.texture is not None:
+        from PIL import Image
+
+        material = trimesh.visual.material.SimpleMaterial(image=Image.fromarray(mesh.texture))
+        visual = trimesh.visual.TextureVisuals(uv=mesh.uvs, material=material)
+    elif mesh.colors is not None:
+        visual = trimesh.visual.ColorVisuals(vertex_colors=mesh.colors)
+    return trimesh.Trimesh(vertices=mesh.vertices, faces=mesh.faces,
+                           vertex_normals=mesh.vertex_normals, visual=visual, process=False)
+
+
+def to_open3d(mesh: FaceMesh):
+    """An ``open3d.geometry.TriangleMesh`` with normals, colours and per-corner UVs + texture.
+
+    Built the way Open3D's own OBJ reader builds it: UVs per triangle corner as in the
+    file (``v`` up) and the texture image stored upside down, so Open3D's renderers and
+    writers treat it like a mesh it loaded itself.
+    """
+    import open3d as o3d
+
+    out = o3d.geometry.TriangleMesh(o3d.utility.Vector3dVector(mesh.vertices.astype(np.float64)),
+                                    o3d.utility.Vector3iVector(mesh.faces.astype(np.int32)))
+    out.vertex_normals = o3d.utility.Vector3dVector(mesh.vertex_normals.astype(np.float64))
+    if mesh.colors is not None:
+        out.vertex_colors = o3d.utility.Vector3dVector(mesh.colors.astype(np.float64) / 255.0)
+    if mesh.texture is not None:
+        corner_uv = mesh.uvs[mesh.faces.reshape(-1)].astype(np.float64)
+        out.triangle_uvs = o3d.utility.Vector2dVector(corner_uv)
+        out.triangle_material_ids = o3d.utility.IntVector(np.zeros(mesh.n_faces, np.int32))
+        out.textures = [o3d.geometry.Image(np.ascontiguousarray(mesh.texture[::-1]))]
+    return out
