@@ -70,7 +70,6 @@ class IMPORT_MESH_OT_facenormals3d_photo(bpy.types.Operator, ImportHelper):
     bl_label = "Face from Photo"
     bl_options = {"REGISTER", "UNDO"}
 
-    filename_ext = ".jpg"
     filter_glob: StringProperty(default="*.jpg;*.jpeg;*.png", options={"HIDDEN"})
     max_faces: IntProperty(
         name="Max faces", description="Reconstruct at most this many faces (largest first)",
