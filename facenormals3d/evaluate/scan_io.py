@@ -133,15 +133,31 @@ def subsample(n_points: int, max_points: int, seed: int = 0) -> np.ndarray:
 
 def write_colored_ply(path: str | Path, points: np.ndarray, colors: np.ndarray,
                       faces: np.ndarray | None = None, quality: np.ndarray | None = None) -> None:
-    """Write a binary PLY (mesh or point cloud) with RGB vertex colours and an optional
-    per-vertex ``quality`` scalar (MeshLab shows it as a colour map). Not atomic by itself."""
-    import trimesh
-
-    rgba = np.concatenate([colors[:, :3], np.full((len(colors), 1), 255, np.uint8)], axis=1)
-    if faces is not None and len(faces):
-        geom = trimesh.Trimesh(points, faces, vertex_colors=rgba, process=False)
-    else:
-        geom = trimesh.PointCloud(points, colors=rgba)
+    """Write a binary little-endian PLY (mesh, or point cloud when ``faces`` is None) with
+    float x y z, uchar red green blue and an optional float ``quality`` per vertex (MeshLab
+    shows it as a colour map). Not atomic by itself: call inside a staging folder."""
+    fields = [("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("red", "u1"), ("green", "u1"), ("blue", "u1")]
     if quality is not None:
-        geom.vertex_attributes["quality"] = np.asarray(quality, dtype=np.float64)
-    Path(path).write_bytes(trimesh.exchange.ply.export_ply(geom, encoding="binary"))
+        fields.append(("quality", "<f4"))
+    vert = np.empty(len(points), dtype=fields)
+    for k, name in enumerate("xyz"):
+        vert[name] = points[:, k]
+    for k, name in enumerate(("red", "green", "blue")):
+        vert[name] = colors[:, k]
+    if quality is not None:
+        vert["quality"] = quality
+    props = {"<f4": "float", "u1": "uchar"}
+    header = ["ply", "format binary_little_endian 1.0", f"element vertex {len(points)}"]
+    header += [f"property {props[t]} {n}" for n, t in fields]
+    n_faces = 0 if faces is None else len(faces)
+    if n_faces:
+        header += [f"element face {n_faces}", "property list uchar int vertex_indices"]
+    header.append("end_header")
+    with open(path, "wb") as fh:
+        fh.write(("\n".join(header) + "\n").encode("ascii"))
+        fh.write(vert.tobytes())
+        if n_faces:
+            face = np.empty(n_faces, dtype=[("n", "u1"), ("i", "<i4", (3,))])
+            face["n"] = 3
+            face["i"] = faces
+            fh.write(face.tobytes())
