@@ -35,4 +35,8 @@ test: setup
 	@bash scripts/run-tests.sh
 
 clean:
-	rm -rf $(VENV) .cache $(OUT) .pytest_cache
+	rm -rf $(VENV) .cache $(OUT) .pytest_cache .venv-blender dist
+
+# Blender add-on: zip, separate bpy test environment, headless tests (see plugins/README.md).
+include plugins/blender/blender.mk
+test-blender: setup
