@@ -119,7 +119,7 @@ def _solve_sparse(grid: MaskGrid, field: GradientField, lam: np.ndarray, target:
                   settings: IntegrationSettings):
     """Poisson / fusion / bilateral on the masked grid. Returns ``(z, infos, timings, steps)``."""
     timings = {"assemble": 0.0, "setup": 0.0, "solve": 0.0}
-    comp = grid.labels[grid.mask] - 1
+    comp = grid.component_of_unknowns()
     has_prior = np.bincount(comp, weights=lam[grid.mask], minlength=grid.n_components) > 0
     # One pinned pixel per prior-less component makes the system definite without changing
     # the minimiser (the component's constant is free); _fix_constants sets it afterwards.
@@ -201,7 +201,7 @@ def _solve_dct(grid: MaskGrid, field: GradientField, settings: IntegrationSettin
 def _fix_constants(grid: MaskGrid, z: np.ndarray, lam: np.ndarray, target: np.ndarray,
                    settings: IntegrationSettings, perspective: bool) -> np.ndarray:
     """Set the free constant of every component that the prior did not fix (see module doc)."""
-    comp = grid.labels[grid.mask] - 1
+    comp = grid.component_of_unknowns()
     lam_m = lam[grid.mask]
     has_prior = np.bincount(comp, weights=lam_m, minlength=grid.n_components) > 0
     if has_prior.all():

@@ -94,7 +94,7 @@ class IntegrationResult:
     iterations: int
     """CG iterations (summed over bilateral steps); 0 for direct and DCT solves."""
     residual: float
-    """Relative residual ``||b - A z|| / ||b||`` of the final linear system."""
+    """Relative residual ``||b - A z|| / ||b||`` of the final linear system (NaN for ``dct``)."""
     gradient_rms: float
     """Weighted RMS of ``(z_q - z_p) - target`` over the grid edges: how far the normals
     are from integrable (plus solver error). Solution units per pixel."""

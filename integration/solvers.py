@@ -55,25 +55,18 @@ def solve_direct(A: sp.csr_matrix, b: np.ndarray) -> LinearSolve:
 
 
 def solve_amg(A: sp.csr_matrix, b: np.ndarray, x0: np.ndarray | None = None, *,
-              tol: float = 1e-6, max_iter: int = 200, hierarchy=None) -> LinearSolve:
-    """Preconditioned CG with a pyamg Ruge-Stuben V-cycle.
-
-    ``hierarchy`` may be a pyamg ``MultilevelSolver`` built for a similar matrix (the
-    bilateral method reuses one); it only has to be symmetric positive definite.
-    """
+              tol: float = 1e-6, max_iter: int = 200) -> LinearSolve:
+    """Preconditioned CG with a pyamg Ruge-Stuben V-cycle, started from ``x0``."""
     import pyamg
 
     t0 = time.perf_counter()
-    if hierarchy is None:
-        hierarchy = pyamg.ruge_stuben_solver(A, keep=False)
+    hierarchy = pyamg.ruge_stuben_solver(A, keep=False)
     precondition = hierarchy.aspreconditioner(cycle="V")
     t1 = time.perf_counter()
     x, iterations, converged = pcg(A, b, precondition, x0, tol=tol, max_iter=max_iter)
     t2 = time.perf_counter()
-    result = LinearSolve(x=x, iterations=iterations, converged=converged,
-                         residual=_relres(A, b, x), setup_seconds=t1 - t0, solve_seconds=t2 - t1)
-    result.hierarchy = hierarchy  # for reuse by the caller
-    return result
+    return LinearSolve(x=x, iterations=iterations, converged=converged,
+                       residual=_relres(A, b, x), setup_seconds=t1 - t0, solve_seconds=t2 - t1)
 
 
 def pcg(A, b: np.ndarray, precondition, x0: np.ndarray | None, *, tol: float,

@@ -44,10 +44,6 @@ class MaskGrid:
     edge_v: np.ndarray
     """``(H-1) x W`` bool: pixel and the one below both masked."""
 
-    @property
-    def n(self) -> int:
-        return int(self.index.max()) + 1 if self.index.size else 0
-
     def component_of_unknowns(self) -> np.ndarray:
         """Component id (0-based) of every unknown, length ``n``."""
         return self.labels[self.mask] - 1

@@ -22,8 +22,8 @@ DESCRIPTION = "normal integration: masked Poisson (CG+AMG), DCT, fusion, bilater
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024],
                         help="image sizes (square) to run (default: 256 512 1024)")
-    parser.add_argument("--repeats", type=int, default=3,
-                        help="timed runs per fast solver; the best is kept (default: 3)")
+    parser.add_argument("--repeats", type=int, default=5,
+                        help="timed runs per fast solver; the best is kept (default: 5)")
     parser.add_argument("--no-bilateral", action="store_true",
                         help="skip the (slow, iterative) bilateral method")
 
