@@ -10,6 +10,7 @@ renamed when complete.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -79,11 +80,13 @@ def preview_image(rec) -> np.ndarray:
     size = PREVIEW_PANEL
     v, f = rec.mesh.vertices, rec.mesh.faces
     front = frame_mesh(v, size=size)
+    # PyTorch3D's rasteriser (tiled on CPU), as the product promises for previews.
+    render = functools.partial(render_mesh, size=size, rasterizer="pytorch3d")
     panels = [_resize(rec.face.crop, size), _resize(normals_to_preview(rec.normals, rec.mask), size),
-              render_mesh(v, f, view=front, size=size),
-              render_mesh(v, f, yaw_deg=-THREE_QUARTER_YAW, size=size),
-              render_mesh(v, f, yaw_deg=THREE_QUARTER_YAW, size=size),
-              render_mesh(v, f, texture=rec.mesh.texture, uvs=rec.mesh.uvs, view=front, size=size)]
+              render(v, f, view=front),
+              render(v, f, yaw_deg=-THREE_QUARTER_YAW),
+              render(v, f, yaw_deg=THREE_QUARTER_YAW),
+              render(v, f, texture=rec.mesh.texture, uvs=rec.mesh.uvs, view=front)]
     labels = ["input crop", "normals", "mesh (front)", f"yaw -{THREE_QUARTER_YAW:g}",
               f"yaw +{THREE_QUARTER_YAW:g}", "textured"]
     return contact_sheet(panels, labels, columns=6)
