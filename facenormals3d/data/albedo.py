@@ -14,7 +14,8 @@ from __future__ import annotations
 import numpy as np
 
 from facenormals3d.data import textures as tx
-from facenormals3d.data.ict import PART_EYEBALL, PART_FACE, PART_FACE_OUTER, PART_HEAD, PART_MOUTH, PART_TEETH
+from facenormals3d.data.ict import (PART_EYE_SOCKET, PART_EYEBALL, PART_FACE, PART_FACE_OUTER, PART_HEAD, PART_MOUTH, PART_TEETH,
+                                    PART_TONGUE)
 
 #: sRGB skin tones from very light (index 0) to very dark (index 5).
 SKIN_LADDER_SRGB = np.array([[236, 200, 180], [220, 172, 142], [196, 142, 108],
@@ -50,7 +51,7 @@ def sample_appearance(rng: np.random.Generator) -> dict:
     lipstick = srgb_to_linear(rng.uniform([90, 10, 20], [220, 90, 120]) / 255) if rng.random() < 0.15 else None
     return {
         "skin_tone": tone, "skin": skin.tolist(), "hair": hair.tolist(), "iris": iris.tolist(),
-        "redness": float(rng.uniform(0.0, 1.0)), "blotch": float(rng.uniform(0.02, 0.12)),
+        "redness": float(rng.uniform(0.0, 1.0)), "blotch": float(rng.uniform(0.02, 0.08)),
         "freckles": float(rng.uniform(0.2, 0.7)) if rng.random() < 0.25 * (1 - tone / 6) else 0.0,
         "brow_density": float(rng.uniform(0.4, 1.0)), "stubble": float(rng.uniform(0.2, 0.9)) if rng.random() < 0.3 else 0.0,
         "hairline_mm": float(rng.uniform(48, 75)), "bald": bool(rng.random() < 0.1),
@@ -75,11 +76,52 @@ def _inside_polygon(p: np.ndarray, poly: np.ndarray) -> np.ndarray:
 def _polyline_distance(p: np.ndarray, line: np.ndarray) -> np.ndarray:
     d = np.full(len(p), np.inf)
     for a, b in zip(line[:-1], line[1:]):
-        d = np.minimum(d, tx._segment_distance(p, a, b)[0])
+        d = np.minimum(d, tx.segment_distance(p, a, b)[0])
     return d
 
 
-def albedo(app: dict, parts: np.ndarray, rest: np.ndarray, iris_coord: np.ndarray,
+#: Channels of :func:`vertex_regions`.
+REGIONS = ("front", "cheeks", "nose", "eye_ring", "lid", "lips", "brows", "stubble", "t_zone")
+
+
+def vertex_regions(neutral: np.ndarray, landmarks: np.ndarray, vertex_front: np.ndarray) -> np.ndarray:
+    """``N x len(REGIONS)`` float32 soft region weights on the neutral mesh, from its landmarks.
+
+    Regions are smooth at the mesh's resolution (2-3 mm on the face), so they are built
+    once per vertex and interpolated per pixel. ``vertex_front`` (``N`` bool) marks
+    vertices of the face parts, so regions never land on the back of the head.
+    """
+    lm = neutral[landmarks].astype(np.float64)
+    xy = neutral[:, :2].astype(np.float64)
+    front = vertex_front.astype(np.float64)
+    eye_w = float(lm[45, 0] - lm[36, 0])
+    out = np.zeros((len(neutral), len(REGIONS)), dtype=np.float64)
+    out[:, 0] = front
+    out[:, 1] = np.exp(-((np.abs(xy[:, 0]) - 0.45 * eye_w) ** 2 + (xy[:, 1] - lm[30, 1]) ** 2) / (2 * 18.0 ** 2))
+    out[:, 2] = np.exp(-np.sum((xy - lm[30, :2]) ** 2, axis=1) / (2 * 10.0 ** 2))
+    brow_low = float(lm[17:27, 1].min())
+    for a, b in ((36, 39), (42, 45)):
+        c = 0.5 * (lm[a, :2] + lm[b, :2])
+        ring = np.exp(-np.sum((xy - c) ** 2, axis=1) / (2 * 9.0 ** 2))
+        out[:, 3] = np.maximum(out[:, 3], ring)
+        out[:, 4] = np.maximum(out[:, 4], ring * tx.smoothstep(c[1], c[1] + 4, xy[:, 1])
+                               * tx.smoothstep(brow_low + 2, brow_low - 3, xy[:, 1]))
+    out[:, 5] = _inside_polygon(xy, lm[48:60, :2])
+    for brow in (lm[17:22, :2], lm[22:27, :2]):
+        d = _polyline_distance(xy, brow + np.array([0.0, -1.0]))
+        # Thicker toward the nose: the stroke radius grows from 2.5 to 4.5 mm.
+        along = np.clip((np.abs(xy[:, 0]) - abs(brow[:, 0]).min()) / (np.ptp(brow[:, 0]) + 1e-9), 0, 1)
+        radius = 4.5 - 2.0 * along
+        out[:, 6] = np.maximum(out[:, 6], tx.smoothstep(radius + 1.0, radius - 1.0, d))
+    zone = tx.smoothstep(lm[33, 1] - 4, lm[33, 1] - 10, xy[:, 1]) * (1 - out[:, 5])
+    zone *= tx.smoothstep(0.75 * eye_w, 0.55 * eye_w, np.abs(xy[:, 0]))
+    out[:, 7] = zone * tx.smoothstep(lm[8, 1] - 25, lm[8, 1] - 5, xy[:, 1])
+    out[:, 8] = np.exp(-(xy[:, 0] / 14.0) ** 2) * (xy[:, 1] > lm[33, 1])
+    out[:, 1:] *= front[:, None]
+    return out.astype(np.float32)
+
+
+def albedo(app: dict, parts: np.ndarray, rest: np.ndarray, regions: np.ndarray, iris_coord: np.ndarray,
            noise: np.ndarray, lm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Linear RGB albedo and a specular weight for each hit pixel.
 
@@ -87,90 +129,77 @@ def albedo(app: dict, parts: np.ndarray, rest: np.ndarray, iris_coord: np.ndarra
         app: parameters from :func:`sample_appearance`.
         parts: ``P`` int part labels (``facenormals3d.data.ict.PART_*``).
         rest: ``P x 3`` neutral-frame position of each pixel's surface point (mm).
+        regions: ``P x len(REGIONS)`` interpolated :func:`vertex_regions`.
         iris_coord: ``P`` iris coordinate (< 1 on the iris, inf off the eyes).
         noise: ``P x C`` noise bank values (:func:`facenormals3d.data.textures.lookup`).
         lm: ``68 x 3`` neutral landmarks (mm).
 
     Returns:
-        ``P x 3`` float32 albedo in [0, 1] and ``P`` float32 specular weight (0..~1.5).
+        ``P x 3`` float32 albedo in [0, 1] and ``P`` float32 specular weight.
     """
-    n = len(parts)
-    xy = rest[:, :2]
+    r = {name: regions[:, i] for i, name in enumerate(REGIONS)}
     skin_parts = (parts == PART_FACE) | (parts == PART_FACE_OUTER) | (parts == PART_HEAD)
-    front = (parts == PART_FACE) | (parts == PART_FACE_OUTER)
-    col = np.tile(np.asarray(app["skin"], dtype=np.float64), (n, 1))
-    col *= (1.0 + app["blotch"] * noise[:, [tx.BLOTCH]]) * (1.0 + 0.04 * noise[:, [tx.MID]])
-    # Redness on cheeks, nose and ears.
-    eye_w = float(lm[45, 0] - lm[36, 0])
-    cheeks = np.exp(-((np.abs(xy[:, 0]) - 0.45 * eye_w) ** 2 + (xy[:, 1] - lm[30, 1]) ** 2) / (2 * 18.0 ** 2))
-    nose = np.exp(-np.sum((xy - lm[30, :2]) ** 2, axis=1) / (2 * 10.0 ** 2))
-    red = (app["redness"] * (0.6 * cheeks + 0.5 * nose) * front)[:, None]
-    col *= 1.0 + red * np.array([0.10, -0.12, -0.10])
+    col = np.asarray(app["skin"], dtype=np.float32)[None] * (
+        (1.0 + app["blotch"] * noise[:, [tx.BLOTCH]]) * (1.0 + 0.04 * noise[:, [tx.MID]]))
+    red = app["redness"] * (0.6 * r["cheeks"] + 0.5 * r["nose"])
+    tint = red[:, None] * np.array([0.10, -0.12, -0.10], dtype=np.float32)
     if app["blush"]:
-        col *= 1.0 + (app["blush"] * cheeks * front)[:, None] * np.array([0.05, -0.25, -0.18])
-    # Slightly darker around the eyes.
-    for a, b in ((36, 39), (42, 45)):
-        c = 0.5 * (lm[a, :2] + lm[b, :2])
-        ring = np.exp(-np.sum((xy - c) ** 2, axis=1) / (2 * 9.0 ** 2)) * front
-        col *= (1.0 - 0.15 * ring)[:, None]
-        if app["eyeshadow"] is not None:
-            lid = ring * (xy[:, 1] > c[1] + 2) * (xy[:, 1] < float(lm[17:27, 1].min()))
-            col = col * (1 - 0.7 * lid[:, None]) + 0.7 * lid[:, None] * np.asarray(app["eyeshadow"])
+        tint += (app["blush"] * r["cheeks"])[:, None] * np.array([0.05, -0.25, -0.18], dtype=np.float32)
+    col *= 1.0 + tint
+    col *= (1.0 - 0.15 * r["eye_ring"])[:, None]
+    if app["eyeshadow"] is not None:
+        lid = 0.7 * r["lid"][:, None]
+        col = col * (1 - lid) + lid * np.asarray(app["eyeshadow"], dtype=np.float32)
     if app["freckles"]:
-        spots = tx._smoothstep(1.2, 2.0, noise[:, tx.FRECKLE]) * app["freckles"] * nose ** 0.3 * front
-        col *= (1.0 - 0.35 * spots)[:, None] * np.array([1.0, 0.94, 0.9])
+        spots = tx.smoothstep(1.2, 2.0, noise[:, tx.FRECKLE]) * app["freckles"] * r["front"] * (0.3 + r["cheeks"] + r["nose"])
+        col *= 1.0 - np.clip(0.35 * spots, 0, 0.6)[:, None] * np.array([1.0, 1.06, 1.1], dtype=np.float32)
+    xy = rest[:, :2]
     for m in app["moles"]:
-        d2 = np.sum((xy - np.asarray(m)) ** 2, axis=1)
-        col *= (1.0 - 0.6 * np.exp(-d2 / (2 * 1.2 ** 2)) * front)[:, None]
-    spec = np.where(front, 1.0, 0.6)
-    # T-zone shine.
-    spec = spec + 0.5 * front * np.exp(-(xy[:, 0] / 14.0) ** 2) * (xy[:, 1] > lm[33, 1])
-    hair = np.asarray(app["hair"])
-    # Lips: inside the outer lip contour.
-    lips = _inside_polygon(xy, lm[48:60, :2]) & front
-    if lips.any():
-        lip_col = col[lips] * np.array([0.85, 0.5, 0.55]) if app["lipstick"] is None else np.asarray(app["lipstick"])
-        col[lips] = lip_col
-        spec[lips] = 1.6
-    # Brows: thick strokes along the brow landmarks, thicker toward the nose.
-    for brow in (lm[17:22, :2], lm[22:27, :2]):
-        d = _polyline_distance(xy, brow + np.array([0.0, -1.0]))
-        w = app["brow_density"] * tx._smoothstep(4.5, 2.0, d) * front
-        w = w * np.clip(0.65 + 0.5 * noise[:, tx.STREAK], 0, 1)
-        col = col * (1 - w[:, None]) + w[:, None] * hair
-    # Stubble on the lower face (below the nose, above the neck), not on the lips.
+        idx = tx.near_segment(xy, np.asarray(m), np.asarray(m), 4.0)
+        d2 = np.sum((xy[idx] - np.asarray(m)) ** 2, axis=1)
+        col[idx] *= (1.0 - 0.6 * np.exp(-d2 / (2 * 1.2 ** 2)) * r["front"][idx])[:, None]
+    spec = 0.6 + 0.4 * r["front"] + 0.5 * r["t_zone"]
+    hair = np.asarray(app["hair"], dtype=np.float32)
+    lips = r["lips"][:, None]
+    lip_col = col * np.array([0.85, 0.5, 0.55], dtype=np.float32) if app["lipstick"] is None \
+        else np.asarray(app["lipstick"], dtype=np.float32)[None]
+    col = col * (1 - lips) + lip_col * lips
+    spec = spec + 0.8 * r["lips"]
+    brows = app["brow_density"] * r["brows"] * np.clip(0.65 + 0.5 * noise[:, tx.STREAK], 0, 1)
+    col = col * (1 - brows[:, None]) + brows[:, None] * hair
     if app["stubble"]:
-        zone = tx._smoothstep(lm[33, 1] - 4, lm[33, 1] - 10, xy[:, 1]) * (~lips)
-        zone *= tx._smoothstep(0.75 * eye_w, 0.55 * eye_w, np.abs(xy[:, 0])) * skin_parts
-        zone *= tx._smoothstep(lm[8, 1] - 25, lm[8, 1] - 5, xy[:, 1])
-        dots = np.clip(0.5 + 0.6 * noise[:, tx.FINE], 0, 1)
-        w = app["stubble"] * zone * dots * 0.8
+        w = app["stubble"] * r["stubble"] * np.clip(0.5 + 0.6 * noise[:, tx.FINE], 0, 1) * 0.8
         col = col * (1 - w[:, None]) + w[:, None] * hair
     # Scalp hair above a wavy hairline and over the back/top of the head.
     if not app["bald"]:
         brow_y = float(lm[17:27, 1].max())
-        line = brow_y + app["hairline_mm"] + 4.0 * noise[:, tx.BLOTCH] - 0.004 * xy[:, 0] ** 2
+        # A smooth wavy hairline (from the neutral position: the scalp's UVs are stretched).
+        wave = 3.0 * np.sin(0.12 * xy[:, 0] + app["hairline_mm"]) + 1.5 * np.sin(0.31 * xy[:, 0] + 2 * app["hairline_mm"])
+        line = brow_y + app["hairline_mm"] + wave - 0.004 * xy[:, 0] ** 2
         back = rest[:, 2] < float(lm[0, 2]) - 15.0
         ears_y = float(lm[0, 1]) + 15.0
-        w = np.maximum(tx._smoothstep(line - 3, line + 3, xy[:, 1]),
-                       back * tx._smoothstep(ears_y - 5, ears_y + 15, xy[:, 1])) * skin_parts
-        strands = hair * np.clip(1.0 + 0.35 * noise[:, [tx.STREAK]], 0.3, 2.0)
+        w = np.maximum(tx.smoothstep(line - 4, line + 4, xy[:, 1]),
+                       back * tx.smoothstep(ears_y - 5, ears_y + 15, xy[:, 1])) * skin_parts
+        strands = hair * np.clip(1.0 + 0.2 * noise[:, [tx.STREAK]] + 0.1 * noise[:, [tx.FINE]], 0.5, 1.6)
         col = col * (1 - w[:, None]) + w[:, None] * strands
         spec = spec * (1 - w) + 0.3 * w
-    # Mouth interior and teeth.
     col[parts == PART_MOUTH] = np.array([0.22, 0.04, 0.04])
     col[parts == PART_TEETH] = np.array([0.55, 0.5, 0.4])
-    # Eyes: sclera, iris, pupil from the iris coordinate.
+    col[parts == PART_TONGUE] = np.array([0.4, 0.1, 0.1])
+    col[parts == PART_EYE_SOCKET] = np.asarray(app["skin"]) * np.array([1.0, 0.6, 0.6])
     eye = parts == PART_EYEBALL
     if eye.any():
-        r = iris_coord[eye]
-        sclera = np.array([0.62, 0.56, 0.52]) * (1 - 0.08 * np.clip(noise[eye][:, [tx.MID]], 0, 2))
-        iris = np.asarray(app["iris"]) * (0.75 + 0.25 * np.clip(noise[eye][:, [tx.FINE]], -1, 1))
-        limbus = np.exp(-((r - 1.0) / 0.08) ** 2)[:, None]
-        iris = iris * (1 - 0.6 * limbus)
-        t_iris = tx._smoothstep(1.06, 0.96, r)[:, None]
-        t_pupil = tx._smoothstep(app["pupil"] + 0.04, app["pupil"] - 0.04, r)[:, None]
-        e = sclera * (1 - t_iris) + iris * t_iris
-        col[eye] = e * (1 - t_pupil) + 0.01 * t_pupil
-        spec[eye] = 3.0
+        col[eye], spec[eye] = _eye_albedo(app, iris_coord[eye], noise[eye]), 3.0
     return np.clip(col, 0.0, 1.0).astype(np.float32), spec.astype(np.float32)
+
+
+def _eye_albedo(app: dict, r: np.ndarray, noise: np.ndarray) -> np.ndarray:
+    """Sclera, iris (with a darker limbal ring) and pupil from the iris coordinate ``r``."""
+    sclera = np.array([0.62, 0.56, 0.52]) * (1 - 0.08 * np.clip(noise[:, [tx.MID]], 0, 2))
+    iris = np.asarray(app["iris"]) * (0.75 + 0.25 * np.clip(noise[:, [tx.FINE]], -1, 1))
+    limbus = np.exp(-((r - 1.0) / 0.08) ** 2)[:, None]
+    iris = iris * (1 - 0.6 * limbus)
+    t_iris = tx.smoothstep(1.06, 0.96, r)[:, None]
+    t_pupil = tx.smoothstep(app["pupil"] + 0.04, app["pupil"] - 0.04, r)[:, None]
+    e = sclera * (1 - t_iris) + iris * t_iris
+    return e * (1 - t_pupil) + 0.01 * t_pupil

@@ -151,17 +151,45 @@ def deform(neutral: np.ndarray, identity_basis: np.ndarray, expression_basis: np
     return v.astype(np.float32, copy=False)
 
 
-def vertex_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+def triangle_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    """``T x 3`` float32 triangle normals with length = 2 x area (counter-clockwise = outside)."""
+    v = np.asarray(vertices, dtype=np.float32)
+    t = triangles
+    return np.cross(v[t[:, 1]] - v[t[:, 0]], v[t[:, 2]] - v[t[:, 0]])
+
+
+def vertex_normals(vertices: np.ndarray, triangles: np.ndarray, face_normals: np.ndarray | None = None) -> np.ndarray:
     """Area-weighted unit vertex normals ``N x 3`` float32 (counter-clockwise = outside)."""
     v = np.asarray(vertices, dtype=np.float32)
     t = triangles
-    fn = np.cross(v[t[:, 1]] - v[t[:, 0]], v[t[:, 2]] - v[t[:, 0]])
+    fn = triangle_normals(v, t) if face_normals is None else face_normals
     n = np.zeros_like(v)
     for k in range(3):
         for c in range(3):
             n[:, c] += np.bincount(t[:, k], weights=fn[:, c], minlength=len(v)).astype(np.float32)
-    length = np.linalg.norm(n, axis=1, keepdims=True)
+    length = np.sqrt(np.einsum("ij,ij->i", n, n))[:, None]
     return n / np.maximum(length, 1e-12)
+
+
+def visible_triangles(points_cam: np.ndarray, triangles: np.ndarray, face_normals: np.ndarray,
+                      camera: "Camera", margin_px: float = 8.0, slack: float = 0.1) -> np.ndarray:
+    """Indices of the triangles that can show in the crop: facing the camera and in view.
+
+    Culling the back of the head and everything outside the crop shrinks the ray-casting
+    scene (its build time grows with the triangle count). A triangle stays when
+    ``cos(normal, to-camera) > -slack`` and not all three corners are beyond the same crop
+    edge (plus ``margin_px``). Shadow rays then only see these triangles, which, for a
+    closed head, still includes a camera-facing surface on every occluder in view.
+    """
+    p = np.asarray(points_cam, dtype=np.float32)
+    uv = camera.project(p)
+    lo, hi = -margin_px, camera.size + margin_px
+    out = np.stack([uv[:, 0] < lo, uv[:, 0] > hi, uv[:, 1] < lo, uv[:, 1] > hi], axis=1)
+    culled = np.any(out[triangles[:, 0]] & out[triangles[:, 1]] & out[triangles[:, 2]], axis=1)
+    centre = (p[triangles[:, 0]] + p[triangles[:, 1]] + p[triangles[:, 2]]) / 3.0
+    facing = -np.einsum("ij,ij->i", face_normals, centre)
+    norms = np.sqrt(np.einsum("ij,ij->i", face_normals, face_normals) * np.einsum("ij,ij->i", centre, centre))
+    return np.flatnonzero(~culled & (facing > -slack * norms))
 
 
 def head_pivot(neutral: np.ndarray, landmarks: np.ndarray) -> np.ndarray:

@@ -37,7 +37,7 @@ import numpy as np
 from facenormals3d.errors import InputError
 
 #: Bump when the cached arrays change meaning.
-CACHE_VERSION = 3
+CACHE_VERSION = 5
 #: ICT files are in centimetres; everything here is in millimetres.
 CM_TO_MM = 10.0
 #: Geometry names (README tables) that are real-time shading shells, not surfaces.
@@ -51,11 +51,13 @@ PART_FACE_OUTER = 1
 PART_HEAD = 2
 """Head and neck (scalp, ears, neck)."""
 PART_MOUTH = 3
-"""Mouth socket, gums and tongue."""
+"""Mouth socket (the inside of the cheeks and lips)."""
 PART_TEETH = 4
 PART_EYE_SOCKET = 5
 PART_EYEBALL = 6
-PART_NAMES = ("face", "face_outer", "head", "mouth", "teeth", "eye_socket", "eyeball")
+PART_TONGUE = 7
+"""Gums and tongue."""
+PART_NAMES = ("face", "face_outer", "head", "mouth", "teeth", "eye_socket", "eyeball", "tongue")
 
 _ROW = re.compile(r"^\|\s*#\d+\s*\|\s*([^|]+?)\s*\|\s*\[(\d+):(\d+)\]\s*\|\s*\[(\d+):(\d+)\]")
 
@@ -216,7 +218,7 @@ def _parse(folder: Path, files: dict) -> ICTModel:
     ranges = read_part_ranges(files["readme"])
     labels = np.full(len(polys), -1, dtype=np.int8)
     part_of = {"Face": PART_FACE_OUTER, "Head and Neck": PART_HEAD, "Mouth socket": PART_MOUTH,
-               "Gums and tongue": PART_MOUTH, "Teeth": PART_TEETH, "Eye socket left": PART_EYE_SOCKET,
+               "Gums and tongue": PART_TONGUE, "Teeth": PART_TEETH, "Eye socket left": PART_EYE_SOCKET,
                "Eye socket right": PART_EYE_SOCKET, "Eyeball left": PART_EYEBALL,
                "Eyeball right": PART_EYEBALL}
     for name, part in part_of.items():
@@ -275,39 +277,49 @@ def _parse(folder: Path, files: dict) -> ICTModel:
     model.iris = _iris_coordinate(model, ranges, remap)
     from facenormals3d.data.render import vertex_ambient_occlusion
 
-    model.vertex_ao = vertex_ambient_occlusion(model.neutral, model.triangles)
+    ao = vertex_ambient_occlusion(model.neutral, model.triangles)
+    ao[np.isfinite(model.iris)] = EYEBALL_AO
+    # The eye sockets are closed pockets (AO ~ 0); only their rims show, at the eye corners.
+    socket = np.unique(model.triangles[model.triangle_parts == PART_EYE_SOCKET])
+    ao[socket] = np.maximum(ao[socket], 0.35)
+    model.vertex_ao = ao
     return model
 
 
-def _iris_coordinate(model: ICTModel, ranges: dict, remap: np.ndarray) -> np.ndarray:
-    """Per vertex: angle from the iris centre over the iris radius, on each eyeball.
+#: Radius of the human iris (mm); its angular size follows from the eyeball's radius.
+IRIS_RADIUS_MM = 5.9
+#: Ambient occlusion given to eyeball vertices: the precomputed value is meaningless there
+#: (the model's sclera and iris are nested shells that occlude each other).
+EYEBALL_AO = 0.75
 
-    The eye's axis runs from the eyeball's centre to the iris vertices' centroid; the
-    iris radius is the largest angle an iris vertex makes with that axis. Without iris
-    ranges in the README every vertex gets inf (no eyes).
+
+def _iris_coordinate(model: ICTModel, ranges: dict, remap: np.ndarray) -> np.ndarray:
+    """Per vertex: angle from the eye's axis over the iris' angular radius, on each eyeball.
+
+    The axis runs from the centre of the eyeball's box to its most forward (+z) vertex
+    (the cornea's apex at rest); the per-vertex value then moves with the eye when it
+    looks around. Without eyeball ranges in the README every vertex gets inf (no eyes).
     """
     out = np.full(len(model.neutral), np.inf, dtype=np.float32)
     for side in ("left", "right"):
-        if f"Iris {side}" not in ranges or f"Eyeball {side}" not in ranges:
+        name = f"Sclera {side}" if f"Sclera {side}" in ranges else f"Eyeball {side}"
+        if name not in ranges or f"Eyeball {side}" not in ranges:
             continue
         (a, b), _ = ranges[f"Eyeball {side}"]
-        (ia, ib), _ = ranges[f"Iris {side}"]
+        (sa, sb), _ = ranges[name]
         ball = remap[a:b + 1]
         ball = ball[ball >= 0]
-        iris = remap[ia:ib + 1]
-        iris = iris[iris >= 0]
-        if len(ball) == 0 or len(iris) == 0:
+        sclera = remap[sa:sb + 1]
+        sclera = sclera[sclera >= 0]
+        if len(ball) == 0 or len(sclera) == 0:
             continue
-        pts = model.neutral[ball].astype(np.float64)
+        pts = model.neutral[sclera].astype(np.float64)
         centre = 0.5 * (pts.min(axis=0) + pts.max(axis=0))
-        axis = model.neutral[iris].mean(axis=0) - centre
+        axis = pts[np.argmax(pts[:, 2])] - centre
         axis /= np.linalg.norm(axis)
-
-        def angle(idx: np.ndarray) -> np.ndarray:
-            d = model.neutral[idx] - centre
-            cos = d @ axis / np.maximum(np.linalg.norm(d, axis=1), 1e-9)
-            return np.arccos(np.clip(cos, -1.0, 1.0))
-
-        radius = max(float(np.percentile(angle(iris), 98)), 1e-3)
-        out[ball] = angle(ball) / radius
+        radius = float(np.median(np.linalg.norm(pts - centre, axis=1)))
+        half_angle = float(np.arcsin(min(IRIS_RADIUS_MM / max(radius, 1e-6), 0.95)))
+        d = model.neutral[ball] - centre
+        cos = d @ axis / np.maximum(np.linalg.norm(d, axis=1), 1e-9)
+        out[ball] = np.arccos(np.clip(cos, -1.0, 1.0)) / half_angle
     return out

@@ -85,6 +85,8 @@ class Hits:
     """``P x 3`` float32 unit vectors from the surface to the camera."""
     geo_normal: np.ndarray
     """``P x 3`` float32 unit triangle normals facing the camera."""
+    vertex_normals: np.ndarray | None = None
+    """``N x 3`` unit vertex normals of the mesh (set by the caller, camera frame)."""
 
 
 def cast(scene, directions: np.ndarray) -> Hits:
@@ -93,7 +95,7 @@ def cast(scene, directions: np.ndarray) -> Hits:
     h, w, _ = directions.shape
     d = directions.reshape(-1, 3)
     rays = np.concatenate([np.zeros_like(d), d], axis=1)
-    ans = scene.cast_rays(o3d.core.Tensor(rays))
+    ans = scene.cast_rays(o3d.core.Tensor(rays), nthreads=1)
     t = ans["t_hit"].numpy()
     hit = np.isfinite(t)
     index = np.flatnonzero(hit)
@@ -101,7 +103,7 @@ def cast(scene, directions: np.ndarray) -> Hits:
     bary = np.stack([1.0 - uv[:, 0] - uv[:, 1], uv[:, 0], uv[:, 1]], axis=1).astype(np.float32)
     dh = d[index]
     points = dh * t[index, None]
-    view = -dh / np.linalg.norm(dh, axis=1, keepdims=True)
+    view = -dh / np.sqrt(np.einsum("ij,ij->i", dh, dh))[:, None]
     ng = ans["primitive_normals"].numpy()[index]
     ng = np.where(np.sum(ng * view, axis=1, keepdims=True) < 0, -ng, ng)
     depth = np.where(hit, t, 0.0).astype(np.float32).reshape(h, w)
@@ -148,9 +150,12 @@ def sample_lighting(rng: np.random.Generator) -> dict:
 
 def env_irradiance(env: dict, n: np.ndarray) -> np.ndarray:
     """``P x 3`` irradiance ``a + b.n + n^T M n`` per channel (clipped at a small floor)."""
-    a, b, m = np.asarray(env["a"]), np.asarray(env["b"]), np.asarray(env["m"])
-    quad = np.einsum("pi,cij,pj->pc", n, m, n)
-    e = a[None] + n @ b.T + quad
+    a, b, m = (np.asarray(env[k], dtype=np.float32) for k in ("a", "b", "m"))
+    # n^T M_c n through the six quadratic monomials: one small matrix product.
+    x, y, z = n[:, 0], n[:, 1], n[:, 2]
+    mono = np.stack([x * x, y * y, z * z, 2 * x * y, 2 * x * z, 2 * y * z], axis=1)
+    coef = np.stack([m[:, 0, 0], m[:, 1, 1], m[:, 2, 2], m[:, 0, 1], m[:, 0, 2], m[:, 1, 2]], axis=0)
+    e = a[None] + n @ b.T + mono @ coef
     return np.maximum(e, 0.05 * a[None]).astype(np.float32)
 
 
@@ -169,13 +174,30 @@ def _cone_jitter(rng: np.random.Generator, direction: np.ndarray, cone_deg: floa
     return (out / np.linalg.norm(out, axis=1, keepdims=True)).astype(np.float32)
 
 
-def shadow_visibility(scene, hits: Hits, light_dirs: np.ndarray) -> np.ndarray:
-    """``P`` float32: 1 where the shadow ray toward ``light_dirs`` (``P x 3``) escapes."""
+def shadow_visibility(scene, points: np.ndarray, geo_normals: np.ndarray, light_dirs: np.ndarray) -> np.ndarray:
+    """``P`` float32: 1 where the shadow ray from ``points`` toward ``light_dirs`` escapes (all ``P x 3``).
+
+    Rays start 0.5 mm off the surface and 1 mm toward the light: smooth shading normals
+    light some facets that face away from the light, whose rays would otherwise hit their
+    own neighbours (shadow acne along the terminator).
+    """
     o3d = _o3d()
-    origins = hits.points + 0.25 * hits.geo_normal
+    origins = points + 0.5 * geo_normals + 1.0 * light_dirs
     rays = np.concatenate([origins, light_dirs], axis=1).astype(np.float32)
-    blocked = scene.test_occlusions(o3d.core.Tensor(rays), tnear=0.05).numpy()
+    blocked = scene.test_occlusions(o3d.core.Tensor(rays), tnear=0.05, nthreads=1).numpy()
     return (~blocked).astype(np.float32)
+
+
+def _soften(values: np.ndarray, hits: Hits, sigma: float) -> np.ndarray:
+    """Blur per-hit values over the image grid (normalised by the hit mask): soft shadow edges."""
+    from scipy import ndimage
+
+    h, w = hits.hit.shape
+    grid = np.zeros(h * w, dtype=np.float32)
+    grid[hits.index] = values
+    weight = ndimage.gaussian_filter(hits.hit.astype(np.float32), sigma)
+    blurred = ndimage.gaussian_filter(grid.reshape(h, w), sigma)
+    return (blurred.reshape(-1)[hits.index] / np.maximum(weight.reshape(-1)[hits.index], 1e-6)).astype(np.float32)
 
 
 def shade(rng: np.random.Generator, scene, hits: Hits, normals: np.ndarray, spec_weight: np.ndarray,
@@ -203,17 +225,19 @@ def shade(rng: np.random.Generator, scene, hits: Hits, normals: np.ndarray, spec
         ld = (ld / np.linalg.norm(ld)).astype(np.float32)
         radiance = light["intensity"] * np.asarray(light["color"], dtype=np.float32)
         nl = normals @ ld
-        lit = nl > -wrap.max()
         vis = np.ones(len(nl), dtype=np.float32)
-        if shadows and lit.any():
-            dirs = _cone_jitter(rng, ld, light["cone_deg"], int(lit.sum()))
-            sub = Hits(hit=hits.hit, depth=hits.depth, index=hits.index[lit], triangle=hits.triangle[lit],
-                       bary=hits.bary[lit], points=hits.points[lit], view=v[lit], geo_normal=hits.geo_normal[lit])
-            vis[lit] = shadow_visibility(scene, sub, dirs)
+        # Shadow rays only where both the shading normal and the facet face the light: the
+        # wrap-around zone and the terminator (n.l ~ 0) get so little light that their
+        # visibility does not matter, and their grazing rays would hit their own facets.
+        test = (nl > 0) & (hits.geo_normal @ ld > 0.02)
+        if shadows and test.any():
+            dirs = _cone_jitter(rng, ld, light["cone_deg"], int(test.sum()))
+            vis[test] = shadow_visibility(scene, hits.points[test], hits.geo_normal[test], dirs)
+            vis = _soften(vis, hits, 0.6 + 0.12 * light["cone_deg"])
         wrapped = np.clip((nl[:, None] + wrap[None]) / (1 + wrap[None]), 0, None)
         shading += radiance[None] * wrapped * vis[:, None]
         h = ld[None] + v
-        h /= np.linalg.norm(h, axis=1, keepdims=True)
+        h /= np.sqrt(np.einsum("ij,ij->i", h, h))[:, None]
         nh = np.clip(np.sum(normals * h, axis=1), 0, 1)
         lh = np.clip(h @ ld, 0.05, 1)
         d = alpha2 / (np.pi * (nh * nh * (alpha2 - 1) + 1) ** 2)

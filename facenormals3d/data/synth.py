@@ -36,9 +36,12 @@ import numpy as np
 from facenormals3d.data import albedo as alb
 from facenormals3d.data import effects, geometry, render
 from facenormals3d.data import textures as tx
-from facenormals3d.data.ict import PART_EYEBALL, PART_FACE, PART_FACE_OUTER, PART_HEAD, ICTModel
+from facenormals3d.data.ict import (PART_EYE_SOCKET, PART_EYEBALL, PART_FACE, PART_FACE_OUTER, PART_HEAD,
+                                    PART_TEETH, PART_TONGUE, ICTModel)
 
 SPLITS = ("train", "val", "test")
+#: Inner-lip gap (mm, neutral-frame landmarks 61-63 vs 67-65) above which the mouth counts as open.
+MOUTH_OPEN_MM = 2.5
 _SKIN = (PART_FACE, PART_FACE_OUTER, PART_HEAD)
 
 
@@ -143,6 +146,15 @@ class SynthEngine:
         self.rest_landmarks = model.neutral[model.landmarks].astype(np.float64)
         self.bank = tx.noise_bank()
         self.uv_mm = _uv_scale(model)
+        face_tris = model.triangles[np.isin(model.triangle_parts, (PART_FACE, PART_FACE_OUTER))]
+        vertex_front = np.zeros(len(model.neutral), dtype=bool)
+        vertex_front[face_tris.ravel()] = True
+        regions = alb.vertex_regions(model.neutral, model.landmarks, vertex_front)
+        iris = np.where(np.isfinite(model.iris), model.iris, 99.0)
+        #: Per-vertex attributes interpolated for every hit pixel: neutral position (3),
+        #: ambient occlusion (1), iris coordinate (1), albedo regions.
+        self.vertex_attributes = np.concatenate(
+            [model.neutral, model.vertex_ao[:, None], iris[:, None], regions], axis=1).astype(np.float32)
 
     def render_index(self, seed: int, index: int, split: str | None = None) -> Sample:
         """Sample ``index`` of the dataset with seed ``seed`` (optionally from one split only)."""
@@ -151,47 +163,28 @@ class SynthEngine:
 
     def render(self, seed: int, identity: int) -> Sample:
         """Render the sample with this seed and identity id."""
-        m, s = self.model, self.settings
+        s = self.settings
         rng = np.random.default_rng(int(seed))
-        id_coef = geometry.sample_identity(identity, m.n_identity, s.geometry.identity_scale)
-        expr = geometry.sample_expression(rng, m.expression_names, s.geometry)
-        verts = geometry.deform(m.neutral, m.identity_basis, m.expression_basis, id_coef, expr)
-        pose = geometry.sample_pose(rng, s.geometry)
-        from facenormals3d.face.crop import CropSettings
-
-        cam, cam_params = geometry.make_camera(rng, s.geometry, verts[m.landmarks], self.pivot, pose,
-                                               CropSettings(size=s.size))
-        vc = cam.to_camera(verts).astype(np.float32)
-        scene = render.make_scene(vc, m.triangles)
-        hits = render.cast(scene, cam.ray_directions())
-        corners = m.triangles[hits.triangle]
-        parts = m.triangle_parts[hits.triangle]
-        normals = render.interpolate(geometry.vertex_normals(vc, m.triangles), m.triangles, hits)
-        normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
-        rest = render.interpolate(m.neutral, m.triangles, hits)
-        uv = np.einsum("pk,pkc->pc", hits.bary, m.triangle_uvs[hits.triangle])
-        iris = np.full(len(parts), np.inf, dtype=np.float32)
-        eye = parts == PART_EYEBALL
-        iris[eye] = np.einsum("pk,pk->p", hits.bary[eye], m.iris[corners[eye]])
-
-        # Random texture: one affine map of UV into the bank (scale in mm, rotation, offset).
-        tile_mm = float(rng.uniform(90, 150))
-        ang = rng.uniform(0, 2 * np.pi)
-        amap = (self.uv_mm / tile_mm) * np.array([[np.cos(ang), -np.sin(ang)], [np.sin(ang), np.cos(ang)]])
-        noise = tx.lookup(self.bank, uv @ amap.T + rng.random(2))
-        detail = {"tile_mm": tile_mm}
+        scene, cam, hits, vc, params = self._geometry(rng, identity)
+        # Random skin texture: a random affine map of UV into the noise bank (90-150 mm
+        # of skin per tile, any rotation and offset).
+        tile_mm, ang = float(rng.uniform(90, 150)), float(rng.uniform(0, 2 * np.pi))
+        rot = (self.uv_mm / tile_mm) * np.array([[np.cos(ang), -np.sin(ang)], [np.sin(ang), np.cos(ang)]])
+        bank_map = np.concatenate([rot, rng.random((2, 1))], axis=1)
+        px = self._surface(hits, vc, bank_map)
+        params["texture"] = {"tile_mm": tile_mm, "angle": ang}
         if s.detail:
-            normals, detail = self._detail(rng, vc, corners, hits, parts, uv, rest, amap, noise, normals, cam_params)
+            px["normals"], params["detail"] = self._detail(rng, vc, hits, px, bank_map)
         app = alb.sample_appearance(rng)
-        albedo, spec_w = alb.albedo(app, parts, rest, iris, noise, self.rest_landmarks)
-        ao = np.einsum("pk,pk->p", hits.bary, m.vertex_ao[corners])
+        albedo, spec_w = alb.albedo(app, px["parts"], px["rest"], px["regions"], px["iris"], px["noise"],
+                                    self.rest_landmarks)
         lighting = render.sample_lighting(rng)
-        shading, spec = render.shade(rng, scene, hits, normals, spec_w, ao, lighting, shadows=s.shadows)
-
-        face_mask_p = (parts == PART_FACE) | eye
+        shading, spec = render.shade(rng, scene, hits, px["normals"], spec_w, px["ao"], lighting, shadows=s.shadows)
+        face = (px["parts"] == PART_FACE) | (px["parts"] == PART_EYEBALL) | (px["parts"] == PART_EYE_SOCKET)
         linear_face = albedo * shading + spec
+        # Auto exposure: the face's 60th luminance percentile lands on a random grey.
         lum = linear_face @ np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
-        ref = lum[face_mask_p] if face_mask_p.any() else lum
+        ref = lum[face] if face.any() else lum
         target = float(np.exp(rng.uniform(np.log(0.08), np.log(0.3)))) * (0.5 if lighting["low_key"] else 1.0)
         exposure = target / max(float(np.percentile(ref, 60)) if len(ref) else 1.0, 1e-4)
         shading *= exposure
@@ -199,64 +192,97 @@ class SynthEngine:
 
         size = s.size
         if s.background:
-            img, bg_params = effects.background(rng, size)
+            img, params["background"] = effects.background(rng, size)
         else:
-            img, bg_params = np.full((size, size, 3), 0.2, dtype=np.float32), {"kind": "grey"}
-        flat = img.reshape(-1, 3)
-        flat[hits.index] = linear_face
-        landmarks = cam.project(vc[m.landmarks].astype(np.float64)).astype(np.float32)
-        cover, cover_col, occ = effects.occluders(rng, size, landmarks, np.asarray(app["skin"]), s.occluder_rate)
+            img, params["background"] = np.full((size, size, 3), 0.2, dtype=np.float32), {"kind": "grey"}
+        img.reshape(-1, 3)[hits.index] = linear_face
+        landmarks = cam.project(vc[self.model.landmarks].astype(np.float64)).astype(np.float32)
+        cover, cover_col, params["occluders"] = effects.occluders(rng, size, landmarks, np.asarray(app["skin"]),
+                                                                  s.occluder_rate)
         img = img * (1 - cover[..., None]) + cover_col * cover[..., None]
-        image, cam_fx = effects.camera(rng, img, s.camera_effects)
+        image, params["sensor"] = effects.camera(rng, img, s.camera_effects)
 
-        def to_map(values: np.ndarray, channels: int) -> np.ndarray:
-            out = np.zeros((size * size, channels), dtype=np.float32)
-            out[hits.index] = values.reshape(len(hits.index), channels)
-            return out.reshape(size, size, channels) if channels > 1 else out.reshape(size, size)
+        def to_map(values: np.ndarray) -> np.ndarray:
+            out = np.zeros((size * size,) + values.shape[1:], dtype=values.dtype)
+            out[hits.index] = values
+            return out.reshape((size, size) + values.shape[1:])
 
-        mask = to_map(face_mask_p.astype(np.float32), 1) > 0.5
-        mask &= cover < 0.5
-        normal_map = to_map(normals, 3)
+        mask = to_map(face) & (cover < 0.5)
+        normal_map = to_map(px["normals"].astype(np.float32))
         normal_map[~mask] = 0.0
-        params = {
-            "identity_coefficients": id_coef.tolist(),
-            "expression": {m.expression_names[i]: float(expr[i]) for i in np.flatnonzero(expr)},
-            "camera": {**cam_params, "crop": cam.to_dict()}, "lighting": lighting, "appearance": app,
-            "detail": detail, "background": bg_params, "occluders": occ, "sensor": cam_fx,
-            "exposure": exposure,
-        }
+        params.update(lighting=lighting, appearance=app, exposure=exposure)
         return Sample(image=image, normals=normal_map, mask=mask, depth=hits.depth,
-                      albedo=to_map(albedo, 3), shading=to_map(shading, 3), landmarks68=landmarks,
+                      albedo=to_map(albedo), shading=to_map(shading), landmarks68=landmarks,
                       identity=int(identity), seed=int(seed), split=identity_split(identity), params=params)
 
-    def _detail(self, rng, vc, corners, hits, parts, uv, rest, amap, noise, normals, cam_params):
-        """Bend the smooth normals by the detail height field (skin parts only)."""
+    def _geometry(self, rng: np.random.Generator, identity: int):
+        """Shape, pose, camera, the culled scene and the primary hits."""
+        from facenormals3d.face.crop import CropSettings
+
+        m, s = self.model, self.settings
+        id_coef = geometry.sample_identity(identity, m.n_identity, s.geometry.identity_scale)
+        expr = geometry.sample_expression(rng, m.expression_names, s.geometry)
+        verts = geometry.deform(m.neutral, m.identity_basis, m.expression_basis, id_coef, expr)
+        pose = geometry.sample_pose(rng, s.geometry)
+        cam, cam_params = geometry.make_camera(rng, s.geometry, verts[m.landmarks], self.pivot, pose,
+                                               CropSettings(size=s.size))
+        vc = cam.to_camera(verts).astype(np.float32)
+        face_normals = geometry.triangle_normals(vc, m.triangles)
+        keep = geometry.visible_triangles(vc, m.triangles, face_normals, cam)
+        lips = verts[m.landmarks[[61, 62, 63]]] - verts[m.landmarks[[67, 66, 65]]]
+        mouth_open = bool(np.sqrt(np.sum(lips ** 2, axis=1)).max() > MOUTH_OPEN_MM)
+        if not mouth_open:
+            # Teeth and tongue hide behind closed lips: leave them out of the scene.
+            keep = keep[~np.isin(m.triangle_parts[keep], (PART_TEETH, PART_TONGUE))]
+        scene = render.make_scene(vc, m.triangles[keep])
+        hits = render.cast(scene, cam.ray_directions())
+        hits.triangle = keep[hits.triangle]
+        hits.vertex_normals = geometry.vertex_normals(vc, m.triangles, face_normals)
+        params = {"identity_coefficients": id_coef.tolist(),
+                  "expression": {m.expression_names[i]: float(expr[i]) for i in np.flatnonzero(expr)},
+                  "mouth_open": mouth_open, "camera": {**cam_params, "crop": cam.to_dict()}}
+        return scene, cam, hits, vc, params
+
+    def _surface(self, hits: render.Hits, vc: np.ndarray, bank_map: np.ndarray) -> dict[str, np.ndarray]:
+        """Per-hit-pixel attributes, interpolated in one pass over the triangles' corners."""
+        m = self.model
+        per_vertex = np.concatenate([hits.vertex_normals, self.vertex_attributes], axis=1)
+        values = render.interpolate(per_vertex, m.triangles, hits)
+        normals = values[:, :3] / (np.sqrt(np.einsum("ij,ij->i", values[:, :3], values[:, :3]))[:, None] + 1e-12)
+        parts = m.triangle_parts[hits.triangle]
+        iris = np.where(parts == PART_EYEBALL, values[:, 7], np.inf).astype(np.float32)
+        uv = np.einsum("pk,pkc->pc", hits.bary, m.triangle_uvs[hits.triangle])
+        return {"normals": normals, "rest": values[:, 3:6], "ao": values[:, 6], "iris": iris,
+                "regions": values[:, 8:], "parts": parts, "uv": uv,
+                "noise": tx.lookup(self.bank, uv @ bank_map[:, :2].T + bank_map[:, 2])}
+
+    def _detail(self, rng: np.random.Generator, vc: np.ndarray, hits: render.Hits, px: dict,
+                bank_map: np.ndarray):
+        """The smooth normals bent by the detail height field (skin parts only)."""
         s = self.settings
-        skin = np.isin(parts, _SKIN)
+        skin = np.isin(px["parts"], _SKIN)
         age = float(rng.uniform(0, 1))
-        amp = s.detail_strength * np.array([rng.uniform(0.005, 0.05), rng.uniform(0.02, 0.2),
-                                            rng.uniform(0.0, 0.05) * (0.3 + age)])
+        amp = s.detail_strength * np.array([rng.uniform(0.003, 0.025), rng.uniform(0.01, 0.12),
+                                            rng.uniform(0.0, 0.03) * (0.3 + age)])
         wr = tx.sample_wrinkles(rng, age * s.detail_strength)
+        info = {"amplitudes_mm": amp.tolist(), "age": age, "wrinkles": wr}
         if not skin.any():
-            return normals, {"amplitudes_mm": amp.tolist(), "age": age, "wrinkles": wr}
-        pts = vc[corners[skin]]
-        grad_u, grad_v = tx.surface_gradients(pts, self.model.triangle_uvs[hits.triangle[skin]])
-        nz = noise[skin]
-        # d h / d tile coords, then chain rule through tile = amap @ uv + offset.
-        dh_tile = (amp[0] * nz[:, [tx.FINE_DU, tx.FINE_DV]] + amp[1] * nz[:, [tx.MID_DU, tx.MID_DV]]
-                   + amp[2] * nz[:, [tx.LINES_DU, tx.LINES_DV]])
-        dh_uv = dh_tile @ amap
-        grad = dh_uv[:, :1] * grad_u + dh_uv[:, 1:] * grad_v
-        xy = rest[skin, :2].astype(np.float64)
-        eps = 0.15
-        probe = np.concatenate([xy + [eps, 0], xy - [eps, 0], xy + [0, eps], xy - [0, eps]])
-        hw = tx.wrinkle_height(probe, self.rest_landmarks, wr).reshape(4, -1)
-        hx, hy = (hw[0] - hw[1]) / (2 * eps), (hw[2] - hw[3]) / (2 * eps)
-        grad_x, grad_y = tx.surface_gradients(pts, self.model.neutral[corners[skin]][:, :, :2])
-        grad = grad + hx[:, None] * grad_x + hy[:, None] * grad_y
-        out = normals.copy()
-        out[skin] = tx.perturb_normals(normals[skin], grad.astype(np.float32))
-        return out, {"amplitudes_mm": amp.tolist(), "age": age, "wrinkles": wr}
+            return px["normals"], info
+        # Computed for every hit pixel (most are skin) and masked at the end: cheaper
+        # than gathering the skin subset of every array.
+        corners = self.model.triangles[hits.triangle]
+        params = np.concatenate([self.model.triangle_uvs[hits.triangle], self.model.neutral[corners][:, :, :2]], axis=2)
+        grads = tx.surface_gradients(vc[corners], params)  # P x 4 x 3: grad u, v, x, y
+        nz = px["noise"]
+        # d h / d tile coords, then the chain rule through tile = bank_map @ [uv, 1].
+        dh_tile = (amp[0] * nz[:, tx.FINE_DU:tx.FINE_DV + 1] + amp[1] * nz[:, tx.MID_DU:tx.MID_DV + 1]
+                   + amp[2] * nz[:, tx.LINES_DU:tx.LINES_DV + 1])
+        dh = np.empty((len(nz), 4), dtype=np.float32)
+        dh[:, :2] = dh_tile @ bank_map[:, :2]
+        dh[:, 2:] = tx.wrinkle_gradient(px["rest"][:, :2], self.rest_landmarks, wr)
+        dh[~skin] = 0.0
+        out = tx.perturb_normals(px["normals"], np.einsum("pk,pkc->pc", dh, grads))
+        return out, info
 
 
 def _uv_scale(model: ICTModel) -> float:

@@ -65,34 +65,26 @@ def noise_bank(size: int = 512, seed: int = 20240611) -> np.ndarray:
 
 
 def lookup(bank: np.ndarray, coords: np.ndarray) -> np.ndarray:
-    """Bilinear, wrapping lookup of every bank channel at tile coordinates ``P x 2`` (u, v).
+    """Nearest-texel, wrapping lookup of every bank channel at tile coordinates ``P x 2`` (u, v).
 
-    Returns ``P x C`` float32. (u, v) = (0, 0) is the corner of texel (0, 0).
+    Returns ``P x C`` float32. Nearest (not bilinear) is enough: a texel of the bank is
+    a third of a crop pixel on the face, and every feature spans several texels.
     """
     size = bank.shape[0]
-    x = np.asarray(coords[:, 0], dtype=np.float64) * size - 0.5
-    y = np.asarray(coords[:, 1], dtype=np.float64) * size - 0.5
-    x0, y0 = np.floor(x), np.floor(y)
-    fx = (x - x0).astype(np.float32)[:, None]
-    fy = (y - y0).astype(np.float32)[:, None]
-    i0 = x0.astype(np.int64) % size
-    j0 = y0.astype(np.int64) % size
-    i1, j1 = (i0 + 1) % size, (j0 + 1) % size
-    top = bank[j0, i0] * (1 - fx) + bank[j0, i1] * fx
-    bot = bank[j1, i0] * (1 - fx) + bank[j1, i1] * fx
-    return top * (1 - fy) + bot * fy
+    c = np.floor(np.asarray(coords, dtype=np.float32) * size).astype(np.int32) % size
+    return bank.reshape(size * size, -1)[c[:, 1] * size + c[:, 0]]
 
 
-def surface_gradients(tri_points: np.ndarray, tri_params: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Surface gradients of two per-vertex parameters over each pixel's triangle.
+def surface_gradients(tri_points: np.ndarray, tri_params: np.ndarray) -> np.ndarray:
+    """Surface gradients of per-vertex parameters over each pixel's triangle.
 
     Args:
         tri_points: ``P x 3 x 3`` corner positions (any frame, mm).
-        tri_params: ``P x 3 x 2`` corner values of the parameters (a, b).
+        tri_params: ``P x 3 x K`` corner values of K parameters.
 
     Returns:
-        ``grad_a, grad_b``: ``P x 3`` float32 vectors in the plane of each triangle with
-        ``grad_a . (p_k - p_0) = a_k - a_0`` (units: parameter per mm).
+        ``P x K x 3`` float32: for parameter k, the vector ``g`` in the plane of the
+        triangle with ``g . (p_i - p_0) = a_i - a_0`` (units: parameter per mm).
     """
     e1 = tri_points[:, 1] - tri_points[:, 0]
     e2 = tri_points[:, 2] - tri_points[:, 0]
@@ -102,87 +94,121 @@ def surface_gradients(tri_points: np.ndarray, tri_params: np.ndarray) -> tuple[n
     g12 = np.einsum("pi,pi->p", e1, e2)
     g22 = np.einsum("pi,pi->p", e2, e2)
     det = g11 * g22 - g12 * g12
-    det = np.where(np.abs(det) > 1e-12, det, 1e-12)
-    out = []
-    for c in range(2):
-        # Solve [g11 g12; g12 g22] [x; y] = [d1_c; d2_c] and gradient = x e1 + y e2.
-        x = (g22 * d1[:, c] - g12 * d2[:, c]) / det
-        y = (g11 * d2[:, c] - g12 * d1[:, c]) / det
-        out.append((x[:, None] * e1 + y[:, None] * e2).astype(np.float32))
-    return out[0], out[1]
+    det = np.where(np.abs(det) > 1e-12, det, 1e-12)[:, None]
+    # Solve [g11 g12; g12 g22] [x; y] = [d1; d2] per parameter; gradient = x e1 + y e2.
+    x = (g22[:, None] * d1 - g12[:, None] * d2) / det
+    y = (g11[:, None] * d2 - g12[:, None] * d1) / det
+    return (x[:, :, None] * e1[:, None] + y[:, :, None] * e2[:, None]).astype(np.float32)
 
 
 def perturb_normals(normals: np.ndarray, grad_h: np.ndarray) -> np.ndarray:
     """``normalize(n - tangential part of grad_h)`` for ``P x 3`` arrays."""
     g = grad_h - np.einsum("pi,pi->p", grad_h, normals)[:, None] * normals
     n = normals - g
-    return n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
+    return n / np.maximum(np.sqrt(np.einsum("ij,ij->i", n, n)), 1e-12)[:, None]
 
 
 def _groove(d: np.ndarray, width: float) -> np.ndarray:
     return np.exp(-(d / width) ** 2)
 
 
-def _smoothstep(e0: float, e1: float, x: np.ndarray) -> np.ndarray:
+def smoothstep(e0: float, e1: float, x: np.ndarray) -> np.ndarray:
     t = np.clip((x - e0) / (e1 - e0), 0.0, 1.0)
     return t * t * (3 - 2 * t)
 
 
-def _segment_distance(p: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def segment_distance(p: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Distance of ``P x 2`` points to segment ab and the position along it in [0, 1]."""
     ab = b - a
     t = np.clip(((p - a) @ ab) / max(float(ab @ ab), 1e-9), 0.0, 1.0)
-    return np.linalg.norm(p - (a + t[:, None] * ab), axis=1), t
+    q = p - (a + t[:, None] * ab)
+    return np.sqrt(q[:, 0] ** 2 + q[:, 1] ** 2), t
 
 
-def wrinkle_height(xy: np.ndarray, lm: np.ndarray, w: dict) -> np.ndarray:
-    """Height (mm, negative = groove) of the face's wrinkles at neutral-frame ``P x 2`` points.
+def near_segment(p: np.ndarray, a: np.ndarray, b: np.ndarray, reach: float) -> np.ndarray:
+    """Indices of the ``P x 2`` points inside the segment's bounding box grown by ``reach``.
+
+    A cheap prefilter: grooves and strokes are thin, so only a few pixels need the full
+    distance computation.
+    """
+    lo = np.minimum(a, b) - reach
+    hi = np.maximum(a, b) + reach
+    return np.flatnonzero((p[:, 0] > lo[0]) & (p[:, 0] < hi[0]) & (p[:, 1] > lo[1]) & (p[:, 1] < hi[1]))
+
+
+def _add_groove(grad: np.ndarray, xy: np.ndarray, a, b, depth: float, width: float, t0: float = 0.0) -> None:
+    """Add the gradient of a groove along segment ab to ``grad`` (``P x 2``, in place).
+
+    The groove is ``h = -depth * exp(-(d / width)^2) * sin(pi * s)`` with ``d`` the
+    distance to the segment and ``s = t0 + (1 - t0) * t`` (``t`` = position along it), so
+    it fades out at the ends. Its gradient in closed form: with ``q`` = the point minus
+    its closest point on the segment (``grad d = q / d``),
+    ``grad h = -depth * g * (-2 q / width^2 * sin(pi s) + pi cos(pi s) (1 - t0) grad t)``.
+    """
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    idx = near_segment(xy, a, b, 3.0 * width)
+    if len(idx) == 0:
+        return
+    p = xy[idx]
+    ab = b - a
+    ab2 = max(float(ab @ ab), 1e-9)
+    t_raw = ((p - a) @ ab) / ab2
+    t = np.clip(t_raw, 0.0, 1.0)
+    q = p - (a + t[:, None] * ab)
+    g = np.exp(-(q[:, 0] ** 2 + q[:, 1] ** 2) / width ** 2)
+    s = t0 + (1 - t0) * t
+    inside = ((t_raw > 0) & (t_raw < 1)).astype(np.float64)
+    grad_t = inside[:, None] * ab[None] / ab2
+    dh = -depth * g[:, None] * (-2.0 * q / width ** 2 * np.sin(np.pi * s)[:, None]
+                                 + (np.pi * (1 - t0) * np.cos(np.pi * s))[:, None] * grad_t)
+    grad[idx] += dh
+
+
+def wrinkle_gradient(xy: np.ndarray, lm: np.ndarray, w: dict) -> np.ndarray:
+    """Gradient ``P x 2`` (mm/mm) of the wrinkle height field at neutral-frame points.
+
+    The height field is a sum of grooves (negative heights, mm) placed from the neutral
+    landmarks: wavy forehead lines, frown lines, nasolabial folds, crow's feet and
+    under-eye lines. Slowly varying fade-in windows are treated as constants.
 
     Args:
-        xy: neutral-mesh (x, y) in mm of each pixel's surface point.
+        xy: ``P x 2`` neutral-mesh (x, y) in mm of each pixel's surface point.
         lm: ``68 x 3`` neutral landmark positions (mm).
         w: drawn wrinkle parameters (see :func:`sample_wrinkles`).
     """
-    x, y = xy[:, 0], xy[:, 1]
-    h = np.zeros(len(xy), dtype=np.float64)
+    grad = np.zeros((len(xy), 2), dtype=np.float64)
     brow_y = float(lm[17:27, 1].max())
     eye_w = float(lm[45, 0] - lm[36, 0])
-    # Forehead: horizontal lines above the brows, wavy, fading toward the temples.
     if w["forehead"] > 0:
-        window = _smoothstep(0.55 * eye_w, 0.25 * eye_w, np.abs(x)) * _smoothstep(brow_y + 4, brow_y + 12, y)
-        window *= _smoothstep(brow_y + 60, brow_y + 45, y)
+        idx = np.flatnonzero((np.abs(xy[:, 0]) < 0.55 * eye_w) & (xy[:, 1] > brow_y + 4) & (xy[:, 1] < brow_y + 60))
+        x, y = xy[idx, 0], xy[idx, 1]
+        window = smoothstep(0.55 * eye_w, 0.25 * eye_w, np.abs(x)) * smoothstep(brow_y + 4, brow_y + 12, y)
+        window *= smoothstep(brow_y + 60, brow_y + 45, y)
+        wd = w["forehead_width"]
         for k in range(w["forehead_n"]):
-            yk = brow_y + w["forehead_start"] + k * w["forehead_gap"]
-            d = y - yk - w["forehead_wave"] * np.sin(x * w["forehead_freq"] + k * 1.7 + w["phase"])
-            h -= w["forehead"] * (1 - 0.15 * k) * window * _groove(d, w["forehead_width"])
-    # Frown lines: two short vertical grooves between the brows.
+            phase = x * w["forehead_freq"] + k * 1.7 + w["phase"]
+            d = y - (brow_y + w["forehead_start"] + k * w["forehead_gap"]) - w["forehead_wave"] * np.sin(phase)
+            # h = -D * window * exp(-(d/wd)^2); dh/dd = 2 D window d / wd^2 * exp(.)
+            dh_dd = 2.0 * w["forehead"] * (1 - 0.15 * k) * window * d / wd ** 2 * np.exp(-(d / wd) ** 2)
+            grad[idx, 0] += dh_dd * (-w["forehead_wave"] * w["forehead_freq"] * np.cos(phase))
+            grad[idx, 1] += dh_dd
     if w["frown"] > 0:
         for sign in (-1, 1):
-            d, t = _segment_distance(xy, np.array([sign * 0.07 * eye_w, brow_y - 6]),
-                                     np.array([sign * 0.1 * eye_w, brow_y + 12]))
-            h -= w["frown"] * _groove(d, 1.2) * np.sin(np.pi * t)
-    # Nasolabial folds: from beside the nose wing to beside the mouth corner.
+            _add_groove(grad, xy, [sign * 0.07 * eye_w, brow_y - 6], [sign * 0.1 * eye_w, brow_y + 12], w["frown"], 1.2)
     if w["nasolabial"] > 0:
         for wing, corner, sign in ((31, 48, -1), (35, 54, 1)):
-            a = lm[wing, :2] + np.array([sign * 6.0, 3.0])
-            b = lm[corner, :2] + np.array([sign * 7.0, -9.0])
-            d, t = _segment_distance(xy, a, b)
-            h -= w["nasolabial"] * _groove(d, 2.8) * np.sin(np.pi * np.clip(t * 0.9 + 0.1, 0, 1))
-    # Crow's feet: a fan of short lines from the outer eye corners.
+            _add_groove(grad, xy, lm[wing, :2] + [sign * 6.0, 3.0], lm[corner, :2] + [sign * 7.0, -9.0],
+                        w["nasolabial"], 2.8, t0=0.1)
     if w["crows"] > 0:
         for corner, sign in ((36, -1), (45, 1)):
             c = lm[corner, :2]
             for ang in w["crows_angles"]:
                 dirv = np.array([sign * np.cos(ang), np.sin(ang)])
-                d, t = _segment_distance(xy, c + dirv * 5.0, c + dirv * 16.0)
-                h -= w["crows"] * _groove(d, 0.9) * np.sin(np.pi * t)
-    # Under-eye line: an arc below each eye.
+                _add_groove(grad, xy, c + dirv * 5.0, c + dirv * 16.0, w["crows"], 0.9)
     if w["undereye"] > 0:
         for a_i, b_i in ((36, 39), (42, 45)):
-            a, b = lm[a_i, :2] + np.array([0, -7.0]), lm[b_i, :2] + np.array([0, -7.0])
-            d, t = _segment_distance(xy, a, b)
-            h -= w["undereye"] * _groove(d, 1.3) * np.sin(np.pi * t)
-    return h
+            _add_groove(grad, xy, lm[a_i, :2] + [0, -7.0], lm[b_i, :2] + [0, -7.0], w["undereye"], 1.3)
+    return grad
 
 
 def sample_wrinkles(rng: np.random.Generator, age: float) -> dict:

@@ -1,0 +1,79 @@
+"""``facenormals3d bench synth``: synthetic samples per second and memory per worker."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+from facenormals3d.bench import BenchReport, target
+
+DESCRIPTION = ("Render synthetic 256x256 samples (all effects on) with 1 and 2 worker processes; "
+               "report samples/s and peak memory per worker against the targets "
+               "(>= 30 samples/s on 2 cores, < 2 GB per worker).")
+
+TARGET_RATE = 30.0
+TARGET_MEMORY_MB = 2048.0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    default = os.environ.get("FACENORMALS3D_ICT", ".cache/ICT-FaceKit")
+    parser.add_argument("--ict-dir", default=default,
+                        help=f"ICT FaceKit folder (default: $FACENORMALS3D_ICT or {default})")
+    parser.add_argument("--samples", type=int, default=60, help="samples per measurement (default 60)")
+    parser.add_argument("--size", type=int, default=256, help="crop side (default 256)")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2],
+                        help="worker counts to measure (default: 1 2)")
+
+
+def _job(job: tuple[int, int]) -> tuple[float, float]:
+    """Render and encode one sample in a worker; return (seconds, peak RSS in MB so far)."""
+    import resource
+
+    from facenormals3d.data.generate import _WORKER
+    from facenormals3d.data.shards import encode
+
+    t0 = time.perf_counter()
+    encode(_WORKER["engine"].render_index(*job))
+    return time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _measure(ict_dir: str, settings, workers: int, samples: int) -> dict:
+    import multiprocessing as mp
+
+    from facenormals3d.data.generate import _init_worker, one_thread_env
+
+    ctx = mp.get_context("spawn")
+    with one_thread_env():
+        pool = ctx.Pool(workers, initializer=_init_worker, initargs=(ict_dir, settings.to_dict()))
+    with pool:
+        # Warm up every worker (imports, model load, noise bank) outside the timing.
+        pool.map(_job, [(99, 10_000 + i) for i in range(2 * workers)], chunksize=1)
+        t0 = time.perf_counter()
+        results = pool.map(_job, [(0, i) for i in range(samples)], chunksize=2)
+        wall = time.perf_counter() - t0
+    per_sample = sorted(r[0] for r in results)
+    return {"workers": workers, "samples": samples, "seconds": wall, "samples_per_s": samples / wall,
+            "ms_per_sample_in_worker": 1000 * per_sample[len(per_sample) // 2],
+            "peak_rss_mb_per_worker": max(r[1] for r in results)}
+
+
+def run(args: argparse.Namespace) -> BenchReport:
+    from facenormals3d.data.ict import load_ict
+    from facenormals3d.data.synth import SynthSettings
+
+    ict_dir = str(Path(args.ict_dir))
+    load_ict(ict_dir)  # clear error for a bad folder; builds the cache outside the timing
+    settings = SynthSettings(size=args.size)
+    rows = [_measure(ict_dir, settings, int(w), int(args.samples)) for w in args.workers]
+    report = BenchReport(name="synth", rows=rows)
+    two = [r for r in rows if r["workers"] == 2]
+    if two:
+        report.targets.append(target(f"samples/s at {args.size}^2, 2 workers, all effects on",
+                                     two[0]["samples_per_s"], TARGET_RATE, lower_is_better=False))
+    report.targets.append(target("peak memory per worker (MB)", max(r["peak_rss_mb_per_worker"] for r in rows),
+                                 TARGET_MEMORY_MB))
+    report.notes.append(f"{os.cpu_count()} CPU cores; workers are spawned processes with one thread each; "
+                        "timing excludes process start and model loading (.npz cache)")
+    return report
