@@ -36,7 +36,7 @@ def write_face(rec, folder: Path) -> dict[str, Any]:
     from facenormals3d.outputs import write_json
 
     folder = Path(folder)
-    write_obj(rec.mesh, folder / "mesh.obj")
+    write_obj(rec.mesh, folder / "mesh.obj", texture_name="texture.png")
     write_ply(rec.mesh, folder / "mesh.ply")
     write_normal_png(folder / "normals.png", rec.normals, rec.mask)
     np.save(folder / "normals.npy", rec.normals)

@@ -18,6 +18,8 @@ the texture), ``u`` right and ``v`` up (OBJ convention), so the crop is the text
 
 from __future__ import annotations
 
+import dataclasses
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -104,6 +106,14 @@ def depth_to_mesh(depth: np.ndarray, mask: np.ndarray, *, pixel_size_mm: float |
     return FaceMesh(vertices=vertices.astype(np.float32), faces=faces.astype(np.int32),
                     uvs=uvs.astype(np.float32), vertex_normals=vertex_normals(vertices, faces),
                     colors=colors, texture=texture)
+
+
+def with_vertices(mesh: FaceMesh, vertices: np.ndarray) -> FaceMesh:
+    """The same mesh (faces, UVs, colours, texture) with moved vertices and fresh normals."""
+    v = np.asarray(vertices, dtype=np.float32)
+    if v.shape != mesh.vertices.shape or not np.all(np.isfinite(v)):
+        raise InputError("vertices", f"expected finite {mesh.vertices.shape}, got {v.shape}")
+    return dataclasses.replace(mesh, vertices=v, vertex_normals=vertex_normals(v, mesh.faces))
 
 
 def _check(depth, mask, pixel_size_mm, camera, texture):

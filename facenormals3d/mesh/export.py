@@ -65,11 +65,11 @@ def obj_text(mesh: FaceMesh, *, mtllib: str | None = None, plain: bool = False) 
     return "".join(lines)
 
 
-def write_obj(mesh: FaceMesh, path: str | Path) -> Path:
-    """Write ``path`` (.obj) with its ``.mtl`` and ``_texture.png`` beside it.
+def write_obj(mesh: FaceMesh, path: str | Path, texture_name: str | None = None) -> Path:
+    """Write ``path`` (.obj) with its ``.mtl`` and texture PNG beside it.
 
-    Without a texture only the OBJ (with ``vt``/``vn``, no material) is written.
-    Returns the OBJ path.
+    The texture is named ``texture_name`` (default ``NAME_texture.png``). Without a
+    texture only the OBJ (with ``vt``/``vn``, no material) is written. Returns the OBJ path.
     """
     _check_mesh(mesh)
     path = Path(path).with_suffix(".obj")
@@ -77,7 +77,7 @@ def write_obj(mesh: FaceMesh, path: str | Path) -> Path:
     if mesh.texture is not None:
         import imageio.v3 as iio
 
-        png = path.with_name(f"{path.stem}_texture.png")
+        png = path.with_name(texture_name or f"{path.stem}_texture.png")
         mtl = path.with_suffix(".mtl")
         atomic_write(png, lambda p: iio.imwrite(p, np.asarray(mesh.texture, np.uint8), extension=".png"))
         material = (f"newmtl {MATERIAL}\nKa 1.000 1.000 1.000\nKd 1.000 1.000 1.000\n"
