@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from facenormals3d.render.preview import vertex_normals
-from facenormals3d.render.refine import (RefineSettings, project_to_crop, rasterize_crop,
-                                         refine_mesh, uniform_laplacian, vertex_normals_torch,
-                                         _unique_edges)
+from facenormals3d.render.refine import (RefineSettings, SmoothSolve, project_to_crop,
+                                         rasterize_crop, refine_mesh, uniform_laplacian,
+                                         vertex_normals_torch, _unique_edges)
 from facenormals3d.render.shading import fit_light_and_albedo, sh_basis, shade
 
 #: Ground-truth light (irradiance SH, same for R, G, B) and albedo of the synthetic scene:
@@ -59,6 +59,17 @@ def render_truth(size: int, mm_per_pixel: float):
     return image, mask
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Run these tests on one torch thread: the refinement is thousands of small ops, and on
+    the shared 2-core machine two OpenMP threads made it ~4-20x slower (threads waiting for
+    each other). Restored afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def scene():
     size, mpp, n = 96, 1.0, 72  # ~1.3 px per grid step, like the real mesh; 10k triangles
@@ -76,13 +87,15 @@ def _tiny_triangle(u: float, v: float, size: int, mpp: float, z: float = 1.0):
     return verts, np.array([[0, 1, 2]])
 
 
+@pytest.mark.parametrize("rasterizer", ["pytorch3d", "open3d"])
 @pytest.mark.parametrize("col,row", [(10, 20), (50, 3), (0, 63), (33, 31)])
-def test_vertex_lands_on_the_expected_crop_pixel(col, row):
+def test_vertex_lands_on_the_expected_crop_pixel(col, row, rasterizer):
     size, mpp = 64, 0.7
     verts, faces = _tiny_triangle(col + 0.5, row + 0.5, size, mpp)
     np.testing.assert_allclose(project_to_crop(verts, size, mpp).mean(0),
                                [col + 0.5, row + 0.5 + 0.1], atol=1e-9)  # centroid 0.1 px below
-    samples = rasterize_crop(verts, faces, np.ones((size, size), bool), mpp)
+    samples = rasterize_crop(verts, faces, np.ones((size, size), bool), mpp,
+                             rasterizer=rasterizer)
     assert list(samples.pixels) == [row * size + col]
     # The pixel centre is (x, y): halfway between the base and the apex, on the axis.
     np.testing.assert_allclose(samples.bary[0].numpy(), [0.25, 0.25, 0.5], atol=1e-4)
@@ -134,6 +147,21 @@ def test_uniform_laplacian_matches_dense_reference():
     np.testing.assert_allclose(got, expected, atol=1e-12)
 
 
+def test_smooth_solve_matches_dense_reference_and_gradients():
+    verts, faces = grid_mesh(6, 2.0, bumps=False)
+    edges = _unique_edges(faces)
+    adj = np.zeros((len(verts), len(verts)))
+    adj[edges[:, 0], edges[:, 1]] = adj[edges[:, 1], edges[:, 0]] = 1.0
+    lam = 5.0
+    matrix = np.eye(len(verts)) + lam * (np.diag(adj.sum(1)) - adj)
+    u = torch.tensor(np.random.default_rng(3).normal(size=len(verts)), requires_grad=True)
+    solve = SmoothSolve(edges, len(verts), lam)
+    np.testing.assert_allclose(solve(u).detach().numpy(), np.linalg.solve(matrix, u.detach()),
+                               atol=1e-10)
+    assert torch.autograd.gradcheck(solve, (u,))
+    assert SmoothSolve(edges, len(verts), 0.0)(u) is u  # lambda 0: plain per-vertex steps
+
+
 def test_true_geometry_explains_the_photo(scene):
     r = refine_mesh(scene["truth"], scene["faces"], scene["image"], scene["mask"], scene["mpp"],
                     RefineSettings(iterations=0))
@@ -154,10 +182,11 @@ def _angular_error_deg(verts, truth, faces, inside):
     return np.degrees(np.arccos(np.clip(cos, -1, 1)))[inside].mean()
 
 
-@pytest.mark.parametrize("albedo", ["constant", "smoothed"])
-def test_refinement_lowers_error_and_moves_towards_truth(scene, albedo):
+@pytest.mark.parametrize("albedo,rasterizer", [("constant", "pytorch3d"), ("smoothed", "auto")])
+def test_refinement_lowers_error_and_moves_towards_truth(scene, albedo, rasterizer):
     start, truth, faces = scene["start"], scene["truth"], scene["faces"]
-    settings = RefineSettings(iterations=40, rasterize_every=5, albedo=albedo)
+    settings = RefineSettings(iterations=40, rasterize_every=5, albedo=albedo,
+                              rasterizer=rasterizer)
     r = refine_mesh(start, faces, scene["image"], scene["mask"], scene["mpp"], settings)
     assert r.iterations == 40 and r.rasterizations == 40 // 5 + 1
     assert r.photometric_error_after < 0.5 * r.photometric_error_before
@@ -212,5 +241,7 @@ def test_bad_inputs_raise_clear_errors(scene):
         refine_mesh(v + [500.0, 0.0, 0.0], f, img, mask, mpp)
     with pytest.raises(ValueError, match="albedo must be one of"):
         refine_mesh(v, f, img, mask, mpp, RefineSettings(albedo="textured"))
+    with pytest.raises(ValueError, match="rasterizer must be one of"):
+        refine_mesh(v, f, img, mask, mpp, RefineSettings(rasterizer="opengl"))
     with pytest.raises(ValueError, match="rasterize_every"):
         refine_mesh(v, f, img, mask, mpp, RefineSettings(rasterize_every=0))
