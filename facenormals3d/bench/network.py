@@ -1,0 +1,104 @@
+"""``facenormals3d bench network``: speed and size of the cross-modal network on CPU.
+
+For each candidate configuration (width x training input size, optionally channels-last)
+it measures inference time per 256 x 256 face (batch 1; a model trained at 128 gets the
+face resized down and its normals resized back, as :func:`predict_normals` does) and
+training throughput (paired samples per second through all three branches and the latent
+term, forward + backward + AdamW step). Threads are fixed (default 2, the target machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from facenormals3d.bench import BenchReport, target, time_call
+
+DESCRIPTION = "cross-modal network: CPU inference ms per 256^2 face, training samples/s, parameter counts"
+#: Inference target for the shipped configuration on 2 CPU cores (issue 5).
+INFERENCE_TARGET_MS = 150.0
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--widths", type=float, nargs="+", default=[0.25, 0.375, 0.5],
+                   help="width multipliers to compare (default: 0.25 0.375 0.5)")
+    p.add_argument("--sizes", type=int, nargs="+", default=[128, 256],
+                   help="training input sizes to compare (default: 256 128)")
+    p.add_argument("--channels-last", action="store_true", help="also time channels-last variants")
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default: 2)")
+    p.add_argument("--batch-size", type=int, default=8, help="training batch size (default: 8)")
+    p.add_argument("--repeats", type=int, default=3, help="timed repeats, best is kept (default: 3)")
+
+
+def _measure(cfg, channels_last: bool, batch_size: int, repeats: int) -> dict:
+    import torch
+
+    from facenormals3d.model.crossmodal import CrossModalNet, count_parameters
+    from facenormals3d.model.infer import predict_normals
+    from facenormals3d.train import Branches, TrainConfig
+
+    torch.manual_seed(0)
+    model = CrossModalNet(cfg)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    model = model.to(memory_format=fmt)
+    face = torch.rand(1, 3, 256, 256).contiguous(memory_format=fmt)
+    infer_s, _ = time_call(lambda: predict_normals(model, face), repeats=repeats)
+
+    s = cfg.input_size
+    batch = {"image": torch.rand(batch_size, 3, s, s),
+             "normals": torch.nn.functional.normalize(torch.randn(batch_size, 3, s, s), dim=1),
+             "mask": torch.ones(batch_size, 1, s, s)}
+    batch = {k: v.contiguous(memory_format=fmt) for k, v in batch.items()}
+    step_module = Branches(model.train(), TrainConfig(model=cfg))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+
+    def train_step():
+        loss = step_module(batch, None, None)["loss"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    train_s, _ = time_call(train_step, repeats=max(1, repeats - 1))
+    return {"width": cfg.width, "train_size": s, "channels_last": channels_last,
+            "params_M": count_parameters(model) / 1e6, "train_GFLOP_per_sample": _train_gflop(model, batch),
+            "infer_ms_256": 1000 * infer_s, "train_samples_per_s": batch_size / train_s}
+
+
+def _train_gflop(model, batch: dict) -> float:
+    """Forward + backward GFLOP per paired sample (counted, not timed: stable on a busy machine)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from facenormals3d.train import Branches, TrainConfig
+
+    one = {k: v[:1] for k, v in batch.items()}
+    with FlopCounterMode(display=False) as counter:
+        Branches(model, TrainConfig(model=model.cfg))(one, None, None)["loss"].backward()
+    model.zero_grad(set_to_none=True)
+    return counter.get_total_flops() / 1e9
+
+
+def run(args: argparse.Namespace) -> BenchReport:
+    import torch
+
+    from facenormals3d.model.config import ModelConfig, paper_config, shipped_config
+    from facenormals3d.model.crossmodal import CrossModalNet, count_parameters
+
+    torch.set_num_threads(args.threads)
+    shipped = shipped_config()
+    rows = []
+    candidates = [(w, s) for w in args.widths for s in args.sizes]
+    if (shipped.width, shipped.input_size) not in candidates:
+        candidates.insert(0, (shipped.width, shipped.input_size))
+    for width, size in candidates:
+        for cl in (False, True) if args.channels_last else (False,):
+            row = _measure(ModelConfig(width=width, input_size=size), cl, args.batch_size, args.repeats)
+            row["shipped"] = (width, size) == (shipped.width, shipped.input_size) and not cl
+            rows.append(row)
+    paper_params = count_parameters(CrossModalNet(paper_config()))
+    ship = next(r for r in rows if r["shipped"])
+    targets = [target(f"inference ms per 256^2 face, shipped config, {args.threads} threads",
+                      ship["infer_ms_256"], INFERENCE_TARGET_MS)]
+    notes = [f"parameters: shipped (width {shipped.width}, input {shipped.input_size}) "
+             f"{ship['params_M']:.2f} M; paper config {paper_params / 1e6:.2f} M",
+             f"training: {args.batch_size} paired samples per step through all branches, "
+             f"{args.threads} threads"]
+    return BenchReport(name="network", rows=rows, targets=targets, notes=notes)
