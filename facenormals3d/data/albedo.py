@@ -189,13 +189,13 @@ def albedo(app: dict, parts: np.ndarray, rest: np.ndarray, regions: np.ndarray, 
     col[parts == PART_EYE_SOCKET] = np.asarray(app["skin"]) * np.array([1.0, 0.6, 0.6])
     eye = parts == PART_EYEBALL
     if eye.any():
-        col[eye], spec[eye] = _eye_albedo(app, iris_coord[eye], noise[eye]), 3.0
+        col[eye], spec[eye] = _eye_albedo(app, iris_coord[eye], noise[eye]), 1.5
     return np.clip(col, 0.0, 1.0).astype(np.float32), spec.astype(np.float32)
 
 
 def _eye_albedo(app: dict, r: np.ndarray, noise: np.ndarray) -> np.ndarray:
     """Sclera, iris (with a darker limbal ring) and pupil from the iris coordinate ``r``."""
-    sclera = np.array([0.62, 0.56, 0.52]) * (1 - 0.08 * np.clip(noise[:, [tx.MID]], 0, 2))
+    sclera = np.array([0.42, 0.36, 0.33]) * (1 - 0.08 * np.clip(noise[:, [tx.MID]], 0, 2))
     iris = np.asarray(app["iris"]) * (0.75 + 0.25 * np.clip(noise[:, [tx.FINE]], -1, 1))
     limbus = np.exp(-((r - 1.0) / 0.08) ** 2)[:, None]
     iris = iris * (1 - 0.6 * limbus)

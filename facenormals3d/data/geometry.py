@@ -158,17 +158,35 @@ def triangle_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
     return np.cross(v[t[:, 1]] - v[t[:, 0]], v[t[:, 2]] - v[t[:, 0]])
 
 
-def vertex_normals(vertices: np.ndarray, triangles: np.ndarray, face_normals: np.ndarray | None = None) -> np.ndarray:
-    """Area-weighted unit vertex normals ``N x 3`` float32 (counter-clockwise = outside)."""
+def vertex_normals(vertices: np.ndarray, triangles: np.ndarray, face_normals: np.ndarray | None = None,
+                   incidence=None) -> np.ndarray:
+    """Area-weighted unit vertex normals ``N x 3`` float32 (counter-clockwise = outside).
+
+    ``incidence`` (from :func:`vertex_incidence`) turns the sum over each vertex's
+    triangles into one sparse product; without it the sums use ``np.bincount``.
+    """
     v = np.asarray(vertices, dtype=np.float32)
     t = triangles
     fn = triangle_normals(v, t) if face_normals is None else face_normals
-    n = np.zeros_like(v)
-    for k in range(3):
-        for c in range(3):
-            n[:, c] += np.bincount(t[:, k], weights=fn[:, c], minlength=len(v)).astype(np.float32)
+    if incidence is not None:
+        n = np.asarray(incidence @ fn, dtype=np.float32)
+    else:
+        n = np.zeros_like(v)
+        for k in range(3):
+            for c in range(3):
+                n[:, c] += np.bincount(t[:, k], weights=fn[:, c], minlength=len(v)).astype(np.float32)
     length = np.sqrt(np.einsum("ij,ij->i", n, n))[:, None]
     return n / np.maximum(length, 1e-12)
+
+
+def vertex_incidence(n_vertices: int, triangles: np.ndarray):
+    """Sparse ``N x T`` float32 matrix with a 1 where vertex n is a corner of triangle t."""
+    from scipy import sparse
+
+    rows = triangles.ravel()
+    cols = np.repeat(np.arange(len(triangles)), 3)
+    return sparse.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)),
+                             shape=(n_vertices, len(triangles)))
 
 
 def visible_triangles(points_cam: np.ndarray, triangles: np.ndarray, face_normals: np.ndarray,
@@ -182,13 +200,17 @@ def visible_triangles(points_cam: np.ndarray, triangles: np.ndarray, face_normal
     closed head, still includes a camera-facing surface on every occluder in view.
     """
     p = np.asarray(points_cam, dtype=np.float32)
-    uv = camera.project(p)
+    w = -p[:, 2]
+    u = camera.focal * p[:, 0] / w + camera.cx
+    v = -camera.focal * p[:, 1] / w + camera.cy
     lo, hi = -margin_px, camera.size + margin_px
-    out = np.stack([uv[:, 0] < lo, uv[:, 0] > hi, uv[:, 1] < lo, uv[:, 1] > hi], axis=1)
-    culled = np.any(out[triangles[:, 0]] & out[triangles[:, 1]] & out[triangles[:, 2]], axis=1)
-    centre = (p[triangles[:, 0]] + p[triangles[:, 1]] + p[triangles[:, 2]]) / 3.0
-    facing = -np.einsum("ij,ij->i", face_normals, centre)
-    norms = np.sqrt(np.einsum("ij,ij->i", face_normals, face_normals) * np.einsum("ij,ij->i", centre, centre))
+    # One bit per crop edge a vertex lies beyond; a triangle is out if its corners share a bit.
+    code = ((u < lo).astype(np.uint8) | ((u > hi).astype(np.uint8) << 1)
+            | ((v < lo).astype(np.uint8) << 2) | ((v > hi).astype(np.uint8) << 3))
+    culled = (code[triangles[:, 0]] & code[triangles[:, 1]] & code[triangles[:, 2]]) != 0
+    corner = p[triangles[:, 0]]  # any corner will do for the facing test, given the slack
+    facing = -np.einsum("ij,ij->i", face_normals, corner)
+    norms = np.sqrt(np.einsum("ij,ij->i", face_normals, face_normals) * np.einsum("ij,ij->i", corner, corner))
     return np.flatnonzero(~culled & (facing > -slack * norms))
 
 

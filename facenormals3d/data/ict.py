@@ -14,7 +14,8 @@ face (identity coefficients ~ N(0, 1): the modes are already scaled by their sta
 deviation; expression weights in [0, 1]).
 
 Real-time rendering shells (eyelashes, eye occlusion, lacrimal fluid, eye blend meshes)
-are dropped: they are transparency tricks with no true surface. Units become millimetres.
+are dropped: they are transparency tricks with no true surface; so are the hidden inner
+iris shells. Units become millimetres.
 
 Parsing 150+ OBJ files takes seconds, so the result is cached as an uncompressed .npz in
 :func:`cache_dir` (``$FACENORMALS3D_CACHE`` or ``~/.cache/facenormals3d``), keyed by the
@@ -37,11 +38,13 @@ import numpy as np
 from facenormals3d.errors import InputError
 
 #: Bump when the cached arrays change meaning.
-CACHE_VERSION = 5
+CACHE_VERSION = 6
 #: ICT files are in centimetres; everything here is in millimetres.
 CM_TO_MM = 10.0
-#: Geometry names (README tables) that are real-time shading shells, not surfaces.
-DROPPED_PARTS = ("Lacrimal fluid", "Eye blend", "Eye occlusion", "Eyelashes")
+#: Geometry names (README tables) that are dropped: real-time shading shells with no true
+#: surface, and the iris shells, which sit inside the sclera's cornea and are never seen
+#: (the iris is painted on the sclera from :attr:`ICTModel.iris`).
+DROPPED_PARTS = ("Lacrimal fluid", "Eye blend", "Eye occlusion", "Eyelashes", "Iris")
 
 #: Triangle part labels (``ICTModel.triangle_parts``).
 PART_FACE = 0
@@ -290,7 +293,7 @@ def _parse(folder: Path, files: dict) -> ICTModel:
 IRIS_RADIUS_MM = 5.9
 #: Ambient occlusion given to eyeball vertices: the precomputed value is meaningless there
 #: (the model's sclera and iris are nested shells that occlude each other).
-EYEBALL_AO = 0.75
+EYEBALL_AO = 0.55
 
 
 def _iris_coordinate(model: ICTModel, ranges: dict, remap: np.ndarray) -> np.ndarray:

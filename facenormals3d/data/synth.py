@@ -150,6 +150,13 @@ class SynthEngine:
         vertex_front = np.zeros(len(model.neutral), dtype=bool)
         vertex_front[face_tris.ravel()] = True
         regions = alb.vertex_regions(model.neutral, model.landmarks, vertex_front)
+        #: Per triangle: (u, v, neutral x, neutral y) at corners 1, 2 minus corner 0 (T x 2 x 4),
+        #: the parametrisations the detail layer's height is defined over.
+        params = np.concatenate([model.triangle_uvs, model.neutral[model.triangles][:, :, :2]], axis=2)
+        self.param_deltas = (params[:, 1:] - params[:, :1]).astype(np.float32)
+        self.incidence = geometry.vertex_incidence(len(model.neutral), model.triangles)
+        #: Triangles a closed mouth hides: teeth and tongue.
+        self.hidden_when_closed = np.isin(model.triangle_parts, (PART_TEETH, PART_TONGUE))
         iris = np.where(np.isfinite(model.iris), model.iris, 99.0)
         #: Per-vertex attributes interpolated for every hit pixel: neutral position (3),
         #: ambient occlusion (1), iris coordinate (1), albedo regions.
@@ -232,12 +239,13 @@ class SynthEngine:
         lips = verts[m.landmarks[[61, 62, 63]]] - verts[m.landmarks[[67, 66, 65]]]
         mouth_open = bool(np.sqrt(np.sum(lips ** 2, axis=1)).max() > MOUTH_OPEN_MM)
         if not mouth_open:
-            # Teeth and tongue hide behind closed lips: leave them out of the scene.
-            keep = keep[~np.isin(m.triangle_parts[keep], (PART_TEETH, PART_TONGUE))]
+            # Teeth and tongue hide behind closed lips: leave them out of the scene (the
+            # socket stays: rays through the lips' seam must land on something).
+            keep = keep[~self.hidden_when_closed[keep]]
         scene = render.make_scene(vc, m.triangles[keep])
         hits = render.cast(scene, cam.ray_directions())
         hits.triangle = keep[hits.triangle]
-        hits.vertex_normals = geometry.vertex_normals(vc, m.triangles, face_normals)
+        hits.vertex_normals = geometry.vertex_normals(vc, m.triangles, face_normals, self.incidence)
         params = {"identity_coefficients": id_coef.tolist(),
                   "expression": {m.expression_names[i]: float(expr[i]) for i in np.flatnonzero(expr)},
                   "mouth_open": mouth_open, "camera": {**cam_params, "crop": cam.to_dict()}}
@@ -270,9 +278,8 @@ class SynthEngine:
             return px["normals"], info
         # Computed for every hit pixel (most are skin) and masked at the end: cheaper
         # than gathering the skin subset of every array.
-        corners = self.model.triangles[hits.triangle]
-        params = np.concatenate([self.model.triangle_uvs[hits.triangle], self.model.neutral[corners][:, :, :2]], axis=2)
-        grads = tx.surface_gradients(vc[corners], params)  # P x 4 x 3: grad u, v, x, y
+        corners = vc[self.model.triangles[hits.triangle]]
+        edges = corners[:, 1:] - corners[:, :1]
         nz = px["noise"]
         # d h / d tile coords, then the chain rule through tile = bank_map @ [uv, 1].
         dh_tile = (amp[0] * nz[:, tx.FINE_DU:tx.FINE_DV + 1] + amp[1] * nz[:, tx.MID_DU:tx.MID_DV + 1]
@@ -281,7 +288,8 @@ class SynthEngine:
         dh[:, :2] = dh_tile @ bank_map[:, :2]
         dh[:, 2:] = tx.wrinkle_gradient(px["rest"][:, :2], self.rest_landmarks, wr)
         dh[~skin] = 0.0
-        out = tx.perturb_normals(px["normals"], np.einsum("pk,pkc->pc", dh, grads))
+        grad = tx.surface_gradient(edges, self.param_deltas[hits.triangle], dh)
+        out = tx.perturb_normals(px["normals"], grad)
         return out, info
 
 

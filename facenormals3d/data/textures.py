@@ -30,7 +30,7 @@ N_CHANNELS = 12
 
 
 @functools.lru_cache(maxsize=2)
-def noise_bank(size: int = 512, seed: int = 20240611) -> np.ndarray:
+def noise_bank(size: int = 256, seed: int = 20240611) -> np.ndarray:
     """``size x size x N_CHANNELS`` float32 periodic noise with derivatives, unit std.
 
     Fixed seed: every process builds the same bank; samples vary it by the random
@@ -75,30 +75,33 @@ def lookup(bank: np.ndarray, coords: np.ndarray) -> np.ndarray:
     return bank.reshape(size * size, -1)[c[:, 1] * size + c[:, 0]]
 
 
-def surface_gradients(tri_points: np.ndarray, tri_params: np.ndarray) -> np.ndarray:
-    """Surface gradients of per-vertex parameters over each pixel's triangle.
+def surface_gradient(edges: np.ndarray, param_deltas: np.ndarray, dh: np.ndarray) -> np.ndarray:
+    """Surface gradient of a height ``h`` given its derivatives along triangle parameters.
+
+    For a pixel on triangle (p0, p1, p2) with K per-vertex parameters a (texture UV,
+    neutral x/y, ...), ``h`` changes by ``dh . (a_i - a_0)`` from corner 0 to corner i.
+    The gradient is the in-plane vector g with ``g . (p_i - p_0) = dh . (a_i - a_0)``,
+    i = 1, 2, i.e. ``g = alpha e1 + beta e2`` from the 2 x 2 Gram system of the edges.
 
     Args:
-        tri_points: ``P x 3 x 3`` corner positions (any frame, mm).
-        tri_params: ``P x 3 x K`` corner values of K parameters.
+        edges: ``P x 2 x 3`` edge vectors e1 = p1 - p0, e2 = p2 - p0 (mm).
+        param_deltas: ``P x 2 x K`` parameter differences a1 - a0, a2 - a0.
+        dh: ``P x K`` derivatives of h with respect to the parameters.
 
     Returns:
-        ``P x K x 3`` float32: for parameter k, the vector ``g`` in the plane of the
-        triangle with ``g . (p_i - p_0) = a_i - a_0`` (units: parameter per mm).
+        ``P x 3`` float32 (mm of height per mm of surface).
     """
-    e1 = tri_points[:, 1] - tri_points[:, 0]
-    e2 = tri_points[:, 2] - tri_points[:, 0]
-    d1 = tri_params[:, 1] - tri_params[:, 0]
-    d2 = tri_params[:, 2] - tri_params[:, 0]
+    e1, e2 = edges[:, 0], edges[:, 1]
+    s1 = np.einsum("pk,pk->p", dh, param_deltas[:, 0])
+    s2 = np.einsum("pk,pk->p", dh, param_deltas[:, 1])
     g11 = np.einsum("pi,pi->p", e1, e1)
     g12 = np.einsum("pi,pi->p", e1, e2)
     g22 = np.einsum("pi,pi->p", e2, e2)
     det = g11 * g22 - g12 * g12
-    det = np.where(np.abs(det) > 1e-12, det, 1e-12)[:, None]
-    # Solve [g11 g12; g12 g22] [x; y] = [d1; d2] per parameter; gradient = x e1 + y e2.
-    x = (g22[:, None] * d1 - g12[:, None] * d2) / det
-    y = (g11[:, None] * d2 - g12[:, None] * d1) / det
-    return (x[:, :, None] * e1[:, None] + y[:, :, None] * e2[:, None]).astype(np.float32)
+    det = np.where(np.abs(det) > 1e-12, det, 1e-12)
+    alpha = (g22 * s1 - g12 * s2) / det
+    beta = (g11 * s2 - g12 * s1) / det
+    return (alpha[:, None] * e1 + beta[:, None] * e2).astype(np.float32)
 
 
 def perturb_normals(normals: np.ndarray, grad_h: np.ndarray) -> np.ndarray:

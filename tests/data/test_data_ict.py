@@ -87,7 +87,7 @@ def test_wrong_landmark_count_and_vertex_count_are_reported(fake):
 def test_real_model_loads_without_the_shading_shells():
     m = load_ict(REAL_ICT)
     assert m.identity_basis.shape[0] == 100 and len(m.expression_names) == 53
-    assert len(m.neutral) == 24591  # eyelashes, occlusion, lacrimal and blend shells dropped
+    assert len(m.neutral) == 22991  # eyelashes, occlusion, lacrimal, blend and inner iris shells dropped
     # Outer eye corners ~ 90 mm apart: the model is in mm now.
     assert 75 < np.linalg.norm(m.neutral[m.landmarks[36]] - m.neutral[m.landmarks[45]]) < 105
     assert np.isfinite(m.iris).sum() > 1000

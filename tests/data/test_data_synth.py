@@ -160,3 +160,9 @@ def test_real_model_smoke():
     assert lm[36:42, 1].mean() < lm[48:60, 1].mean()
     full = SynthEngine(load_ict(REAL_ICT)).render_index(0, 1)
     assert full.image.std() > 10 and full.mask.any()
+    # The culled scene leaves no see-through holes inside the head's silhouette.
+    from scipy import ndimage
+
+    for index in range(2, 4):
+        hit = engine.render_index(0, index).depth > 0
+        assert (ndimage.binary_fill_holes(hit) & ~hit).sum() <= 3
