@@ -119,20 +119,10 @@ def occluders(rng: np.random.Generator, size: int, landmarks: np.ndarray, skin: 
     return cover.astype(np.float32), color, drawn
 
 
-def _encode_lut(gamma: float, levels: int = 4096) -> np.ndarray:
-    """Linear [0, 1] quantised to ``levels`` steps -> 8-bit sRGB raised to ``gamma``."""
-    from facenormals3d.data.albedo import linear_to_srgb
-
-    x = (np.arange(levels, dtype=np.float32) + 0.5) / levels
-    return np.clip(np.round(np.power(linear_to_srgb(x), gamma) * 255), 0, 255).astype(np.uint8)
-
-
 def camera(rng: np.random.Generator, linear: np.ndarray, enabled: bool = True) -> tuple[np.ndarray, dict]:
-    """Sensor and encoding: colour cast, blur, noise, gamma, JPEG -> ``S x S x 3`` uint8 sRGB.
+    """Sensor and encoding: colour cast, blur, noise, gamma, JPEG -> ``S x S x 3`` uint8 sRGB."""
+    from facenormals3d.data.albedo import linear_to_srgb8
 
-    The sRGB curve (with the random gamma) goes through a 4096-entry table: finer than
-    8-bit output needs even in the darks, and much cheaper than a power per pixel.
-    """
     img = linear
     params: dict = {}
     gamma = 1.0
@@ -150,8 +140,7 @@ def camera(rng: np.random.Generator, linear: np.ndarray, enabled: bool = True) -
         params = {"color_cast": cast.tolist(), "blur_sigma": sigma, "noise": noise, "gamma": gamma}
     else:
         img = ndimage.gaussian_filter(img, (0.35, 0.35, 0), truncate=3.0)
-    lut = _encode_lut(round(gamma, 3))
-    u8 = lut[np.clip(img * len(lut), 0, len(lut) - 1).astype(np.int32)]
+    u8 = linear_to_srgb8(img, gamma)
     if enabled and rng.random() < 0.6:
         from PIL import Image
 

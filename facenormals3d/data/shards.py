@@ -29,10 +29,12 @@ from pathlib import Path
 
 import numpy as np
 
-from facenormals3d.data.albedo import linear_to_srgb, srgb_to_linear
+from facenormals3d.data.albedo import linear_to_srgb8, srgb_to_linear
 from facenormals3d.errors import InputError
 
 LAYOUT_VERSION = 1
+#: 8-bit sRGB code -> linear float32 (the albedo decoding table).
+_SRGB8_TO_LINEAR = srgb_to_linear(np.arange(256) / 255.0).astype(np.float32)
 ARRAYS = ("image", "normals", "mask", "depth", "depth_offset", "albedo", "shading",
           "landmarks68", "identity", "seed")
 
@@ -44,7 +46,7 @@ def encode(sample) -> dict[str, np.ndarray]:
     rel = np.where(hit, sample.depth - offset, np.nan).astype(np.float16)
     return {"image": sample.image.astype(np.uint8), "normals": sample.normals.astype(np.float16),
             "mask": sample.mask.astype(np.uint8), "depth": rel, "depth_offset": np.float32(offset),
-            "albedo": np.round(linear_to_srgb(sample.albedo) * 255).astype(np.uint8),
+            "albedo": linear_to_srgb8(sample.albedo),
             "shading": np.minimum(sample.shading, 60000).astype(np.float16),
             "landmarks68": sample.landmarks68.astype(np.float32),
             "identity": np.int64(sample.identity), "seed": np.int64(sample.seed)}
@@ -57,7 +59,7 @@ def decode(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {"image": arrays["image"].astype(np.float32) / 255.0,
             "normals": arrays["normals"].astype(np.float32),
             "mask": arrays["mask"].astype(np.float32), "depth": depth,
-            "albedo": srgb_to_linear(arrays["albedo"].astype(np.float32) / 255.0).astype(np.float32),
+            "albedo": _SRGB8_TO_LINEAR[arrays["albedo"]],
             "shading": arrays["shading"].astype(np.float32),
             "landmarks68": np.asarray(arrays["landmarks68"], dtype=np.float32),
             "identity": np.int64(arrays["identity"]), "seed": np.int64(arrays["seed"])}
