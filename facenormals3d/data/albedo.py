@@ -187,8 +187,9 @@ def albedo(app: dict, parts: np.ndarray, rest: np.ndarray, regions: np.ndarray, 
     brows = app["brow_density"] * r["brows"] * np.clip(0.65 + 0.5 * noise[:, tx.STREAK], 0, 1)
     col = col * (1 - brows[:, None]) + brows[:, None] * hair
     if app["stubble"]:
-        w = app["stubble"] * r["stubble"] * np.clip(0.5 + 0.6 * noise[:, tx.FINE], 0, 1) * 0.8
-        col = col * (1 - w[:, None]) + w[:, None] * hair
+        # Stubble darkens (short hairs over skin), even for light hair colours.
+        w = app["stubble"] * r["stubble"] * np.clip(0.5 + 0.6 * noise[:, tx.FINE], 0, 1) * 0.6
+        col = col * (1 - w[:, None]) + w[:, None] * np.minimum(hair, 0.5 * col)
     # Scalp hair above a wavy hairline and over the back/top of the head.
     if not app["bald"]:
         brow_y = float(lm[17:27, 1].max())

@@ -55,13 +55,40 @@ def background(rng: np.random.Generator, size: int) -> tuple[np.ndarray, dict]:
         a2 = rng.uniform(0, np.pi)
         s = 0.5 + 0.5 * np.sign(np.sin(2 * np.pi * freq * (xx * np.cos(a2) + yy * np.sin(a2))))
         img = img * (1 - s[..., None]) + (rng.random(3) ** 2.2) * s[..., None]
+    faces = int(rng.random() < 0.25) * int(rng.integers(1, 3))
+    for _ in range(faces):
+        img = _face_like(rng, img, xx, yy)
     blur = float(rng.uniform(0, 4) if rng.random() < 0.7 else 0)
     if blur > 0.6:
         img = ndimage.gaussian_filter(img, (blur / 2, blur / 2, 0))
     img = img.astype(np.float32) * np.float32(rng.uniform(0.2, 1.0))
     img = np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(img[..., c]), mode="F").resize(
         (full, full), Image.BILINEAR)) for c in range(3)], axis=-1)
-    return img, {"kind": kind, "blur": blur}
+    return img, {"kind": kind, "blur": blur, "faces": faces}
+
+
+def _face_like(rng: np.random.Generator, img: np.ndarray, xx: np.ndarray, yy: np.ndarray) -> np.ndarray:
+    """Paint a crude face (skin oval, shaded, dark eyes, brows and mouth) near an edge.
+
+    Photos of people often have other people behind them; the network should not call
+    every face-like blob the subject.
+    """
+    from facenormals3d.data.albedo import SKIN_LADDER_SRGB, srgb_to_linear
+
+    skin = srgb_to_linear(SKIN_LADDER_SRGB[int(rng.integers(len(SKIN_LADDER_SRGB)))] / 255) * rng.uniform(0.3, 1.0)
+    cx, cy = rng.choice([rng.uniform(-0.05, 0.2), rng.uniform(0.8, 1.05)]), rng.uniform(0.0, 1.0)
+    rx = rng.uniform(0.08, 0.2)
+    ry = rx * rng.uniform(1.2, 1.45)
+    dx, dy = (xx - cx) / rx, (yy - cy) / ry
+    oval = dx ** 2 + dy ** 2 < 1
+    shade = np.clip(1.0 - 0.35 * (dx * rng.uniform(-1, 1) + dy * 0.5), 0.3, 1.3)[..., None]
+    out = np.where(oval[..., None], skin * shade, img)
+    dark = skin * 0.15
+    for ex in (-0.38, 0.38):
+        out = np.where((((dx - ex) / 0.16) ** 2 + ((dy + 0.12) / 0.07) ** 2 < 1)[..., None], dark, out)
+        out = np.where(((np.abs(dx - ex) < 0.2) & (np.abs(dy + 0.33) < 0.035))[..., None], dark, out)
+    out = np.where(((np.abs(dx) < 0.28) & (np.abs(dy - 0.5) < 0.04))[..., None], skin * 0.35, out)
+    return out
 
 
 def _capsule(xx: np.ndarray, yy: np.ndarray, a: np.ndarray, b: np.ndarray, radius: float) -> np.ndarray:

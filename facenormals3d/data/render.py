@@ -144,7 +144,7 @@ def sample_lighting(rng: np.random.Generator) -> dict:
                        "intensity": float(rng.uniform(2.0, 5.0) if low_key else rng.uniform(0.4, 3.0)),
                        "cone_deg": 0.0 if rng.random() < 0.4 else float(rng.uniform(2.0, 15.0))})
     return {"env": env, "lights": lights, "low_key": low_key,
-            "roughness": float(rng.uniform(0.3, 0.65)), "specular": float(rng.uniform(0.2, 1.2)),
+            "roughness": float(rng.uniform(0.35, 0.7)), "specular": float(rng.uniform(0.1, 0.7)),
             "sss_wrap": float(rng.uniform(0.0, 1.0))}
 
 

@@ -270,8 +270,8 @@ class SynthEngine:
         s = self.settings
         skin = np.isin(px["parts"], _SKIN)
         age = float(rng.uniform(0, 1))
-        amp = s.detail_strength * np.array([rng.uniform(0.003, 0.025), rng.uniform(0.01, 0.12),
-                                            rng.uniform(0.0, 0.03) * (0.3 + age)])
+        amp = s.detail_strength * np.array([rng.uniform(0.002, 0.015), rng.uniform(0.005, 0.05),
+                                            rng.uniform(0.0, 0.02) * (0.3 + age)])
         wr = tx.sample_wrinkles(rng, age * s.detail_strength)
         info = {"amplitudes_mm": amp.tolist(), "age": age, "wrinkles": wr}
         if not skin.any():

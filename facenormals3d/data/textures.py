@@ -219,10 +219,10 @@ def sample_wrinkles(rng: np.random.Generator, age: float) -> dict:
     def depth(scale: float, p: float) -> float:
         return float(scale * age * rng.uniform(0.3, 1.0)) if rng.random() < p else 0.0
 
-    return {"forehead": depth(0.45, 0.7), "forehead_n": int(rng.integers(2, 5)),
+    return {"forehead": depth(0.3, 0.7), "forehead_n": int(rng.integers(2, 5)),
             "forehead_start": float(rng.uniform(10, 18)), "forehead_gap": float(rng.uniform(6, 10)),
             "forehead_wave": float(rng.uniform(0.5, 2.5)), "forehead_freq": float(rng.uniform(0.05, 0.15)),
             "forehead_width": float(rng.uniform(0.9, 1.8)), "phase": float(rng.uniform(0, 6.28)),
-            "frown": depth(0.4, 0.5), "nasolabial": depth(0.9, 0.85), "crows": depth(0.3, 0.6),
+            "frown": depth(0.3, 0.5), "nasolabial": depth(0.7, 0.85), "crows": depth(0.2, 0.6),
             "crows_angles": rng.uniform(-0.7, 0.7, size=int(rng.integers(2, 5))).tolist(),
-            "undereye": depth(0.3, 0.6)}
+            "undereye": depth(0.2, 0.6)}
