@@ -115,7 +115,8 @@ class RefineResult:
     pixels: np.ndarray
     """``S x S`` bool: the crop pixels the errors were measured on (mask, covered, front)."""
     photometric_error_before: float
-    """Mean absolute RGB error ([0, 1] units) over ``pixels`` of the input mesh."""
+    """Mean absolute error over ``pixels`` and the 3 channels ([0, 1] units) of the input
+    mesh, shaded with the light and albedo fitted to it."""
     photometric_error_after: float
     """The same for the refined mesh (light and albedo re-fitted)."""
     iterations: int
@@ -123,7 +124,8 @@ class RefineResult:
     seconds: float
     """Wall time of the whole call."""
     seconds_per_iteration: float
-    """Wall time of the optimisation loop (rasterisations included) per step; 0 if none."""
+    """Wall time of the optimisation loop per step, its re-rasterisations and re-fits
+    included; the set-up (first fit, factorisation) and the final fit are not. 0 if none."""
     rasterizations: int
     """How many times the mesh was rasterised."""
 
@@ -345,10 +347,10 @@ def refine_mesh(vertices: np.ndarray, faces: np.ndarray, image: np.ndarray, mask
     loop_start = time.perf_counter()
     iterations = int(settings.iterations)
     for it in range(iterations):
-        if it > 0 and it % settings.rasterize_every == 0:
-            samples, target, sh, albedo, _ = fit(_displaced(v0, direction, displacement()))
-            rasterizations += 1
         disp = displacement()
+        if it > 0 and it % settings.rasterize_every == 0:
+            samples, target, sh, albedo, _ = fit(_displaced(v0, direction, disp))
+            rasterizations += 1
         verts = v0 + disp[:, None] * direction
         normals = pixel_normals(vertex_normals_torch(verts, f), samples)
         residual = shade(normals, sh, albedo) - target
