@@ -102,8 +102,8 @@ class Camera:
 def rotation_matrix(yaw_deg: float, pitch_deg: float, roll_deg: float) -> np.ndarray:
     """3 x 3 head rotation: roll (about z) after pitch (about x) after yaw (about y).
 
-    Positive yaw turns the face toward image right, positive pitch tilts it up, positive
-    roll turns it counter-clockwise as seen by the camera.
+    Positive yaw turns the face toward image right, positive pitch tilts it down (chin
+    toward the chest), positive roll turns it counter-clockwise as seen by the camera.
     """
     y, p, r = np.radians([yaw_deg, pitch_deg, roll_deg])
     ry = np.array([[np.cos(y), 0, np.sin(y)], [0, 1, 0], [-np.sin(y), 0, np.cos(y)]])
