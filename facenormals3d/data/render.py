@@ -9,7 +9,7 @@ Lighting model (linear RGB, per hit pixel)::
     diffuse  = albedo * shading
     shading  = E_env(n) * ao + sum_i I_i * c_i * wrap(n . l_i) * vis_i
     specular = spec_weight * (sum_i I_i * c_i * vis_i * pi * GGX(n, l_i, v) * (n . l_i)
-                              + env_spec * F(n . v) * E_env(reflect(v, n)))
+                              + env_spec * F(n . v) * E_env(n))
 
 ``E_env`` is an order-2 spherical-harmonics irradiance written as ``a + b.n + n^T M n``
 per channel; ``wrap`` is a per-channel wrapped Lambert (red light bleeds further into
@@ -220,8 +220,9 @@ def shade(rng: np.random.Generator, scene, hits: Hits, normals: np.ndarray, spec
     e_env = env_irradiance(lighting["env"], normals)
     shading = e_env * ao[:, None]
     fresnel_v = 0.028 + 0.972 * (1 - nv) ** 5
-    refl = 2 * nv[:, None] * normals - v
-    spec = (0.5 * (1 - lighting["roughness"]) * fresnel_v)[:, None] * env_irradiance(lighting["env"], refl)
+    # Glossy reflection of the (low-frequency) environment, approximated by its irradiance
+    # around the normal: at this blur the reflected and normal directions see the same sky.
+    spec = (0.5 * (1 - lighting["roughness"]) * fresnel_v)[:, None] * e_env
     alpha2 = lighting["roughness"] ** 4
     wrap = lighting["sss_wrap"] * np.array([0.35, 0.15, 0.1], dtype=np.float32)
     width = hits.hit.shape[1]

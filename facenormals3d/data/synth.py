@@ -17,9 +17,10 @@ Ground truth (all ``S x S``, aligned pixel for pixel with the image)
              smooth across triangles (interpolated vertex normals) plus the mesoscale
              detail layer; zero outside the mask.
     mask     the face region a face mask covers at inference: the ICT "narrow face
-             area" (forehead to chin, cheek to cheek, lips) and the eyeballs where they
-             show; not the mouth interior, teeth, ears, neck, scalp, background, or
-             pixels hidden by an occluder.
+             area" (forehead to chin, cheek to cheek, lips) plus the eyeballs and the
+             eye-socket rims (inner eye corners) where they show; not the mouth interior
+             (socket, teeth, tongue), ears, neck, scalp, background, or pixels hidden by
+             an occluder. Eyelashes and the other real-time eye shells are not rendered.
     depth    positive distance along the optical axis (-z_camera) in mm wherever the
              head is hit, 0 on the background.
     albedo   linear RGB reflectance; shading: linear diffuse shading, so that
