@@ -9,7 +9,7 @@ import textwrap
 import torch
 
 SCRIPT = textwrap.dedent("""
-    import sys, torch
+    import os, sys, torch
     from facenormals3d.model.config import ModelConfig
     from facenormals3d.train import DataSources, TrainConfig, train
 
@@ -28,7 +28,8 @@ SCRIPT = textwrap.dedent("""
                       val_every=2, val_samples=2, checkpoint_every=1, log_every=1)
     data = DataSources(paired_train=Fake(8, 0), paired_val=Fake(2, 1), images=Fake(4, 2), normals=Fake(4, 3))
     result = train(cfg, data, sys.argv[1], device="cpu")
-    print("RANK_DONE", torch.distributed.get_rank(), result.step, flush=True)
+    # One atomic write per rank: the two processes share the stdout pipe.
+    os.write(1, f"RANK_DONE {torch.distributed.get_rank()} {result.step}\\n".encode())
 """)
 
 
