@@ -249,6 +249,36 @@ def flip_batch(batch: dict, flip: torch.Tensor) -> dict:
     return out
 
 
+def fit_to_input(batch: dict, size: int) -> dict:
+    """Resample a batch's maps to the model's input size (a 128-input model trains on the
+    engine's 256 crops; inference resizes the same way, see :mod:`facenormals3d.model.infer`).
+
+    Images are area-averaged (antialiased bilinear); normals are averaged, renormalised and
+    zeroed outside the resampled mask (mask = more than half the footprint was face).
+    """
+    import torch.nn.functional as F
+
+    any_map = next(v for v in batch.values() if torch.is_tensor(v) and v.ndim == 4)
+    if any_map.shape[-1] == size and any_map.shape[-2] == size:
+        return batch
+    out = dict(batch)
+
+    def resample(x: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(x.float(), size=(size, size), mode="bilinear", align_corners=False,
+                             antialias=True)
+
+    if "mask" in batch:
+        out["mask"] = (resample(batch["mask"]) > 0.5).float()
+    for key in ("image",):
+        if key in batch:
+            out[key] = resample(batch[key]).clamp(0.0, 1.0)
+    for key in ("normals", "coarse_normals"):
+        if key in batch:
+            n = F.normalize(resample(batch[key]), dim=1)
+            out[key] = n * out["mask"] if "mask" in out else n
+    return out
+
+
 def to_device(batch: dict, device: torch.device, channels_last: bool) -> dict:
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     return {k: v.to(device, non_blocking=True, memory_format=fmt) if torch.is_tensor(v) and v.ndim == 4
@@ -437,7 +467,8 @@ def train(cfg: TrainConfig, data: DataSources, out_dir: str | Path, device: str 
             if cfg.flip:
                 batches = {k: flip_batch(b, torch.rand(len(next(iter(b.values())))) < 0.5)
                            for k, b in batches.items()}
-            batches = {k: to_device(b, dev, cfg.channels_last) for k, b in batches.items()}
+            batches = {k: to_device(fit_to_input(b, cfg.model.input_size), dev, cfg.channels_last)
+                       for k, b in batches.items()}
             with torch.autocast(device_type=dev.type, dtype=torch.float16, enabled=use_amp):
                 losses = step_module(batches.get("paired_train"), batches.get("images"), batches.get("normals"))
             opt.zero_grad(set_to_none=True)

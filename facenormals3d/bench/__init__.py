@@ -33,9 +33,9 @@ class BenchReport:
         return {"name": self.name, "machine": self.machine, "rows": self.rows,
                 "targets": self.targets, "notes": self.notes}
 
-    def table(self) -> str:
+    def table(self, title: str | None = None) -> str:
         """The rows as an aligned text table, then the targets and notes."""
-        lines = [f"bench {self.name}"]
+        lines = [title if title is not None else f"bench {self.name}"]
         if self.rows:
             cols = list(dict.fromkeys(k for row in self.rows for k in row))
             cells = [[_fmt(row.get(c, "")) for c in cols] for row in self.rows]

@@ -106,6 +106,10 @@ class Sample:
     """``identity_split(identity)``."""
     params: dict
     """Everything drawn: coefficients, pose, camera, lights, appearance, effects."""
+    vertices_camera: np.ndarray | None = None
+    """``V x 3`` float32 posed model vertices in the camera frame (mm, OpenGL: z < 0 in
+    front of the camera): the exact ground-truth surface for evaluation. Not written to
+    shards."""
 
 
 def _hash63(*values: int) -> int:
@@ -221,7 +225,8 @@ class SynthEngine:
         params.update(lighting=lighting, appearance=app, exposure=exposure)
         return Sample(image=image, normals=normal_map, mask=mask, depth=hits.depth,
                       albedo=to_map(albedo), shading=to_map(shading), landmarks68=landmarks,
-                      identity=int(identity), seed=int(seed), split=identity_split(identity), params=params)
+                      identity=int(identity), seed=int(seed), split=identity_split(identity), params=params,
+                      vertices_camera=vc)
 
     def _geometry(self, rng: np.random.Generator, identity: int):
         """Shape, pose, camera, the culled scene and the primary hits."""

@@ -48,6 +48,9 @@ class DetectSettings:
     """Pixels of that square after resizing (the landmark model prefers faces ~100+ px)."""
     nms_iou: float = 0.3
     """Boxes overlapping more than this are the same face."""
+    pad_fraction: float = 0.25
+    """Border added (as a fraction of the longer side) for a second full-photo pass that
+    finds faces filling the whole frame."""
     silence_native_logs: bool = True
     """Hide the C++ log lines mediapipe/TFLite print straight to file descriptor 2."""
 
@@ -124,6 +127,11 @@ class FaceFinder:
         """Detection boxes ``(x0, y0, x1, y1)`` in photo pixels with scores, after NMS, largest first."""
         h, w = image.shape[:2]
         found = [(b, s, "full") for b, s in self._detect(image, 0, 0)]
+        # A face that fills the frame (tight crops, selfies) is often missed: look again
+        # with a replicated border around the photo.
+        pad = int(self.settings.pad_fraction * max(h, w))
+        padded = np.pad(image, ((pad, pad), (pad, pad), (0, 0)), mode="edge")
+        found += [(b, s, "padded") for b, s in self._detect(padded, -pad, -pad)]
         if max(h, w) > self.settings.tile_above:
             for x0, y0, x1, y1 in _tiles(w, h, self.settings.tile_size, self.settings.tile_overlap):
                 tile = np.ascontiguousarray(image[y0:y1, x0:x1])

@@ -13,6 +13,7 @@ import torch
 
 from facenormals3d.conventions import normals_to_preview
 from facenormals3d.evaluate.metrics import NormalMetrics, angular_error_deg, normal_metrics
+from facenormals3d.model.infer import predict_normals
 from facenormals3d.outputs import atomic_write
 
 #: Error (degrees) drawn at full brightness in the error column.
@@ -37,7 +38,8 @@ def validate(model, dataset, max_samples: int, batch_size: int, device) -> tuple
         coarse = None
         if model.cfg.coarse_normals:
             coarse = torch.stack([it["coarse_normals"] for it in items]).to(device)
-        pred = model(image, coarse).float().cpu().permute(0, 2, 3, 1).numpy()
+        # Same path as inference: resized to the model's input and back to the data's size.
+        pred = predict_normals(model, image, coarse).permute(0, 2, 3, 1).numpy()
         gt = torch.stack([it["normals"] for it in items]).permute(0, 2, 3, 1).numpy()
         mask = torch.stack([it["mask"] for it in items])[:, 0].numpy() > 0.5
         preds.append(pred), gts.append(gt), masks.append(mask)
