@@ -5,5 +5,10 @@ cd "$(dirname "$0")/.."
 out="${1:-out}"
 mkdir -p "$out"
 .venv/bin/python -c "import sys, skimage.data, imageio.v3 as iio; iio.imwrite(sys.argv[1], skimage.data.astronaut())" "$out/astronaut.png"
-.venv/bin/facenormals3d faces "$out/astronaut.png" -o "$out/faces" --overwrite
-echo "results: $out/faces/astronaut/ (overlay.png, face_0/crop.png, mask.png, landmarks, coarse_normals.png)"
+extra=()
+if [ ! -f assets/normalnet.safetensors ]; then
+  echo "note: no shipped network weights in assets/; using the landmark-face normals instead" >&2
+  extra=(--normals landmarks)
+fi
+.venv/bin/facenormals3d reconstruct "$out/astronaut.png" -o "$out" --overwrite "${extra[@]}"
+echo "results: $out/astronaut/face_0/ (open preview.png first; mesh.obj + texture.png for Blender/MeshLab)"
