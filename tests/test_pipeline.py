@@ -78,7 +78,9 @@ def test_python_api_gives_the_mesh_the_cli_wrote(cli_result, astronaut_png):
     import open3d as o3d
 
     source, face, _ = cli_result
-    recs = reconstruct(astronaut_png, normal_source=source, device="cpu")
+    import facenormals3d
+
+    recs = facenormals3d.reconstruct(astronaut_png, normal_source=source, device="cpu")
     assert len(recs) == 1
     ply = o3d.io.read_triangle_mesh(str(face / "mesh.ply"))
     np.testing.assert_array_equal(np.asarray(ply.vertices, np.float32), recs[0].mesh.vertices)
