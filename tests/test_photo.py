@@ -11,6 +11,16 @@ from facenormals3d.errors import InputError
 from facenormals3d.photo import MAX_PIXELS, from_array, load_photo
 
 
+def _png_header_only(width: int, height: int) -> bytes:
+    """A valid PNG header claiming ``width x height`` pixels with almost no data behind it."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 100))
+            + chunk(b"IEND", b""))
+
+
 def _jpeg(tmp_path, name="photo.jpg", size=(64, 48), **save):
     path = tmp_path / name
     Image.fromarray(np.full((size[1], size[0], 3), 128, np.uint8)).save(path, **save)
@@ -53,14 +63,8 @@ def test_one_pixel_image(tmp_path):
 
 
 def test_decompression_bomb_is_refused_before_decoding(tmp_path):
-    # A valid PNG header claiming 30000 x 30000 pixels with almost no data behind it.
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    ihdr = struct.pack(">IIBBBBB", 30000, 30000, 8, 0, 0, 0, 0)
-    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 100)) + chunk(b"IEND", b"")
     p = tmp_path / "bomb.png"
-    p.write_bytes(png)
+    p.write_bytes(_png_header_only(30000, 30000))
     with pytest.raises(InputError, match=r"bomb\.png: image is .*above the limit of 100 megapixels"):
         load_photo(p)
     assert 30000 * 30000 > MAX_PIXELS
@@ -127,12 +131,7 @@ def test_plain_jpeg_loads(tmp_path):
 
 def test_large_header_under_pillows_guard_is_refused_by_our_limit(tmp_path):
     # 12000 x 10000 = 120 MP: above our 100 MP limit, below Pillow's own bomb guard.
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    ihdr = struct.pack(">IIBBBBB", 12000, 10000, 8, 0, 0, 0, 0)
-    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 100)) + chunk(b"IEND", b"")
     p = tmp_path / "big.png"
-    p.write_bytes(png)
+    p.write_bytes(_png_header_only(12000, 10000))
     with pytest.raises(InputError, match=r"big\.png: image is 12000x10000 = 120 megapixels, above the limit"):
         load_photo(p)

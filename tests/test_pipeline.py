@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from facenormals3d.errors import ExitCode
-from facenormals3d.pipeline import DEFAULT_WEIGHTS, Reconstructor, ReconstructSettings, reconstruct
+from facenormals3d.pipeline import DEFAULT_WEIGHTS, Reconstructor, ReconstructSettings
 
 SCRIPT = Path(sys.executable).with_name("facenormals3d")
 SOURCES = ["landmarks"] + (["network"] if DEFAULT_WEIGHTS.is_file() else [])

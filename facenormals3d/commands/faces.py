@@ -19,17 +19,14 @@ LAYOUT = """output layout, per photo OUT/<photo-stem>/:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from facenormals3d.console import add_common_options
+    from facenormals3d.console import add_common_options, add_photo_job_options
 
     p = sub.add_parser("faces", help="detect faces; write crops, masks, 478 landmarks, overlays",
                        description="Detect every face in each photo (mediapipe, offline), "
                                    "align a 256x256 crop per face and write it with its mask, "
                                    "landmarks, transform and coarse landmark-face maps.",
                        epilog=LAYOUT, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("photos", nargs="+", metavar="PHOTO", help="image files (JPEG, PNG, ...)")
-    p.add_argument("-o", "--out", required=True, help="output folder")
-    p.add_argument("--max-faces", type=int, default=32, help="at most this many faces per photo")
-    p.add_argument("--overwrite", action="store_true", help="replace existing results")
+    add_photo_job_options(p, max_faces=32)
     add_common_options(p)
     p.set_defaults(func=run)
 

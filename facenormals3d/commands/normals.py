@@ -20,21 +20,15 @@ scale + shift of the photo, so warping changes where a normal sits, never its di
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from facenormals3d.console import add_common_options, add_device_option
+    from facenormals3d.console import add_common_options, add_network_options, add_photo_job_options
 
     p = sub.add_parser("normals", help="predict per-pixel face normals (crop and photo grid)",
                        description="Detect faces and predict camera-space normals with the "
                                    "cross-modal network; write them per crop and warped back "
                                    "into the photo, with a preview.",
                        epilog=LAYOUT, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("photos", nargs="+", metavar="PHOTO", help="image files")
-    p.add_argument("-o", "--out", required=True, help="output folder")
-    p.add_argument("--max-faces", type=int, default=8, help="at most this many faces per photo")
-    p.add_argument("--weights", default=None, help="network weights .safetensors (default: shipped)")
-    p.add_argument("--normals", dest="normal_source", default="network", choices=["network", "landmarks"],
-                   help="network (default) or the coarse landmark face (baseline)")
-    p.add_argument("--overwrite", action="store_true", help="replace existing results")
-    add_device_option(p)
+    add_photo_job_options(p)
+    add_network_options(p)
     add_common_options(p)
     p.set_defaults(func=run)
 

@@ -26,19 +26,15 @@ Metric scale: the outer eye corners are assumed 90 mm apart (adult mean).
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from facenormals3d.console import add_common_options, add_device_option
+    from facenormals3d.console import add_common_options, add_network_options, add_photo_job_options
 
     p = sub.add_parser("reconstruct", help="photos -> detailed textured face meshes (the main job)",
                        description="Detect faces, predict normals with the cross-modal network, "
                                    "fuse them with the landmark face into depth, and write a "
                                    "textured mesh, maps, a preview and a report per face.",
                        epilog=LAYOUT, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("photos", nargs="+", metavar="PHOTO", help="image files")
-    p.add_argument("-o", "--out", required=True, help="output folder")
-    p.add_argument("--max-faces", type=int, default=8, help="at most this many faces per photo (default 8)")
-    p.add_argument("--weights", default=None, help="network weights .safetensors (default: shipped)")
-    p.add_argument("--normals", dest="normal_source", default="network", choices=["network", "landmarks"],
-                   help="normal source: the network, or the coarse landmark face (baseline)")
+    add_photo_job_options(p)
+    add_network_options(p)
     p.add_argument("--integration", default="fusion", choices=["fusion", "poisson", "bilateral"],
                    help="normals -> depth: fusion with the landmark depth prior (default), plain "
                         "Poisson, or discontinuity-preserving bilateral")
@@ -46,8 +42,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="fusion: weight of the landmark depth against the normals (default 3e-3)")
     p.add_argument("--refine", type=int, default=0, metavar="N",
                    help="N iterations of shading-consistency refinement (default 0 = off)")
-    p.add_argument("--overwrite", action="store_true", help="replace existing results")
-    add_device_option(p)
     add_common_options(p)
     p.set_defaults(func=run)
 

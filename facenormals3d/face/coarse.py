@@ -21,6 +21,7 @@ import numpy as np
 from facenormals3d.conventions import MEAN_OUTER_EYE_DISTANCE_MM
 from facenormals3d.face.topology import (N_LANDMARKS, OUTER_EYE_CORNERS_MEDIAPIPE,
                                          check_landmarks, mesh_triangles)
+from facenormals3d.surface import vertex_normals
 
 
 @dataclass
@@ -62,17 +63,6 @@ def landmarks_to_mm(landmarks_crop: np.ndarray, size: int, mm_per_pixel: float) 
     out[:, 1] = -(lm[:, 1] - size / 2) * mm_per_pixel
     out[:, 2] = lm[:, 2] * mm_per_pixel
     return out
-
-
-def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Area-weighted unit vertex normals, ``V x 3``."""
-    v = np.asarray(vertices, dtype=np.float64)
-    fn = np.cross(v[faces[:, 1]] - v[faces[:, 0]], v[faces[:, 2]] - v[faces[:, 0]])
-    vn = np.zeros_like(v)
-    for k in range(3):
-        np.add.at(vn, faces[:, k], fn)
-    length = np.linalg.norm(vn, axis=1, keepdims=True)
-    return vn / np.maximum(length, 1e-12)
 
 
 def coarse_face(landmarks_crop: np.ndarray, size: int) -> CoarseFace:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from facenormals3d import surface
 from facenormals3d.errors import InputError
 from integration.camera import Camera, depth_to_points, height_to_points
 
@@ -169,14 +170,7 @@ def clean_faces(vertices: np.ndarray, faces: np.ndarray, rel_area: float = 1e-12
 
 def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     """Area-weighted unit vertex normals ``V x 3`` float32 (counter-clockwise = outward)."""
-    tri = vertices[faces].astype(np.float64)
-    face_n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])  # length = 2 * area
-    acc = np.zeros((len(vertices), 3))
-    for k in range(3):
-        for axis in range(3):
-            acc[:, axis] += np.bincount(faces[:, k], weights=face_n[:, axis], minlength=len(vertices))
-    length = np.linalg.norm(acc, axis=1, keepdims=True)
-    return (acc / np.maximum(length, 1e-30)).astype(np.float32)
+    return surface.vertex_normals(vertices, faces).astype(np.float32)
 
 
 def project_uvs(vertices: np.ndarray, shape: tuple[int, int], pixel_size_mm: float | None,

@@ -21,6 +21,7 @@ from typing import Sequence
 import numpy as np
 
 from facenormals3d.render.camera import OrthoView, frame_mesh, pytorch3d_camera
+from facenormals3d.surface import vertex_normals
 
 #: Light direction in view space (towards the light): a head-mounted key light.
 LIGHT_DIR = (-0.3, 0.4, 1.0)
@@ -32,18 +33,6 @@ GREY_ALBEDO = 0.82
 BACKFACE_RGB = (0.35, 0.22, 0.22)
 
 SHADINGS = ("grey", "colors", "texture")
-
-
-def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Area-weighted unit vertex normals ``V x 3`` from counter-clockwise faces ``F x 3``."""
-    v = np.asarray(vertices, dtype=np.float64)
-    f = np.asarray(faces, dtype=np.int64)
-    fn = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])  # length = 2 x area
-    vn = np.zeros_like(v)
-    for k in range(3):
-        np.add.at(vn, f[:, k], fn)
-    length = np.linalg.norm(vn, axis=1, keepdims=True)
-    return vn / np.maximum(length, 1e-20)
 
 
 #: Tile side (pixels) of the CPU rasteriser. PyTorch3D's CPU path is the naive rasteriser

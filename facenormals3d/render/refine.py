@@ -303,7 +303,7 @@ def refine_mesh(vertices: np.ndarray, faces: np.ndarray, image: np.ndarray, mask
     """
     import torch
 
-    from facenormals3d.render.preview import vertex_normals
+    from facenormals3d.surface import vertex_normals
     from facenormals3d.render.shading import fit_light_and_albedo, shade
 
     start = time.perf_counter()

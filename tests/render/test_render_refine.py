@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from facenormals3d.render.preview import vertex_normals
+from facenormals3d.surface import vertex_normals
 from facenormals3d.render.refine import (RefineSettings, SmoothSolve, project_to_crop,
                                          rasterize_crop, refine_mesh, uniform_laplacian,
                                          vertex_normals_torch, _unique_edges)
