@@ -241,7 +241,8 @@ class Reconstructor:
         from facenormals3d.render.refine import RefineSettings, refine_mesh
 
         res = refine_mesh(mesh.vertices, mesh.faces, face.crop, mask, mm_per_pixel,
-                          RefineSettings(iterations=self.settings.refine_iterations, device=self.device))
+                          RefineSettings(iterations=self.settings.refine_iterations, device=self.device,
+                                         rasterizer="pytorch3d"))
         from facenormals3d.mesh import with_vertices
 
         diag = {"iterations": res.iterations, "photometric_error_before": res.photometric_error_before,
