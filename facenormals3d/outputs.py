@@ -31,6 +31,8 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     tmp_path = Path(tmp)
     try:
         write(tmp_path)
+        # mkstemp makes the file private (0600); give it the permissions a plain open would.
+        os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, path)
     except BaseException:
         tmp_path.unlink(missing_ok=True)
@@ -42,6 +44,13 @@ def write_json(path: str | Path, data: Any) -> Path:
     """Atomically write ``data`` as indented JSON."""
     text = json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n"
     return atomic_write(path, lambda p: p.write_text(text))
+
+
+def _umask() -> int:
+    # The only way to read the umask is to set it; put it straight back.
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _json_default(obj: Any) -> Any:
@@ -65,6 +74,7 @@ def staged_dir(final: str | Path, overwrite: bool = False) -> Iterator[Path]:
         raise OutputExistsError(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=final.parent))
+    os.chmod(stage, 0o777 & ~_umask())  # mkdtemp makes it private (0700)
     try:
         yield stage
     except BaseException:
