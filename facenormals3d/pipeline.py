@@ -23,6 +23,9 @@ import numpy as np
 from facenormals3d.face.align import AlignedFace
 from facenormals3d.face.coarse import CoarseFace
 
+#: Outline relaxation passes of the face mesh (see :class:`facenormals3d.mesh.MeshSettings`).
+OUTLINE_SMOOTHING = 4
+
 #: Weights used when none are given: the checkpoint shipped in ``assets/``.
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "assets" / "normalnet.safetensors"
 
@@ -233,9 +236,11 @@ class Reconstructor:
         return depth, diag
 
     def _mesh(self, depth: np.ndarray, mask: np.ndarray, mm_per_pixel: float, crop: np.ndarray):
-        from facenormals3d.mesh import depth_to_mesh
+        from facenormals3d.mesh import MeshSettings, depth_to_mesh
 
-        return depth_to_mesh(depth, mask, pixel_size_mm=mm_per_pixel, texture=crop)
+        # A relaxed outline: the mask's pixel staircase shows in side views otherwise.
+        return depth_to_mesh(depth, mask, pixel_size_mm=mm_per_pixel, texture=crop,
+                             settings=MeshSettings(smooth_outline=OUTLINE_SMOOTHING))
 
     def _refine(self, mesh, face: AlignedFace, mask: np.ndarray, mm_per_pixel: float):
         from facenormals3d.render.refine import RefineSettings, refine_mesh

@@ -7,8 +7,8 @@ v up, OBJ convention). Torch-free. See :mod:`facenormals3d.mesh.build` for the g
 and :mod:`facenormals3d.mesh.export` for the file formats.
 """
 
-from facenormals3d.mesh.build import FaceMesh, MeshSettings, depth_to_mesh, with_vertices
+from facenormals3d.mesh.build import FaceMesh, MeshSettings, depth_to_mesh, smooth_outline, with_vertices
 from facenormals3d.mesh.export import to_open3d, to_trimesh, write_obj, write_obj_plain, write_ply
 
 __all__ = ["FaceMesh", "MeshSettings", "depth_to_mesh", "to_open3d", "to_trimesh", "write_obj",
-           "write_obj_plain", "write_ply", "with_vertices"]
+           "write_obj_plain", "write_ply", "with_vertices", "smooth_outline"]

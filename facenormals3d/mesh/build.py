@@ -39,6 +39,9 @@ class MeshSettings:
     max_edge_mm: float | None = None
     """Drop triangles with an edge longer than this (cuts skins stretched across depth
     discontinuities such as the chin-neck silhouette); None keeps all."""
+    smooth_outline: int = 0
+    """Relax the mesh outline this many times (boundary vertices move in x and y towards
+    their boundary neighbours) to remove the mask's pixel staircase; depth is kept. 0 = off."""
 
 
 @dataclass
@@ -97,6 +100,8 @@ def depth_to_mesh(depth: np.ndarray, mask: np.ndarray, *, pixel_size_mm: float |
     if settings.max_edge_mm is not None:
         faces = _drop_long(vertices, faces, settings.max_edge_mm)
     vertices, faces = clean_faces(vertices, faces)
+    if settings.smooth_outline > 0 and len(faces):
+        vertices, faces = clean_faces(*smooth_outline(vertices, faces, settings.smooth_outline))
     if settings.target_triangles is not None and len(faces) > settings.target_triangles:
         vertices, faces = decimate(vertices, faces, settings.target_triangles)
     if len(faces) == 0:
@@ -107,6 +112,36 @@ def depth_to_mesh(depth: np.ndarray, mask: np.ndarray, *, pixel_size_mm: float |
     return FaceMesh(vertices=vertices.astype(np.float32), faces=faces.astype(np.int32),
                     uvs=uvs.astype(np.float32), vertex_normals=vertex_normals(vertices, faces),
                     colors=colors, texture=texture)
+
+
+def smooth_outline(vertices: np.ndarray, faces: np.ndarray, iterations: int) -> tuple[np.ndarray, np.ndarray]:
+    """Move each boundary vertex halfway (in x, y) to the mean of its boundary neighbours,
+    ``iterations`` times. Interior vertices and every z stay.
+
+    Halfway steps keep the outline from shrinking by more than about half a pixel. The
+    staircase's teeth (triangles whose corners all lie on the outline) collapse or fold
+    over as the corner is cut; they are dropped. Returns ``(vertices, faces)``; vertices
+    no face uses any more are left for :func:`clean_faces`.
+    """
+    v = np.array(vertices, dtype=np.float64)
+    edges = np.sort(np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]), axis=1)
+    unique, counts = np.unique(edges, axis=0, return_counts=True)
+    boundary = unique[counts == 1]  # edges of one triangle only
+    a, b = boundary[:, 0], boundary[:, 1]
+    n_nb = np.bincount(a, minlength=len(v)) + np.bincount(b, minlength=len(v))
+    on = n_nb > 0
+    for _ in range(iterations):
+        acc = np.zeros((len(v), 2))
+        for axis in range(2):
+            acc[:, axis] = (np.bincount(a, weights=v[b, axis], minlength=len(v))
+                            + np.bincount(b, weights=v[a, axis], minlength=len(v)))
+        v[on, :2] = 0.5 * v[on, :2] + 0.5 * acc[on] / n_nb[on, None]
+
+    def facing(p: np.ndarray) -> np.ndarray:  # z of the area vector: > 0 faces the camera
+        return np.cross(p[faces[:, 1]] - p[faces[:, 0]], p[faces[:, 2]] - p[faces[:, 0]])[:, 2]
+
+    keep = facing(v) > 0.25 * facing(np.asarray(vertices, dtype=np.float64))
+    return v, faces[keep]
 
 
 def with_vertices(mesh: FaceMesh, vertices: np.ndarray) -> FaceMesh:
