@@ -40,8 +40,9 @@ class MeshSettings:
     """Drop triangles with an edge longer than this (cuts skins stretched across depth
     discontinuities such as the chin-neck silhouette); None keeps all."""
     smooth_outline: int = 0
-    """Relax the mesh outline this many times (boundary vertices move in x and y towards
-    their boundary neighbours) to remove the mask's pixel staircase; depth is kept. 0 = off."""
+    """Relax the mesh outline this many times (boundary vertices move towards their
+    boundary neighbours) to remove the mask's pixel staircase, which on a steep cheek is
+    also a zigzag in depth. 0 = off."""
 
 
 @dataclass
@@ -115,8 +116,8 @@ def depth_to_mesh(depth: np.ndarray, mask: np.ndarray, *, pixel_size_mm: float |
 
 
 def smooth_outline(vertices: np.ndarray, faces: np.ndarray, iterations: int) -> tuple[np.ndarray, np.ndarray]:
-    """Move each boundary vertex halfway (in x, y) to the mean of its boundary neighbours,
-    ``iterations`` times. Interior vertices and every z stay.
+    """Move each boundary vertex halfway to the mean of its boundary neighbours,
+    ``iterations`` times (a 1D Laplacian smoothing of the outline). Interior vertices stay.
 
     Halfway steps keep the outline from shrinking by more than about half a pixel. The
     staircase's teeth (triangles whose corners all lie on the outline) collapse or fold
@@ -131,11 +132,11 @@ def smooth_outline(vertices: np.ndarray, faces: np.ndarray, iterations: int) -> 
     n_nb = np.bincount(a, minlength=len(v)) + np.bincount(b, minlength=len(v))
     on = n_nb > 0
     for _ in range(iterations):
-        acc = np.zeros((len(v), 2))
-        for axis in range(2):
+        acc = np.zeros((len(v), 3))
+        for axis in range(3):
             acc[:, axis] = (np.bincount(a, weights=v[b, axis], minlength=len(v))
                             + np.bincount(b, weights=v[a, axis], minlength=len(v)))
-        v[on, :2] = 0.5 * v[on, :2] + 0.5 * acc[on] / n_nb[on, None]
+        v[on] = 0.5 * v[on] + 0.5 * acc[on] / n_nb[on, None]
 
     def facing(p: np.ndarray) -> np.ndarray:  # z of the area vector: > 0 faces the camera
         return np.cross(p[faces[:, 1]] - p[faces[:, 0]], p[faces[:, 2]] - p[faces[:, 0]])[:, 2]

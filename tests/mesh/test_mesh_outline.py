@@ -27,7 +27,7 @@ def test_outline_relaxation_rounds_the_staircase_and_keeps_the_inside():
     r_raw = np.linalg.norm(raw.vertices[:, :2], axis=1)
     r_smooth = np.linalg.norm(smooth.vertices[:, :2], axis=1)
     out_raw, out_smooth = _outline(raw.faces, len(r_raw)), _outline(smooth.faces, len(r_smooth))
-    # The outline gets rounder (less radial spread), shrinks by under a pixel, z is kept.
+    # The outline gets rounder (less radial spread) and shrinks by under a pixel.
     assert np.std(r_smooth[out_smooth]) < 0.8 * np.std(r_raw[out_raw])
     assert abs(r_smooth.max() - r_raw.max()) < 1.0
     np.testing.assert_array_equal(np.unique(smooth.vertices[:, 2]), [5.0])
