@@ -12,6 +12,7 @@ import importlib
 import importlib.util
 import logging
 import sys
+import traceback
 
 from facenormals3d import __version__
 from facenormals3d.console import setup_logging
@@ -27,6 +28,7 @@ EPILOG = """exit codes:
   3  BAD_INPUT      every input failed because of the input itself (unreadable, no face, ...)
   4  INTERNAL       a bug or a broken environment
   5  OUTPUT_EXISTS  output exists; pass --overwrite to replace it
+  130               interrupted (Ctrl-C, SIGTERM); training can be resumed with --resume
 """
 
 
@@ -61,6 +63,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         logging.getLogger("facenormals3d").error("interrupted")
         return 130
+    except Exception as err:  # noqa: BLE001 - a bug or broken environment: one line, named code
+        log = logging.getLogger("facenormals3d")
+        log.error("internal error: %s: %s (run with -v for the traceback)", type(err).__name__, err)
+        log.debug("%s", traceback.format_exc())
+        return int(ExitCode.INTERNAL)
 
 
 if __name__ == "__main__":

@@ -147,6 +147,18 @@ def run_batch(inputs: Sequence[T], job: Callable[[T], dict[str, Any]], *,
     return result
 
 
+def claim_stem(path, claimed: set[str]) -> None:
+    """Refuse a second input whose file stem names the same output folder in this run."""
+    from pathlib import Path
+
+    from facenormals3d.errors import InputError
+
+    stem = Path(path).stem
+    if stem in claimed:
+        raise InputError(path, f"another input in this run also writes OUT/{stem}/: rename one of them")
+    claimed.add(stem)
+
+
 def resolve_device(name: str) -> str:
     """Map --device to a torch device string; say so when auto picks the CPU."""
     import torch

@@ -123,13 +123,14 @@ class Reconstructor:
         self.finder = FaceFinder(DetectSettings(max_faces=settings.max_faces))
 
     def _load_model(self) -> None:
-        from facenormals3d.errors import InputError
+        from facenormals3d.errors import FaceNormalsError
         from facenormals3d.model.weights import load_weights, read_sidecar
 
         path = Path(self.settings.weights) if self.settings.weights else DEFAULT_WEIGHTS
         if not path.is_file() and not self.settings.weights:
-            raise InputError(path, "no shipped network weights found; pass --weights FILE or "
-                                   "--normals landmarks for the landmark baseline")
+            # Not the user's input: the installation lacks its weights (exit code INTERNAL).
+            raise FaceNormalsError(f"{path}: the shipped network weights are missing; pass "
+                                   "--weights FILE, or --normals landmarks for the landmark baseline")
         self.model = load_weights(path, device=self.device)
         info = read_sidecar(path)
         self.model_info.update({"weights": str(path), "sha256": info["sha256"],

@@ -82,3 +82,26 @@ def test_only_bad_inputs_is_bad_input(tmp_path):
     r = run_cli("faces", noface, "-o", tmp_path / "out")
     assert r.returncode == ExitCode.BAD_INPUT
     assert "noface.png: no face found" in r.stdout + r.stderr
+
+
+def test_two_inputs_with_one_stem_do_not_overwrite_each_other(tmp_path, astronaut_png):
+    import shutil
+
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    shutil.copy(astronaut_png, other / "astronaut.png")
+    out = tmp_path / "out"
+    r = run_cli("faces", astronaut_png, other / "astronaut.png", "-o", out, "--json")
+    assert r.returncode == ExitCode.PARTIAL
+    summary = json.loads(r.stdout)
+    assert summary["n_succeeded"] == 1
+    assert "also writes OUT/astronaut/" in summary["failed"][0]["error"]
+
+
+def test_unexpected_errors_are_one_line_internal(tmp_path):
+    # A weights "file" that is a folder is not an input problem we anticipate per photo:
+    # the tool must still answer with a named exit code and no traceback.
+    (tmp_path / "w.safetensors").mkdir()
+    r = run_cli("reconstruct", tmp_path / "x.png", "-o", tmp_path / "o", "--weights", tmp_path / "w.safetensors")
+    assert r.returncode in (ExitCode.BAD_INPUT, ExitCode.INTERNAL)
+    assert "Traceback" not in r.stderr

@@ -36,14 +36,15 @@ def run(args: argparse.Namespace) -> int:
     from facenormals3d.face.detect import DetectSettings, FaceFinder
 
     out = Path(args.out)
+    claimed: set[str] = set()
     with FaceFinder(DetectSettings(max_faces=args.max_faces)) as finder:
-        result = run_batch(args.photos, lambda p: _one_photo(Path(p), out, finder, args.overwrite),
+        result = run_batch(args.photos, lambda p: _one_photo(Path(p), out, finder, args.overwrite, claimed),
                            args=args, desc="faces")
     emit(args, result.summary(), result.human("photo"))
     return int(result.exit_code())
 
 
-def _one_photo(path: Path, out: Path, finder, overwrite: bool) -> dict:
+def _one_photo(path: Path, out: Path, finder, overwrite: bool, claimed: set[str]) -> dict:
     import imageio.v3 as iio
 
     from facenormals3d.conventions import write_normal_png
@@ -51,8 +52,10 @@ def _one_photo(path: Path, out: Path, finder, overwrite: bool) -> dict:
     from facenormals3d.face.coarse import coarse_face
     from facenormals3d.face.overlay import landmark_overlay
     from facenormals3d.outputs import staged_dir, write_json
+    from facenormals3d.console import claim_stem
     from facenormals3d.photo import load_photo
 
+    claim_stem(path, claimed)
     photo = load_photo(path)
     faces = [align_face(photo.pixels, f) for f in finder.find(photo.pixels, str(path))]
     dest = out / photo.stem

@@ -39,14 +39,15 @@ def run(args: argparse.Namespace) -> int:
 
     settings = ReconstructSettings(normal_source=args.normal_source, weights=args.weights,
                                    max_faces=args.max_faces, device=args.device)
+    claimed: set[str] = set()
     with Reconstructor(settings) as rec:
-        result = run_batch(args.photos, lambda p: _one_photo(Path(p), Path(args.out), rec, args.overwrite),
+        result = run_batch(args.photos, lambda p: _one_photo(Path(p), Path(args.out), rec, args.overwrite, claimed),
                            args=args, desc="normals")
     emit(args, result.summary(), result.human("photo"))
     return int(result.exit_code())
 
 
-def _one_photo(path: Path, out: Path, rec, overwrite: bool) -> dict:
+def _one_photo(path: Path, out: Path, rec, overwrite: bool, claimed: set[str]) -> dict:
     import imageio.v3 as iio
     import numpy as np
 
@@ -54,9 +55,11 @@ def _one_photo(path: Path, out: Path, rec, overwrite: bool) -> dict:
     from facenormals3d.face.align import align_face
     from facenormals3d.face.crop import warp_to_photo
     from facenormals3d.outputs import staged_dir, write_json
+    from facenormals3d.console import claim_stem
     from facenormals3d.photo import load_photo
     from facenormals3d.render.preview import contact_sheet
 
+    claim_stem(path, claimed)
     photo = load_photo(path)
     h, w = photo.pixels.shape[:2]
     photo_n = np.zeros((h, w, 3), np.float32)

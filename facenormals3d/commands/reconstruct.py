@@ -6,6 +6,8 @@ import argparse
 import logging
 from pathlib import Path
 
+from facenormals3d.errors import ExitCode, FaceNormalsError
+
 log = logging.getLogger("facenormals3d")
 
 LAYOUT = """output layout, per photo OUT/<photo-stem>/ (written under a temporary name, then renamed):
@@ -55,48 +57,58 @@ def run(args: argparse.Namespace) -> int:
                                    refine_iterations=args.refine, max_faces=args.max_faces,
                                    device=args.device)
     out = Path(args.out)
+    claimed: set[str] = set()
     with Reconstructor(settings) as rec:
-        result = run_batch(args.photos, lambda p: _one_photo(Path(p), out, rec, args.overwrite),
+        result = run_batch(args.photos, lambda p: _one_photo(Path(p), out, rec, args.overwrite, claimed),
                            args=args, desc="reconstruct")
-    failed_faces = sum(len(r.get("failed_faces", [])) for r in result.succeeded)
+    face_failures = [f for r in result.succeeded for f in r.get("failed_faces", [])]
     emit(args, result.summary(), result.human("photo") + (
-        f"\n{failed_faces} face(s) failed inside otherwise written photos" if failed_faces else "")
+        f"\n{len(face_failures)} face(s) failed inside otherwise written photos" if face_failures else "")
         + "".join(f"\n  {r['output']}" for r in result.succeeded))
     code = result.exit_code()
-    if failed_faces and code == 0:
-        from facenormals3d.errors import ExitCode
-
+    if any(f["kind"] == "internal" for f in face_failures):
+        code = ExitCode.INTERNAL
+    elif face_failures and code == ExitCode.OK:
         code = ExitCode.PARTIAL
     return int(code)
 
 
-def _one_photo(path: Path, out: Path, rec, overwrite: bool) -> dict:
+def _one_photo(path: Path, out: Path, rec, overwrite: bool, claimed: set[str]) -> dict:
+    import shutil
+
     import imageio.v3 as iio
 
     from facenormals3d.export import write_face
     from facenormals3d.face.align import align_face
     from facenormals3d.face.overlay import landmark_overlay
     from facenormals3d.outputs import staged_dir
+    from facenormals3d.console import claim_stem
     from facenormals3d.photo import load_photo
 
+    claim_stem(path, claimed)
     photo = load_photo(path)
     detected = rec.finder.find(photo.pixels, str(path))
     dest = out / photo.stem
     faces, failed = [], []
     with staged_dir(dest, overwrite=overwrite) as stage:
         iio.imwrite(stage / "overlay.png", landmark_overlay(photo.pixels, [d.landmarks for d in detected]))
+        first_error: Exception | None = None
         for k, det in enumerate(detected):
+            folder = stage / f"face_{k}"
             try:
                 r = rec.reconstruct_face(align_face(photo.pixels, det), str(path), k)
-                folder = stage / f"face_{k}"
                 folder.mkdir()
                 report = write_face(r, folder)
                 faces.append({"face": k, "folder": str(dest / folder.name),
                               "vertices": report["mesh"]["vertices"],
                               "seconds": sum(r.timings.values())})
             except Exception as err:  # noqa: BLE001 - one bad face must not lose the others
-                log.error("%s: face %d failed: %s: %s", path, k, type(err).__name__, err)
-                failed.append({"face": k, "error": f"{type(err).__name__}: {err}"})
+                # A face folder is complete or absent: mesh tools must never see half of one.
+                shutil.rmtree(folder, ignore_errors=True)
+                kind = "input" if isinstance(err, FaceNormalsError) else "internal"
+                log.error("%s: face %d failed (%s): %s: %s", path, k, kind, type(err).__name__, err)
+                failed.append({"face": k, "kind": kind, "error": f"{type(err).__name__}: {err}"})
+                first_error = first_error or err
         if not faces:
-            raise RuntimeError(f"all {len(detected)} face(s) failed: {failed[0]['error']}")
+            raise first_error
     return {"input": str(path), "output": str(dest), "faces": faces, "failed_faces": failed}

@@ -45,8 +45,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                       ("latent-weight", float), ("width", float), ("input-size", int)):
         p.add_argument(f"--{flag}", type=typ, default=None,
                        help=f"TrainConfig.{FLAG_FIELDS[flag.replace('-', '_')]} (default from the config)")
-    p.add_argument("--coarse-normals", action="store_true",
-                   help="extension: feed the coarse landmark normal map as extra input channels")
     p.add_argument("--channels-last", action="store_true", help="channels-last memory format")
     p.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads per process")
@@ -74,14 +72,13 @@ def build_config(args: argparse.Namespace):
         value = getattr(args, flag)
         if value is not None:
             (model if name.startswith("model.") else top)[name.removeprefix("model.")] = value
-    if args.coarse_normals:
-        model["coarse_normals"] = True
     if args.channels_last:
         top["channels_last"] = True
     if args.no_amp:
         top["amp"] = False
-    known = {f.name for f in fields(TrainConfig)}
-    assert set(top) <= known
+    unknown = set(top) - {f.name for f in fields(TrainConfig)}
+    if unknown:
+        raise ValueError(f"internal: flags map to unknown TrainConfig fields {sorted(unknown)}")
     return replace(cfg, model=replace(cfg.model, **model), **top)
 
 

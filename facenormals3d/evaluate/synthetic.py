@@ -22,6 +22,7 @@ from typing import Any, Callable
 import numpy as np
 
 from facenormals3d.conventions import NOW_IBUG68
+from facenormals3d.errors import InputError
 
 
 @dataclass
@@ -91,7 +92,7 @@ def evaluate_synthetic(ict_dir: str, settings: SyntheticEvalSettings = Synthetic
                     rec = runner.run(sample.image, f"sample {i}")[0]
                     err, cover = _normal_errors(rec, sample)
                     scan = _mesh_scores(rec, gt_points, gt_lm7)
-                except Exception as e:  # noqa: BLE001 - a miss is a scored failure, not a crash
+                except InputError as e:  # no face found, degenerate landmarks: a scored miss
                     acc[method]["failed"] += 1
                     record["error"] = f"{type(e).__name__}: {e}"
                     samples.append(record)
