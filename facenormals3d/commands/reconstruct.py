@@ -23,6 +23,8 @@ LAYOUT = """output layout, per photo OUT/<photo-stem>/ (written under a temporar
   face_<k>/preview.png         crop | normals | mesh front, 3/4 views | textured
   face_<k>/report.json         timings per stage, settings, model version, metric-scale assumption
 
+normals.*, depth.npy and mask.png are the integrated surface before the mesh's outline
+relaxation and before --refine; mesh.* are the final surface.
 Metric scale: the outer eye corners are assumed 90 mm apart (adult mean).
 """
 

@@ -43,17 +43,24 @@ class NormalPair:
     """Mask PNG, or None to use the ground truth's valid pixels."""
 
 
-def _stem(path: Path, suffix: str) -> str:
-    return path.stem[: -len(suffix)] if path.stem.endswith(suffix) else path.stem
+def _key(path: Path, root: Path, suffix: str) -> str:
+    """Pairing key: the path below ``root`` without extension and without ``suffix``
+    (``a_normals.png`` -> ``a``; ``astronaut/face_0/normals.png`` -> ``astronaut/face_0``)."""
+    rel = path.relative_to(root).with_suffix("")
+    stem = rel.name
+    if stem.endswith(suffix):
+        stem = stem[: -len(suffix)].rstrip("_")
+    parts = [*rel.parent.parts, stem] if stem else list(rel.parent.parts)
+    return "/".join(parts) or rel.name
 
 
 def _index(folder: Path, suffix: str, exts: tuple[str, ...]) -> dict[str, Path]:
     if not folder.is_dir():
         raise InputError(folder, "folder not found")
     found: dict[str, Path] = {}
-    for p in sorted(folder.iterdir()):
+    for p in sorted(folder.rglob("*")):
         if p.is_file() and p.suffix.lower() in exts:
-            key = _stem(p, suffix)
+            key = _key(p, folder, suffix)
             if key in found and found[key].suffix.lower() == ".npy":
                 continue  # prefer the exact float .npy over its PNG twin
             found[key] = p
@@ -62,9 +69,9 @@ def _index(folder: Path, suffix: str, exts: tuple[str, ...]) -> dict[str, Path]:
 
 def pair_files(pred_dir: Path, gt_dir: Path, mask_dir: Path | None = None) -> tuple[list[NormalPair], list[str]]:
     """Pair the folders by stem. Returns the pairs and the stems missing on one side."""
-    preds = _index(Path(pred_dir), "_normals", NORMAL_SUFFIXES)
-    gts = _index(Path(gt_dir), "_normals", NORMAL_SUFFIXES)
-    masks = _index(Path(mask_dir), "_mask", (".png",)) if mask_dir else {}
+    preds = _index(Path(pred_dir), "normals", NORMAL_SUFFIXES)
+    gts = _index(Path(gt_dir), "normals", NORMAL_SUFFIXES)
+    masks = _index(Path(mask_dir), "mask", (".png",)) if mask_dir else {}
     missing = [f"{k}: no prediction" for k in sorted(set(gts) - set(preds))]
     missing += [f"{k}: no ground truth" for k in sorted(set(preds) - set(gts))]
     pairs = []

@@ -1,9 +1,6 @@
 """Mesh tools read what facenormals3d writes: trimesh / Open3D round trips of every exported
 format, the OBJ + MTL + PNG triple opening with its texture (what MeshLab does too), the
 in-memory adapters, and the Blender add-on's own OBJ reader on the real exporter's output.
-
-Skipped while :mod:`facenormals3d.mesh` does not export ``write_obj``, ``write_ply``,
-``to_trimesh`` and ``to_open3d`` yet.
 """
 
 from __future__ import annotations
@@ -20,13 +17,10 @@ EXPECTED = ("FaceMesh", "depth_to_mesh", "write_obj", "write_ply", "to_trimesh",
 
 
 def _mesh_module():
-    try:
-        import facenormals3d.mesh as mesh_module
-    except ImportError as err:
-        pytest.skip(f"facenormals3d.mesh is not importable yet: {err}")
+    import facenormals3d.mesh as mesh_module
+
     missing = [name for name in EXPECTED if not hasattr(mesh_module, name)]
-    if missing:
-        pytest.skip(f"facenormals3d.mesh does not provide {', '.join(missing)} yet")
+    assert not missing, f"facenormals3d.mesh lacks {', '.join(missing)}"
     return mesh_module
 
 
