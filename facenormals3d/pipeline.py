@@ -144,24 +144,34 @@ class Reconstructor:
 
     def run(self, image: np.ndarray, source: str = "<array>") -> list[Reconstruction]:
         """All faces of ``image`` (``H x W x 3`` uint8 RGB). Raises NoFaceError when none."""
+        return [self.reconstruct_face(face, source, k, timings)
+                for k, (face, timings) in enumerate(self.align(image, source))]
+
+    def align(self, image: np.ndarray, source: str = "<array>") -> list[tuple[AlignedFace, dict[str, float]]]:
+        """Detect and align every face: ``(face, timings)`` pairs, largest face first.
+
+        ``timings`` holds ``detect`` (the photo's detection time shared equally among its
+        faces) and ``align``. Raises NoFaceError naming ``source`` when there is no face.
+        """
         from facenormals3d.face.align import align_face
 
         t0 = time.perf_counter()
         detected = self.finder.find(image, source)
         t_detect = (time.perf_counter() - t0) / len(detected)
         out = []
-        for k, det in enumerate(detected):
+        for det in detected:
             t1 = time.perf_counter()
             face = align_face(image, det)
-            t_align = time.perf_counter() - t1
-            rec = self.reconstruct_face(face, source, k)
-            rec.timings = {"detect": t_detect, "align": t_align, **rec.timings}
-            out.append(rec)
+            out.append((face, {"detect": t_detect, "align": time.perf_counter() - t1}))
         return out
 
-    def reconstruct_face(self, face: AlignedFace, source: str = "<array>", index: int = 0) -> Reconstruction:
-        """Normals -> depth -> mesh (-> refinement) for one aligned face."""
-        timings: dict[str, float] = {}
+    def reconstruct_face(self, face: AlignedFace, source: str = "<array>", index: int = 0,
+                         timings: dict[str, float] | None = None) -> Reconstruction:
+        """Normals -> depth -> mesh (-> refinement) for one aligned face.
+
+        Stage times are added to a copy of ``timings`` (e.g. from :meth:`align`).
+        """
+        timings = dict(timings or {})
         normals, mask, coarse = self.predict_normals(face, timings)
         t = time.perf_counter()
         depth, integ = self._integrate(normals, mask, coarse)

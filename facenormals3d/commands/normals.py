@@ -52,7 +52,6 @@ def _one_photo(path: Path, out: Path, rec, overwrite: bool, claimed: set[str]) -
     import numpy as np
 
     from facenormals3d.conventions import normals_to_preview, write_normal_png
-    from facenormals3d.face.align import align_face
     from facenormals3d.face.crop import warp_to_photo
     from facenormals3d.outputs import staged_dir, write_json
     from facenormals3d.console import claim_stem
@@ -66,7 +65,7 @@ def _one_photo(path: Path, out: Path, rec, overwrite: bool, claimed: set[str]) -
     photo_m = np.zeros((h, w), bool)
     panels, labels = [], []
     dest = out / photo.stem
-    faces = [align_face(photo.pixels, d) for d in rec.finder.find(photo.pixels, str(path))]
+    faces = [face for face, _ in rec.align(photo.pixels, str(path))]
     with staged_dir(dest, overwrite=overwrite) as stage:
         # Smallest first so larger (nearer) faces win where faces overlap in the photo.
         for k, face in sorted(enumerate(faces), key=lambda kf: -kf[0]):

@@ -81,7 +81,6 @@ def _one_photo(path: Path, out: Path, rec, overwrite: bool, claimed: set[str]) -
     import imageio.v3 as iio
 
     from facenormals3d.export import write_face
-    from facenormals3d.face.align import align_face
     from facenormals3d.face.overlay import landmark_overlay
     from facenormals3d.outputs import staged_dir
     from facenormals3d.console import claim_stem
@@ -89,16 +88,16 @@ def _one_photo(path: Path, out: Path, rec, overwrite: bool, claimed: set[str]) -
 
     claim_stem(path, claimed)
     photo = load_photo(path)
-    detected = rec.finder.find(photo.pixels, str(path))
+    aligned = rec.align(photo.pixels, str(path))
     dest = out / photo.stem
     faces, failed = [], []
     with staged_dir(dest, overwrite=overwrite) as stage:
-        iio.imwrite(stage / "overlay.png", landmark_overlay(photo.pixels, [d.landmarks for d in detected]))
+        iio.imwrite(stage / "overlay.png", landmark_overlay(photo.pixels, [f.landmarks_photo for f, _ in aligned]))
         first_error: Exception | None = None
-        for k, det in enumerate(detected):
+        for k, (face, timings) in enumerate(aligned):
             folder = stage / f"face_{k}"
             try:
-                r = rec.reconstruct_face(align_face(photo.pixels, det), str(path), k)
+                r = rec.reconstruct_face(face, str(path), k, timings)
                 folder.mkdir()
                 report = write_face(r, folder)
                 faces.append({"face": k, "folder": str(dest / folder.name),
