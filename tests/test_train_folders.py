@@ -81,3 +81,33 @@ def test_train_command_on_folders_then_export(tmp_path, capsys):
     assert main(["train", "--export-weights", str(run / "checkpoint.pt"), str(tmp_path / "w.safetensors")]) == 0
     assert (tmp_path / "w.json").is_file()
     assert main(["train", "-o", str(run)]) == 3  # no data given
+
+
+def test_paired_folder_layout(tmp_path):
+    import imageio.v3 as iio
+    import numpy as np
+
+    from facenormals3d.conventions import write_normal_png
+    from facenormals3d.data.folders import PairedFolderDataset
+
+    n = np.zeros((16, 16, 3), np.float32)
+    n[..., 2] = 1.0
+    for split, names in (("train", ["a", "b"]), ("val", ["c"])):
+        d = tmp_path / split / "subject1"
+        d.mkdir(parents=True)
+        for name in names:
+            iio.imwrite(d / f"{name}.png", np.full((16, 16, 3), 100, np.uint8))
+            write_normal_png(d / f"{name}_normals.png", n)
+    train, val = PairedFolderDataset(tmp_path, "train", 32), PairedFolderDataset(tmp_path, "val", 32)
+    assert len(train) == 2 and len(val) == 1
+    item = train[0]
+    assert item["image"].shape == (3, 32, 32) and item["normals"].shape == (3, 32, 32)
+    assert float(item["mask"].mean()) == 1.0 and abs(float(item["normals"][2].mean()) - 1.0) < 1e-3
+    # A photo without its normal map is refused by name.
+    iio.imwrite(tmp_path / "train" / "lonely.png", np.zeros((16, 16, 3), np.uint8))
+    import pytest
+
+    from facenormals3d.errors import InputError
+
+    with pytest.raises(InputError, match="lonely.png: paired folder"):
+        PairedFolderDataset(tmp_path, "train", 32)

@@ -1,7 +1,8 @@
 """``facenormals3d train``: train the cross-modal network, resume it, or export its weights.
 
 Data (at least one):
-  --paired DIR   shard folder written by ``facenormals3d synth`` (train/val split by identity)
+  --paired DIR   shard folder written by ``facenormals3d synth`` (train/val split by identity),
+                 or a folder of photo + NAME_normals pairs (layout in facenormals3d.data.folders)
   --images DIR   folder of face photos (layout in facenormals3d.data.folders)
   --normals DIR  folder of normal maps (layout in facenormals3d.data.folders)
 
@@ -86,13 +87,17 @@ def build_data(args: argparse.Namespace, size: int):
     from facenormals3d.train import DataSources
 
     data = DataSources()
-    if args.paired:
-        try:
-            from facenormals3d.data.datasets import ShardDataset
-        except ImportError as err:
-            raise InputError(args.paired, f"paired shard datasets are not available ({err})") from None
+    if args.paired and (Path(args.paired) / "manifest.json").is_file():
+        from facenormals3d.data.datasets import ShardDataset
+
         data.paired_train = ShardDataset(args.paired, "train")
         val = ShardDataset(args.paired, "val")
+        data.paired_val = val if len(val) else None
+    elif args.paired:
+        from facenormals3d.data.folders import PairedFolderDataset
+
+        data.paired_train = PairedFolderDataset(args.paired, "train", size)
+        val = PairedFolderDataset(args.paired, "val", size)
         data.paired_val = val if len(val) else None
     if args.images:
         from facenormals3d.data.folders import ImageFolderDataset
