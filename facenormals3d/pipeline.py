@@ -28,6 +28,8 @@ OUTLINE_SMOOTHING = 4
 
 #: Weights used when none are given: the checkpoint shipped in ``assets/``.
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "assets" / "normalnet.safetensors"
+#: SHA-256 of the shipped weights, pinned in code: a swapped weights+sidecar pair is refused.
+DEFAULT_WEIGHTS_SHA256 = "59efe1a0876812c62ea63f271745974a1cb03c11ef116cbe92eac82e13027725"
 
 
 @dataclass
@@ -133,6 +135,9 @@ class Reconstructor:
                                    "--weights FILE, or --normals landmarks for the landmark baseline")
         self.model = load_weights(path, device=self.device)
         info = read_sidecar(path)
+        if path == DEFAULT_WEIGHTS and info["sha256"] != DEFAULT_WEIGHTS_SHA256:
+            raise FaceNormalsError(f"{path}: SHA-256 {info['sha256']} is not the pinned "
+                                   f"{DEFAULT_WEIGHTS_SHA256}; reinstall the shipped weights")
         self.model_info.update({"weights": str(path), "sha256": info["sha256"],
                                 "config": info["config"], "version": info.get("metadata", {}).get("version")})
 
