@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> BenchReport:
             write_face(r, Path(tmp))
             export = time.perf_counter() - t0
         totals[source] = wall
-        rows.append({"normals": source, **{k: round(v * 1000, 1) for k, v in timings.items()},
+        rows.append({"source": source, **{k: round(v * 1000, 1) for k, v in timings.items()},
                      "total_ms": round(wall * 1000, 1), "export_ms": round(export * 1000, 1),
                      "vertices": n_vertices})
     notes.append("times in ms; 'total_ms' is the wall time of Reconstructor.run (detect to "
@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> BenchReport:
         with Reconstructor(settings) as rec:
             r = rec.run(image)[0]
         ref = r.info["refine"]
-        rows.append({"normals": f"network + refine {args.refine_iterations}",
+        rows.append({"source": f"network + refine {args.refine_iterations}",
                      "refine_ms": round(r.timings["refine"] * 1000, 1),
                      "ms_per_iteration": round(ref["seconds_per_iteration"] * 1000, 1),
                      "photometric_before": round(ref["photometric_error_before"], 4),
