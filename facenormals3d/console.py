@@ -85,9 +85,13 @@ def emit(args: argparse.Namespace, payload: dict[str, Any], human: str) -> None:
 
 
 def _json_default(obj: Any) -> Any:
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
-    return str(obj)
+    """The file writers' conversions (numpy, paths), and anything else as its text."""
+    from facenormals3d.outputs import json_default
+
+    try:
+        return json_default(obj)
+    except TypeError:
+        return str(obj)
 
 
 @dataclass

@@ -42,7 +42,7 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
 
 def write_json(path: str | Path, data: Any) -> Path:
     """Atomically write ``data`` as indented JSON."""
-    text = json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n"
+    text = json.dumps(data, indent=2, sort_keys=False, default=json_default) + "\n"
     return atomic_write(path, lambda p: p.write_text(text))
 
 
@@ -53,7 +53,7 @@ def _umask() -> int:
     return mask
 
 
-def _json_default(obj: Any) -> Any:
+def json_default(obj: Any) -> Any:
     # numpy scalars/arrays and paths show up in reports; write them as plain JSON.
     if hasattr(obj, "tolist"):
         return obj.tolist()

@@ -17,3 +17,12 @@ def test_unused_vertex_gets_zero_and_area_weighting():
     n = vertex_normals(v, f)
     np.testing.assert_allclose(n[:3], [[0, 0, 1]] * 3)
     np.testing.assert_allclose(n[3:], 0.0)
+
+
+def test_edges_with_use_counts():
+    from facenormals3d.surface import edges
+
+    f = np.array([[0, 1, 2], [0, 2, 3]])
+    e, counts = edges(f)
+    np.testing.assert_array_equal(e, [[0, 1], [0, 2], [0, 3], [1, 2], [2, 3]])
+    np.testing.assert_array_equal(counts, [1, 2, 1, 1, 1])  # the diagonal is shared

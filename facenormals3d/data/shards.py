@@ -31,6 +31,7 @@ import numpy as np
 
 from facenormals3d.data.albedo import linear_to_srgb8, srgb_to_linear
 from facenormals3d.errors import InputError
+from facenormals3d.outputs import json_default
 
 LAYOUT_VERSION = 1
 #: 8-bit sRGB code -> linear float32 (the albedo decoding table).
@@ -72,13 +73,7 @@ def write_shard(folder: Path, samples: list[dict[str, np.ndarray]], params: list
         np.save(folder / f"{name}.npy", np.stack([s[name] for s in samples]))
     with open(folder / "params.jsonl", "w") as f:
         for p in params:
-            f.write(json.dumps(p, default=_json_default) + "\n")
-
-
-def _json_default(obj):
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
-    raise TypeError(type(obj).__name__)
+            f.write(json.dumps(p, default=json_default) + "\n")
 
 
 class ShardWriter:

@@ -125,8 +125,7 @@ def smooth_outline(vertices: np.ndarray, faces: np.ndarray, iterations: int) -> 
     no face uses any more are left for :func:`clean_faces`.
     """
     v = np.array(vertices, dtype=np.float64)
-    edges = np.sort(np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]), axis=1)
-    unique, counts = np.unique(edges, axis=0, return_counts=True)
+    unique, counts = surface.edges(faces)
     boundary = unique[counts == 1]  # edges of one triangle only
     a, b = boundary[:, 0], boundary[:, 1]
     n_nb = np.bincount(a, minlength=len(v)) + np.bincount(b, minlength=len(v))
