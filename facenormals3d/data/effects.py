@@ -10,7 +10,8 @@ from __future__ import annotations
 import io
 
 import numpy as np
-from scipy import ndimage
+
+from facenormals3d.data.blur import gaussian_blur
 
 
 def _upsampled_noise(rng: np.random.Generator, size: int, cells: int, channels: int) -> np.ndarray:
@@ -60,7 +61,7 @@ def background(rng: np.random.Generator, size: int) -> tuple[np.ndarray, dict]:
         img = _face_like(rng, img, xx, yy)
     blur = float(rng.uniform(0, 4) if rng.random() < 0.7 else 0)
     if blur > 0.6:
-        img = ndimage.gaussian_filter(img, (blur / 2, blur / 2, 0))
+        img = gaussian_blur(img, blur / 2)
     img = img.astype(np.float32) * np.float32(rng.uniform(0.2, 1.0))
     img = np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(img[..., c]), mode="F").resize(
         (full, full), Image.BILINEAR)) for c in range(3)], axis=-1)
@@ -157,7 +158,7 @@ def camera(rng: np.random.Generator, linear: np.ndarray, enabled: bool = True) -
         cast = np.exp(rng.normal(0, [0.08, 0.02, 0.1])).astype(np.float32)
         img = img * cast
         sigma = float(rng.uniform(0.35, 1.6) if rng.random() < 0.4 else 0.35)
-        img = ndimage.gaussian_filter(img, (sigma, sigma, 0), truncate=3.0)
+        img = gaussian_blur(img, sigma, truncate=3.0)
         noise = float(rng.uniform(0.0, 0.03))
         # Uniform noise with the standard deviation asked for (cheaper than Gaussian; the
         # blur and JPEG that follow make the shape of its distribution moot).
@@ -166,7 +167,7 @@ def camera(rng: np.random.Generator, linear: np.ndarray, enabled: bool = True) -
         gamma = float(rng.uniform(0.85, 1.15))
         params = {"color_cast": cast.tolist(), "blur_sigma": sigma, "noise": noise, "gamma": gamma}
     else:
-        img = ndimage.gaussian_filter(img, (0.35, 0.35, 0), truncate=3.0)
+        img = gaussian_blur(img, 0.35, truncate=3.0)
     u8 = linear_to_srgb8(img, gamma)
     if enabled and rng.random() < 0.6:
         from PIL import Image

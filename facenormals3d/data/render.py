@@ -87,6 +87,8 @@ class Hits:
     """``P x 3`` float32 unit triangle normals facing the camera."""
     vertex_normals: np.ndarray | None = None
     """``N x 3`` unit vertex normals of the mesh (set by the caller, camera frame)."""
+    corners: np.ndarray | None = None
+    """``P x 3`` vertex indices of each hit's triangle (set by the caller)."""
 
 
 def cast(scene, directions: np.ndarray) -> Hits:
@@ -94,28 +96,46 @@ def cast(scene, directions: np.ndarray) -> Hits:
     o3d = _o3d()
     h, w, _ = directions.shape
     d = directions.reshape(-1, 3)
-    rays = np.concatenate([np.zeros_like(d), d], axis=1)
+    rays = np.zeros((len(d), 6), dtype=np.float32)
+    rays[:, 3:] = d
     ans = scene.cast_rays(o3d.core.Tensor(rays), nthreads=1)
     t = ans["t_hit"].numpy()
     hit = np.isfinite(t)
     index = np.flatnonzero(hit)
-    uv = ans["primitive_uvs"].numpy()[index]
-    bary = np.stack([1.0 - uv[:, 0] - uv[:, 1], uv[:, 0], uv[:, 1]], axis=1).astype(np.float32)
-    dh = d[index]
-    points = dh * t[index, None]
-    view = -dh / np.sqrt(np.einsum("ij,ij->i", dh, dh))[:, None]
-    ng = ans["primitive_normals"].numpy()[index]
-    ng = np.where(np.sum(ng * view, axis=1, keepdims=True) < 0, -ng, ng)
-    depth = np.where(hit, t, 0.0).astype(np.float32).reshape(h, w)
-    return Hits(hit=hit.reshape(h, w), depth=depth, index=index,
+    # np.take on rows is several times faster than fancy indexing here (43k of 65k rows).
+    uv = np.take(ans["primitive_uvs"].numpy(), index, axis=0)
+    bary = np.empty((len(index), 3), dtype=np.float32)
+    bary[:, 1:] = uv
+    bary[:, 0] = 1.0 - uv[:, 0] - uv[:, 1]
+    dh = np.take(d, index, axis=0).astype(np.float32, copy=False)
+    th = t[index]
+    points = dh * th[:, None]
+    view = dh * (-1.0 / np.sqrt(np.einsum("ij,ij->i", dh, dh)))[:, None]
+    ng = np.take(ans["primitive_normals"].numpy(), index, axis=0)
+    ng *= np.where(np.einsum("ij,ij->i", ng, view) < 0, np.float32(-1), np.float32(1))[:, None]
+    depth = np.zeros(h * w, dtype=np.float32)
+    depth[index] = th
+    return Hits(hit=hit.reshape(h, w), depth=depth.reshape(h, w), index=index,
                 triangle=ans["primitive_ids"].numpy()[index].astype(np.int64), bary=bary,
-                points=points.astype(np.float32), view=view.astype(np.float32), geo_normal=ng.astype(np.float32))
+                points=points.astype(np.float32, copy=False), view=view.astype(np.float32, copy=False),
+                geo_normal=ng.astype(np.float32, copy=False))
 
 
-def interpolate(values: np.ndarray, triangles: np.ndarray, hits: Hits) -> np.ndarray:
-    """Barycentric interpolation of per-vertex ``N x C`` values at the hits (``P x C``)."""
-    corners = values[triangles[hits.triangle]]  # P x 3 x C
-    return np.einsum("pk,pkc->pc", hits.bary, corners)
+def interpolate(values: np.ndarray, corners: np.ndarray, bary: np.ndarray) -> np.ndarray:
+    """Barycentric interpolation of per-vertex ``N x C`` values at ``P`` hits.
+
+    Args:
+        values: ``N x C`` per-vertex values.
+        corners: ``P x 3`` vertex indices of each hit's triangle.
+        bary: ``P x 3`` barycentric weights.
+
+    Returns:
+        ``P x C`` float32 (for float32 ``values``).
+    """
+    out = np.take(values, corners[:, 0], axis=0) * bary[:, :1]
+    for k in (1, 2):
+        out += np.take(values, corners[:, k], axis=0) * bary[:, k:k + 1]
+    return out
 
 
 def sample_lighting(rng: np.random.Generator) -> dict:
@@ -160,18 +180,18 @@ def env_irradiance(env: dict, n: np.ndarray) -> np.ndarray:
 
 
 def _cone_jitter(rng: np.random.Generator, direction: np.ndarray, cone_deg: float, count: int) -> np.ndarray:
-    """``count x 3`` unit directions uniform-ish inside a cone around ``direction``."""
-    d = direction / np.linalg.norm(direction)
+    """``count x 3`` float32 unit directions uniform-ish inside a cone around ``direction``."""
+    d = (direction / np.linalg.norm(direction)).astype(np.float32)
     if cone_deg <= 0:
-        return np.broadcast_to(d, (count, 3)).astype(np.float32)
+        return np.broadcast_to(d, (count, 3))
     helper = np.array([1.0, 0, 0]) if abs(d[0]) < 0.9 else np.array([0, 1.0, 0])
     t1 = np.cross(d, helper)
     t1 /= np.linalg.norm(t1)
     t2 = np.cross(d, t1)
-    r = np.tan(np.radians(cone_deg)) * np.sqrt(rng.random(count))
-    phi = rng.random(count) * 2 * np.pi
-    out = d[None] + (r * np.cos(phi))[:, None] * t1 + (r * np.sin(phi))[:, None] * t2
-    return (out / np.linalg.norm(out, axis=1, keepdims=True)).astype(np.float32)
+    r = np.float32(np.tan(np.radians(cone_deg))) * np.sqrt(rng.random(count)).astype(np.float32)
+    phi = (rng.random(count) * (2 * np.pi)).astype(np.float32)
+    out = d[None] + (r * np.cos(phi))[:, None] * t1.astype(np.float32) + (r * np.sin(phi))[:, None] * t2.astype(np.float32)
+    return out / np.sqrt(np.einsum("ij,ij->i", out, out))[:, None]
 
 
 def shadow_visibility(scene, points: np.ndarray, geo_normals: np.ndarray, light_dirs: np.ndarray) -> np.ndarray:
@@ -194,14 +214,15 @@ def _soften(values: np.ndarray, known: np.ndarray, hits: Hits, sigma: float) -> 
     A normalised convolution: soft shadow edges, and values filled in where none was
     computed. Returns ``P`` float32.
     """
-    from scipy import ndimage
+    from facenormals3d.data.blur import gaussian_blur
 
     h, w = hits.hit.shape
-    grid = np.zeros((2, h * w), dtype=np.float32)
-    grid[0, hits.index] = values * known
-    grid[1, hits.index] = known
-    out = ndimage.gaussian_filter(grid.reshape(2, h, w), (0, sigma, sigma), truncate=2.5).reshape(2, -1)
-    return (out[0, hits.index] / np.maximum(out[1, hits.index], 1e-6)).astype(np.float32)
+    grid = np.zeros((h * w, 2), dtype=np.float32)
+    grid[hits.index, 0] = values * known
+    grid[hits.index, 1] = known
+    out = gaussian_blur(grid.reshape(h, w, 2), sigma, truncate=2.5).reshape(-1, 2)
+    num, den = np.take(out, hits.index, axis=0).T
+    return (num / np.maximum(den, 1e-6)).astype(np.float32)
 
 
 def shade(rng: np.random.Generator, scene, hits: Hits, normals: np.ndarray, spec_weight: np.ndarray,
@@ -216,21 +237,21 @@ def shade(rng: np.random.Generator, scene, hits: Hits, normals: np.ndarray, spec
         shadows: cast shadow rays (off: every light is unoccluded).
     """
     v = hits.view
-    nv = np.clip(np.sum(normals * v, axis=1), 1e-3, 1.0)
+    nv = np.clip(np.einsum("ij,ij->i", normals, v), 1e-3, 1.0)
     e_env = env_irradiance(lighting["env"], normals)
     shading = e_env * ao[:, None]
     fresnel_v = 0.028 + 0.972 * (1 - nv) ** 5
     # Glossy reflection of the (low-frequency) environment, approximated by its irradiance
     # around the normal: at this blur the reflected and normal directions see the same sky.
-    spec = (0.5 * (1 - lighting["roughness"]) * fresnel_v)[:, None] * e_env
-    alpha2 = lighting["roughness"] ** 4
+    spec = (np.float32(0.5 * (1 - lighting["roughness"])) * fresnel_v)[:, None] * e_env
+    alpha2 = np.float32(lighting["roughness"] ** 4)
     wrap = lighting["sss_wrap"] * np.array([0.35, 0.15, 0.1], dtype=np.float32)
-    width = hits.hit.shape[1]
-    checker = ((hits.index // width + hits.index % width) % 2) == 0
+    h_img, w_img = hits.hit.shape
+    checker = np.take((np.add.outer(np.arange(h_img), np.arange(w_img)) % 2 == 0).ravel(), hits.index)
     for light in lighting["lights"]:
         ld = np.asarray(light["direction"], dtype=np.float64)
         ld = (ld / np.linalg.norm(ld)).astype(np.float32)
-        radiance = light["intensity"] * np.asarray(light["color"], dtype=np.float32)
+        radiance = (light["intensity"] * np.asarray(light["color"], dtype=np.float32)).astype(np.float32)
         nl = normals @ ld
         vis = np.ones(len(nl), dtype=np.float32)
         # Shadow rays only where both the shading normal and the facet face the light: the
@@ -240,18 +261,21 @@ def shade(rng: np.random.Generator, scene, hits: Hits, normals: np.ndarray, spec
         if shadows and test.any():
             # Half the pixels (a checkerboard) cast rays; the normalised blur fills the rest.
             traced = test & checker
-            dirs = _cone_jitter(rng, ld, light["cone_deg"], int(traced.sum()))
-            vis[traced] = shadow_visibility(scene, hits.points[traced], hits.geo_normal[traced], dirs)
+            idx = np.flatnonzero(traced)
+            dirs = _cone_jitter(rng, ld, light["cone_deg"], len(idx))
+            vis[idx] = shadow_visibility(scene, np.take(hits.points, idx, axis=0),
+                                         np.take(hits.geo_normal, idx, axis=0), dirs)
             vis = np.where(test, _soften(vis, traced | ~test, hits, 0.7 + 0.12 * light["cone_deg"]), 1.0)
-        wrapped = np.clip((nl[:, None] + wrap[None]) / (1 + wrap[None]), 0, None)
-        shading += radiance[None] * wrapped * vis[:, None]
+        # Wrapped Lambert per channel: (n.l + w) / (1 + w), clipped at 0.
+        wrapped = np.maximum(nl[:, None] * (1 / (1 + wrap))[None] + (wrap / (1 + wrap))[None], 0)
+        shading += wrapped * (vis[:, None] * radiance[None])
         h = ld[None] + v
         h /= np.sqrt(np.einsum("ij,ij->i", h, h))[:, None]
-        nh = np.clip(np.sum(normals * h, axis=1), 0, 1)
+        nh = np.clip(np.einsum("ij,ij->i", normals, h), 0, 1)
         lh = np.clip(h @ ld, 0.05, 1)
-        d = alpha2 / (np.pi * (nh * nh * (alpha2 - 1) + 1) ** 2)
+        d = alpha2 / (np.float32(np.pi) * (nh * nh * (alpha2 - 1) + 1) ** 2)
         f = 0.028 + 0.972 * (1 - lh) ** 5
-        s = np.pi * d * f * np.clip(nl, 0, None) * vis / (4 * lh * lh)
-        spec += radiance[None] * s[:, None]
+        s = np.float32(np.pi) * d * f * np.maximum(nl, 0) * vis / (4 * lh * lh)
+        spec += s[:, None] * radiance[None]
     spec *= (lighting["specular"] * spec_weight)[:, None]
     return shading.astype(np.float32), spec.astype(np.float32)

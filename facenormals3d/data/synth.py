@@ -160,6 +160,8 @@ class SynthEngine:
         params = np.concatenate([model.triangle_uvs, model.neutral[model.triangles][:, :, :2]], axis=2)
         self.param_deltas = (params[:, 1:] - params[:, :1]).astype(np.float32)
         self.incidence = geometry.vertex_incidence(len(model.neutral), model.triangles)
+        #: ``T x 6`` float32 corner UVs (u0, v0, u1, v1, u2, v2) of every triangle.
+        self.corner_uvs = model.triangle_uvs.reshape(len(model.triangles), 6).astype(np.float32)
         #: Triangles a closed mouth hides: teeth and tongue.
         self.hidden_when_closed = np.isin(model.triangle_parts, (PART_TEETH, PART_TONGUE))
         iris = np.where(np.isfinite(model.iris), model.iris, 99.0)
@@ -252,6 +254,7 @@ class SynthEngine:
         hits = render.cast(scene, cam.ray_directions())
         hits.triangle = keep[hits.triangle]
         hits.vertex_normals = geometry.vertex_normals(vc, m.triangles, face_normals, self.incidence)
+        hits.corners = np.take(m.triangles, hits.triangle, axis=0)
         params = {"identity_coefficients": id_coef.tolist(),
                   "expression": {m.expression_names[i]: float(expr[i]) for i in np.flatnonzero(expr)},
                   "mouth_open": mouth_open, "camera": {**cam_params, "crop": cam.to_dict()}}
@@ -260,14 +263,15 @@ class SynthEngine:
     def _surface(self, hits: render.Hits, vc: np.ndarray, bank_map: np.ndarray) -> dict[str, np.ndarray]:
         """Per-hit-pixel attributes, interpolated in one pass over the triangles' corners."""
         m = self.model
-        per_vertex = np.concatenate([hits.vertex_normals, self.vertex_attributes], axis=1)
-        values = render.interpolate(per_vertex, m.triangles, hits)
-        normals = values[:, :3] / (np.sqrt(np.einsum("ij,ij->i", values[:, :3], values[:, :3]))[:, None] + 1e-12)
+        normals = render.interpolate(hits.vertex_normals, hits.corners, hits.bary)
+        normals /= np.sqrt(np.einsum("ij,ij->i", normals, normals))[:, None] + 1e-12
+        values = render.interpolate(self.vertex_attributes, hits.corners, hits.bary)
         parts = m.triangle_parts[hits.triangle]
-        iris = np.where(parts == PART_EYEBALL, values[:, 7], np.inf).astype(np.float32)
-        uv = np.einsum("pk,pkc->pc", hits.bary, m.triangle_uvs[hits.triangle])
-        return {"normals": normals, "rest": values[:, 3:6], "ao": values[:, 6], "iris": iris,
-                "regions": values[:, 8:], "parts": parts, "uv": uv,
+        iris = np.where(parts == PART_EYEBALL, values[:, 4], np.inf).astype(np.float32)
+        uvs = np.take(self.corner_uvs, hits.triangle, axis=0)
+        uv = uvs[:, 0:2] * hits.bary[:, :1] + uvs[:, 2:4] * hits.bary[:, 1:2] + uvs[:, 4:6] * hits.bary[:, 2:]
+        return {"normals": normals, "rest": values[:, 0:3], "ao": values[:, 3], "iris": iris,
+                "regions": values[:, 5:], "parts": parts, "uv": uv,
                 "noise": tx.lookup(self.bank, uv @ bank_map[:, :2].T + bank_map[:, 2])}
 
     def _detail(self, rng: np.random.Generator, vc: np.ndarray, hits: render.Hits, px: dict,
@@ -284,8 +288,9 @@ class SynthEngine:
             return px["normals"], info
         # Computed for every hit pixel (most are skin) and masked at the end: cheaper
         # than gathering the skin subset of every array.
-        corners = vc[self.model.triangles[hits.triangle]]
-        edges = corners[:, 1:] - corners[:, :1]
+        p0 = np.take(vc, hits.corners[:, 0], axis=0)
+        edges = np.stack([np.take(vc, hits.corners[:, 1], axis=0) - p0,
+                          np.take(vc, hits.corners[:, 2], axis=0) - p0], axis=1)
         nz = px["noise"]
         # d h / d tile coords, then the chain rule through tile = bank_map @ [uv, 1].
         dh_tile = (amp[0] * nz[:, tx.FINE_DU:tx.FINE_DV + 1] + amp[1] * nz[:, tx.MID_DU:tx.MID_DV + 1]
@@ -294,7 +299,7 @@ class SynthEngine:
         dh[:, :2] = dh_tile @ bank_map[:, :2]
         dh[:, 2:] = tx.wrinkle_gradient(px["rest"][:, :2], self.rest_landmarks, wr)
         dh[~skin] = 0.0
-        grad = tx.surface_gradient(edges, self.param_deltas[hits.triangle], dh)
+        grad = tx.surface_gradient(edges, np.take(self.param_deltas, hits.triangle, axis=0), dh)
         out = tx.perturb_normals(px["normals"], grad)
         return out, info
 

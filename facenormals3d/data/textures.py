@@ -72,7 +72,7 @@ def lookup(bank: np.ndarray, coords: np.ndarray) -> np.ndarray:
     """
     size = bank.shape[0]
     c = np.floor(np.asarray(coords, dtype=np.float32) * size).astype(np.int32) % size
-    return bank.reshape(size * size, -1)[c[:, 1] * size + c[:, 0]]
+    return np.take(bank.reshape(size * size, -1), c[:, 1] * size + c[:, 0], axis=0)
 
 
 def surface_gradient(edges: np.ndarray, param_deltas: np.ndarray, dh: np.ndarray) -> np.ndarray:
