@@ -156,19 +156,25 @@ def albedo(app: dict, parts: np.ndarray, rest: np.ndarray, regions: np.ndarray, 
     Returns:
         ``P x 3`` float32 albedo in [0, 1] and ``P`` float32 specular weight.
     """
-    r = {name: regions[:, i] for i, name in enumerate(REGIONS)}
+    # Contiguous rows: every region is used several times, and strided columns are slow.
+    reg = np.ascontiguousarray(regions.T, dtype=np.float32)
+    r = {name: reg[i] for i, name in enumerate(REGIONS)}
     skin_parts = (parts == PART_FACE) | (parts == PART_FACE_OUTER) | (parts == PART_HEAD)
-    col = np.asarray(app["skin"], dtype=np.float32)[None] * (
-        (1.0 + app["blotch"] * noise[:, [tx.BLOTCH]]) * (1.0 + 0.04 * noise[:, [tx.MID]]))
+    nz = {c: np.ascontiguousarray(noise[:, c]) for c in (tx.BLOTCH, tx.MID, tx.STREAK, tx.FINE)}
+
+    def mix(col: np.ndarray, w: np.ndarray, target) -> None:
+        """``col = col * (1 - w) + w * target`` in place (``w``: ``P``)."""
+        col += w[:, None] * (target - col)
+
+    shade = (1.0 + app["blotch"] * nz[tx.BLOTCH]) * (1.0 + 0.04 * nz[tx.MID]) * (1.0 - 0.15 * r["eye_ring"])
     red = app["redness"] * (0.6 * r["cheeks"] + 0.5 * r["nose"])
     tint = red[:, None] * np.array([0.10, -0.12, -0.10], dtype=np.float32)
     if app["blush"]:
         tint += (app["blush"] * r["cheeks"])[:, None] * np.array([0.05, -0.25, -0.18], dtype=np.float32)
-    col *= 1.0 + tint
-    col *= (1.0 - 0.15 * r["eye_ring"])[:, None]
+    tint += 1.0
+    col = tint * (shade[:, None] * np.asarray(app["skin"], dtype=np.float32)[None])
     if app["eyeshadow"] is not None:
-        lid = 0.7 * r["lid"][:, None]
-        col = col * (1 - lid) + lid * np.asarray(app["eyeshadow"], dtype=np.float32)
+        mix(col, 0.7 * r["lid"], np.asarray(app["eyeshadow"], dtype=np.float32))
     if app["freckles"]:
         spots = tx.smoothstep(1.2, 2.0, noise[:, tx.FRECKLE]) * app["freckles"] * r["front"] * (0.3 + r["cheeks"] + r["nose"])
         col *= 1.0 - np.clip(0.35 * spots, 0, 0.6)[:, None] * np.array([1.0, 1.06, 1.1], dtype=np.float32)
@@ -177,31 +183,29 @@ def albedo(app: dict, parts: np.ndarray, rest: np.ndarray, regions: np.ndarray, 
         idx = tx.near_segment(xy, np.asarray(m), np.asarray(m), 4.0)
         d2 = np.sum((xy[idx] - np.asarray(m)) ** 2, axis=1)
         col[idx] *= (1.0 - 0.6 * np.exp(-d2 / (2 * 1.2 ** 2)) * r["front"][idx])[:, None]
-    spec = 0.6 + 0.4 * r["front"] + 0.5 * r["t_zone"]
+    spec = 0.6 + 0.4 * r["front"] + 0.5 * r["t_zone"] + 0.8 * r["lips"]
     hair = np.asarray(app["hair"], dtype=np.float32)
-    lips = r["lips"][:, None]
     lip_col = col * np.array([0.85, 0.5, 0.55], dtype=np.float32) if app["lipstick"] is None \
         else np.asarray(app["lipstick"], dtype=np.float32)[None]
-    col = col * (1 - lips) + lip_col * lips
-    spec = spec + 0.8 * r["lips"]
-    brows = app["brow_density"] * r["brows"] * np.clip(0.65 + 0.5 * noise[:, tx.STREAK], 0, 1)
-    col = col * (1 - brows[:, None]) + brows[:, None] * hair
+    mix(col, r["lips"], lip_col)
+    mix(col, app["brow_density"] * r["brows"] * np.clip(0.65 + 0.5 * nz[tx.STREAK], 0, 1), hair)
     if app["stubble"]:
         # Stubble darkens (short hairs over skin), even for light hair colours.
-        w = app["stubble"] * r["stubble"] * np.clip(0.5 + 0.6 * noise[:, tx.FINE], 0, 1) * 0.6
-        col = col * (1 - w[:, None]) + w[:, None] * np.minimum(hair, 0.5 * col)
+        w = app["stubble"] * r["stubble"] * np.clip(0.5 + 0.6 * nz[tx.FINE], 0, 1) * 0.6
+        mix(col, w, np.minimum(hair, 0.5 * col))
     # Scalp hair above a wavy hairline and over the back/top of the head.
     if not app["bald"]:
         brow_y = float(lm[17:27, 1].max())
+        x, y = np.ascontiguousarray(xy[:, 0]), np.ascontiguousarray(xy[:, 1])
         # A smooth wavy hairline (from the neutral position: the scalp's UVs are stretched).
-        wave = 3.0 * np.sin(0.12 * xy[:, 0] + app["hairline_mm"]) + 1.5 * np.sin(0.31 * xy[:, 0] + 2 * app["hairline_mm"])
-        line = brow_y + app["hairline_mm"] + wave - 0.004 * xy[:, 0] ** 2
+        wave = 3.0 * np.sin(0.12 * x + app["hairline_mm"]) + 1.5 * np.sin(0.31 * x + 2 * app["hairline_mm"])
+        line = brow_y + app["hairline_mm"] + wave - 0.004 * x ** 2
         back = rest[:, 2] < float(lm[0, 2]) - 15.0
         ears_y = float(lm[0, 1]) + 15.0
-        w = np.maximum(tx.smoothstep(line - 4, line + 4, xy[:, 1]),
-                       back * tx.smoothstep(ears_y - 5, ears_y + 15, xy[:, 1])) * skin_parts
-        strands = hair * np.clip(1.0 + 0.2 * noise[:, [tx.STREAK]] + 0.1 * noise[:, [tx.FINE]], 0.5, 1.6)
-        col = col * (1 - w[:, None]) + w[:, None] * strands
+        w = np.maximum(tx.smoothstep(line - 4, line + 4, y),
+                       back * tx.smoothstep(ears_y - 5, ears_y + 15, y)) * skin_parts
+        strands = np.clip(1.0 + 0.2 * nz[tx.STREAK] + 0.1 * nz[tx.FINE], 0.5, 1.6)[:, None] * hair
+        mix(col, w, strands)
         spec = spec * (1 - w) + 0.3 * w
     col[parts == PART_MOUTH] = np.array([0.22, 0.04, 0.04])
     col[parts == PART_TEETH] = np.array([0.55, 0.5, 0.4])

@@ -162,6 +162,8 @@ class SynthEngine:
         self.incidence = geometry.vertex_incidence(len(model.neutral), model.triangles)
         #: ``T x 6`` float32 corner UVs (u0, v0, u1, v1, u2, v2) of every triangle.
         self.corner_uvs = model.triangle_uvs.reshape(len(model.triangles), 6).astype(np.float32)
+        #: Part label -> is skin (a lookup is much cheaper than np.isin per pixel).
+        self.skin_part = np.isin(np.arange(max(model.triangle_parts.max(), PART_TONGUE) + 1), _SKIN)
         #: Triangles a closed mouth hides: teeth and tongue.
         self.hidden_when_closed = np.isin(model.triangle_parts, (PART_TEETH, PART_TONGUE))
         iris = np.where(np.isfinite(model.iris), model.iris, 99.0)
@@ -278,7 +280,7 @@ class SynthEngine:
                 bank_map: np.ndarray):
         """The smooth normals bent by the detail height field (skin parts only)."""
         s = self.settings
-        skin = np.isin(px["parts"], _SKIN)
+        skin = self.skin_part[px["parts"]]
         age = float(rng.uniform(0, 1))
         amp = s.detail_strength * np.array([rng.uniform(0.002, 0.015), rng.uniform(0.005, 0.05),
                                             rng.uniform(0.0, 0.02) * (0.3 + age)])
@@ -293,10 +295,14 @@ class SynthEngine:
                           np.take(vc, hits.corners[:, 2], axis=0) - p0], axis=1)
         nz = px["noise"]
         # d h / d tile coords, then the chain rule through tile = bank_map @ [uv, 1].
-        dh_tile = (amp[0] * nz[:, tx.FINE_DU:tx.FINE_DV + 1] + amp[1] * nz[:, tx.MID_DU:tx.MID_DV + 1]
-                   + amp[2] * nz[:, tx.LINES_DU:tx.LINES_DV + 1])
+        # One product: the amplitude-weighted sum of the three layers' derivatives, mapped
+        # from tile to UV coordinates (bank channels FINE_DU..LINES_DV, the value channels
+        # in between get weight 0).
+        weights = np.zeros((tx.LINES_DV - tx.FINE_DU + 1, 2))
+        for a, du in zip(amp, (tx.FINE_DU, tx.MID_DU, tx.LINES_DU)):
+            weights[du - tx.FINE_DU:du - tx.FINE_DU + 2] = a * bank_map[:, :2]
         dh = np.empty((len(nz), 4), dtype=np.float32)
-        dh[:, :2] = dh_tile @ bank_map[:, :2]
+        dh[:, :2] = nz[:, tx.FINE_DU:tx.LINES_DV + 1] @ weights.astype(np.float32)
         dh[:, 2:] = tx.wrinkle_gradient(px["rest"][:, :2], self.rest_landmarks, wr)
         dh[~skin] = 0.0
         grad = tx.surface_gradient(edges, np.take(self.param_deltas, hits.triangle, axis=0), dh)
