@@ -14,13 +14,13 @@ import numpy as np
 from facenormals3d.data.blur import gaussian_blur
 
 
-def _upsampled_noise(rng: np.random.Generator, size: int, cells: int, channels: int) -> np.ndarray:
-    """Smooth ``size x size x channels`` noise: random cells, bicubic upsampling."""
-    from PIL import Image
+def _resize(img: np.ndarray, size: int, cubic: bool = False) -> np.ndarray:
+    """``h x w x C`` float32 -> ``size x size x C`` (bilinear or bicubic, OpenCV)."""
+    import cv2
 
-    small = rng.random((cells, cells, channels)).astype(np.float32)
-    return np.stack([np.asarray(Image.fromarray(small[..., c], mode="F").resize((size, size), Image.BICUBIC))
-                     for c in range(channels)], axis=-1)
+    out = cv2.resize(np.ascontiguousarray(img, dtype=np.float32), (size, size),
+                     interpolation=cv2.INTER_CUBIC if cubic else cv2.INTER_LINEAR)
+    return out.reshape(size, size, -1)
 
 
 def background(rng: np.random.Generator, size: int) -> tuple[np.ndarray, dict]:
@@ -29,19 +29,18 @@ def background(rng: np.random.Generator, size: int) -> tuple[np.ndarray, dict]:
     Drawn at half resolution and upsampled: backgrounds are mostly out of focus, and it
     halves the cost.
     """
-    from PIL import Image
-
     full = size
     size = max(8, size // 2)
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
-    c0, c1 = rng.random(3) ** 2.2, rng.random(3) ** 2.2
+    c0, c1 = (rng.random(3) ** 2.2).astype(np.float32), (rng.random(3) ** 2.2).astype(np.float32)
     ang = rng.uniform(0, 2 * np.pi)
-    t = np.clip(0.5 + (xx - 0.5) * np.cos(ang) + (yy - 0.5) * np.sin(ang), 0, 1)[..., None]
-    img = c0 * (1 - t) + c1 * t
+    t = np.clip(0.5 + (xx - 0.5) * np.float32(np.cos(ang)) + (yy - 0.5) * np.float32(np.sin(ang)), 0, 1)[..., None]
+    img = c0 + t * (c1 - c0)
     kind = str(rng.choice(["plain", "noise", "shapes", "stripes"], p=[0.15, 0.3, 0.4, 0.15]))
     if kind == "noise":
-        n = _upsampled_noise(rng, size, int(rng.integers(4, 24)), 3)
-        img = img * (0.4 + 1.2 * n)
+        # Smooth noise: random cells, bicubic upsampling.
+        n = _resize(rng.random((cells := int(rng.integers(4, 24)), cells, 3)), size, cubic=True)
+        img *= 0.4 + 1.2 * n
     elif kind == "shapes":
         for _ in range(int(rng.integers(3, 18))):
             col = rng.random(3) ** 2.2
@@ -50,7 +49,7 @@ def background(rng: np.random.Generator, size: int) -> tuple[np.ndarray, dict]:
                 inside = ((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2 < 1
             else:
                 inside = (np.abs(xx - cx) < rx) & (np.abs(yy - cy) < ry)
-            img = np.where(inside[..., None], col, img)
+            img[inside] = col
     elif kind == "stripes":
         freq = rng.uniform(4, 30)
         a2 = rng.uniform(0, np.pi)
@@ -63,9 +62,7 @@ def background(rng: np.random.Generator, size: int) -> tuple[np.ndarray, dict]:
     if blur > 0.6:
         img = gaussian_blur(img, blur / 2)
     img = img.astype(np.float32) * np.float32(rng.uniform(0.2, 1.0))
-    img = np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(img[..., c]), mode="F").resize(
-        (full, full), Image.BILINEAR)) for c in range(3)], axis=-1)
-    return img, {"kind": kind, "blur": blur, "faces": faces}
+    return _resize(img, full), {"kind": kind, "blur": blur, "faces": faces}
 
 
 def _face_like(rng: np.random.Generator, img: np.ndarray, xx: np.ndarray, yy: np.ndarray) -> np.ndarray:
@@ -82,21 +79,33 @@ def _face_like(rng: np.random.Generator, img: np.ndarray, xx: np.ndarray, yy: np
     ry = rx * rng.uniform(1.2, 1.45)
     dx, dy = (xx - cx) / rx, (yy - cy) / ry
     oval = dx ** 2 + dy ** 2 < 1
-    shade = np.clip(1.0 - 0.35 * (dx * rng.uniform(-1, 1) + dy * 0.5), 0.3, 1.3)[..., None]
-    out = np.where(oval[..., None], skin * shade, img)
+    shade = np.clip(1.0 - 0.35 * (dx * rng.uniform(-1, 1) + dy * 0.5), 0.3, 1.3)
+    out = img.copy()
+    out[oval] = shade[oval][:, None] * skin
     dark = skin * 0.15
     for ex in (-0.38, 0.38):
-        out = np.where((((dx - ex) / 0.16) ** 2 + ((dy + 0.12) / 0.07) ** 2 < 1)[..., None], dark, out)
-        out = np.where(((np.abs(dx - ex) < 0.2) & (np.abs(dy + 0.33) < 0.035))[..., None], dark, out)
-    out = np.where(((np.abs(dx) < 0.28) & (np.abs(dy - 0.5) < 0.04))[..., None], skin * 0.35, out)
+        out[((dx - ex) / 0.16) ** 2 + ((dy + 0.12) / 0.07) ** 2 < 1] = dark
+        out[(np.abs(dx - ex) < 0.2) & (np.abs(dy + 0.33) < 0.035)] = dark
+    out[(np.abs(dx) < 0.28) & (np.abs(dy - 0.5) < 0.04)] = skin * 0.35
     return out
 
 
-def _capsule(xx: np.ndarray, yy: np.ndarray, a: np.ndarray, b: np.ndarray, radius: float) -> np.ndarray:
+def _capsule(cover: np.ndarray, a: np.ndarray, b: np.ndarray, radius: float) -> None:
+    """Draw an anti-aliased capsule (segment ab grown by ``radius`` px) into ``cover`` (max, in place).
+
+    Only the capsule's bounding box is evaluated: hair strands are thin.
+    """
+    h, w = cover.shape
+    lo = np.floor(np.minimum(a, b) - radius - 1).astype(int)
+    hi = np.ceil(np.maximum(a, b) + radius + 1).astype(int)
+    x0, y0, x1, y1 = max(lo[0], 0), max(lo[1], 0), min(hi[0], w), min(hi[1], h)
+    if x0 >= x1 or y0 >= y1:
+        return
+    yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32) + 0.5
     ab = b - a
     t = np.clip(((xx - a[0]) * ab[0] + (yy - a[1]) * ab[1]) / max(float(ab @ ab), 1e-9), 0, 1)
     d = np.hypot(xx - a[0] - t * ab[0], yy - a[1] - t * ab[1])
-    return np.clip(radius + 0.5 - d, 0, 1)
+    np.maximum(cover[y0:y1, x0:x1], np.clip(radius + 0.5 - d, 0, 1), out=cover[y0:y1, x0:x1])
 
 
 def occluders(rng: np.random.Generator, size: int, landmarks: np.ndarray, skin: np.ndarray,
@@ -119,12 +128,11 @@ def occluders(rng: np.random.Generator, size: int, landmarks: np.ndarray, skin: 
         c = landmarks[int(rng.integers(68))] + rng.normal(0, 20, 2)
         ang = rng.uniform(0, 2 * np.pi)
         dirv = np.array([np.cos(ang), np.sin(ang)])
-        palm = _capsule(xx, yy, c, c - dirv * 60, 28)
+        _capsule(cover, c, c - dirv * 60, 28)
         side = np.array([-dirv[1], dirv[0]])
         for k in range(4):
             base = c + side * (k - 1.5) * 13
-            palm = np.maximum(palm, _capsule(xx, yy, base, base + dirv * rng.uniform(30, 55), 6))
-        cover = palm
+            _capsule(cover, base, base + dirv * rng.uniform(30, 55), 6)
         shade = 0.6 + 0.4 * np.clip((xx - c[0]) * side[0] + (yy - c[1]) * side[1], -40, 40)[..., None] / 80
         color[:] = tone * (0.7 + 0.3 * shade)
     elif kind == "hair":
@@ -132,7 +140,7 @@ def occluders(rng: np.random.Generator, size: int, landmarks: np.ndarray, skin: 
         for _ in range(int(rng.integers(5, 40))):
             a = np.array([rng.uniform(0, size), rng.uniform(-20, size * 0.4)])
             b = a + np.array([rng.normal(0, 30), rng.uniform(40, 160)])
-            cover = np.maximum(cover, _capsule(xx, yy, a, b, rng.uniform(0.4, 2.0)))
+            _capsule(cover, a, b, rng.uniform(0.4, 2.0))
         color[:] = tone
     else:
         tone = rng.random(3) ** 2.2 * 0.3
@@ -142,7 +150,7 @@ def occluders(rng: np.random.Generator, size: int, landmarks: np.ndarray, skin: 
         for e in (eye_r, eye_l):
             ring = np.abs(np.hypot(xx - e[0], (yy - e[1]) * 1.25) - rad) < width / 2
             cover = np.maximum(cover, ring.astype(np.float32))
-        cover = np.maximum(cover, _capsule(xx, yy, eye_r + [rad, 0], eye_l - [rad, 0], width / 2))
+        _capsule(cover, eye_r + [rad, 0], eye_l - [rad, 0], width / 2)
         color[:] = tone
     return cover.astype(np.float32), color, drawn
 
@@ -162,8 +170,14 @@ def camera(rng: np.random.Generator, linear: np.ndarray, enabled: bool = True) -
         noise = float(rng.uniform(0.0, 0.03))
         # Uniform noise with the standard deviation asked for (cheaper than Gaussian; the
         # blur and JPEG that follow make the shape of its distribution moot).
-        grain = rng.integers(-127, 128, size=img.shape, dtype=np.int8).astype(np.float32) * np.float32(np.sqrt(3) / 127)
-        img = img + grain * noise * np.sqrt(np.clip(img, 0, 1) + 0.02)
+        grain = rng.integers(-127, 128, size=img.shape, dtype=np.int8).astype(np.float32)
+        grain *= np.float32(np.sqrt(3) / 127 * noise)
+        # Shot-noise-like: the grain grows with the square root of the signal.
+        level = np.clip(img, 0, 1)
+        level += np.float32(0.02)
+        np.sqrt(level, out=level)
+        level *= grain
+        img += level
         gamma = float(rng.uniform(0.85, 1.15))
         params = {"color_cast": cast.tolist(), "blur_sigma": sigma, "noise": noise, "gamma": gamma}
     else:

@@ -27,8 +27,12 @@ _WORKER: dict = {}
 
 
 def _init_worker(ict_dir: str, settings_dict: dict) -> None:
+    import cv2
+
     from facenormals3d.data.ict import load_ict
     from facenormals3d.data.synth import SynthEngine, SynthSettings
+
+    cv2.setNumThreads(1)  # OpenCV's own pool ignores ONE_THREAD_ENV
 
     _WORKER["engine"] = SynthEngine(load_ict(ict_dir), SynthSettings.from_dict(settings_dict))
 

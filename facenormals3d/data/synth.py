@@ -162,8 +162,10 @@ class SynthEngine:
         self.incidence = geometry.vertex_incidence(len(model.neutral), model.triangles)
         #: ``T x 6`` float32 corner UVs (u0, v0, u1, v1, u2, v2) of every triangle.
         self.corner_uvs = model.triangle_uvs.reshape(len(model.triangles), 6).astype(np.float32)
-        #: Part label -> is skin (a lookup is much cheaper than np.isin per pixel).
-        self.skin_part = np.isin(np.arange(max(model.triangle_parts.max(), PART_TONGUE) + 1), _SKIN)
+        # Part label -> is skin / is in the face mask (lookups are much cheaper than np.isin per pixel).
+        labels = np.arange(max(int(model.triangle_parts.max()), PART_TONGUE) + 1)
+        self.skin_part = np.isin(labels, _SKIN)
+        self.face_part = np.isin(labels, (PART_FACE, PART_EYEBALL, PART_EYE_SOCKET))
         #: Triangles a closed mouth hides: teeth and tongue.
         self.hidden_when_closed = np.isin(model.triangle_parts, (PART_TEETH, PART_TONGUE))
         iris = np.where(np.isfinite(model.iris), model.iris, 99.0)
@@ -196,7 +198,7 @@ class SynthEngine:
                                     self.rest_landmarks)
         lighting = render.sample_lighting(rng)
         shading, spec = render.shade(rng, scene, hits, px["normals"], spec_w, px["ao"], lighting, shadows=s.shadows)
-        face = (px["parts"] == PART_FACE) | (px["parts"] == PART_EYEBALL) | (px["parts"] == PART_EYE_SOCKET)
+        face = self.face_part[px["parts"]]
         linear_face = albedo * shading + spec
         # Auto exposure: the face's 60th luminance percentile lands on a random grey.
         lum = linear_face @ np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
@@ -215,7 +217,9 @@ class SynthEngine:
         landmarks = cam.project(vc[self.model.landmarks].astype(np.float64)).astype(np.float32)
         cover, cover_col, params["occluders"] = effects.occluders(rng, size, landmarks, np.asarray(app["skin"]),
                                                                   s.occluder_rate)
-        img = img * (1 - cover[..., None]) + cover_col * cover[..., None]
+        if params["occluders"]:
+            img += cover[..., None] * (cover_col - img)
+            face = face & (np.take(cover.ravel(), hits.index) < 0.5)
         image, params["sensor"] = effects.camera(rng, img, s.camera_effects)
 
         def to_map(values: np.ndarray) -> np.ndarray:
@@ -223,9 +227,8 @@ class SynthEngine:
             out[hits.index] = values
             return out.reshape((size, size) + values.shape[1:])
 
-        mask = to_map(face) & (cover < 0.5)
-        normal_map = to_map(px["normals"].astype(np.float32))
-        normal_map[~mask] = 0.0
+        mask = to_map(face)
+        normal_map = to_map(px["normals"].astype(np.float32, copy=False) * face[:, None])
         params.update(lighting=lighting, appearance=app, exposure=exposure)
         return Sample(image=image, normals=normal_map, mask=mask, depth=hits.depth,
                       albedo=to_map(albedo), shading=to_map(shading), landmarks68=landmarks,
@@ -271,10 +274,13 @@ class SynthEngine:
         parts = m.triangle_parts[hits.triangle]
         iris = np.where(parts == PART_EYEBALL, values[:, 4], np.inf).astype(np.float32)
         uvs = np.take(self.corner_uvs, hits.triangle, axis=0)
-        uv = uvs[:, 0:2] * hits.bary[:, :1] + uvs[:, 2:4] * hits.bary[:, 1:2] + uvs[:, 4:6] * hits.bary[:, 2:]
+        uv = uvs[:, 0:2] * hits.bary[:, :1]
+        uv += uvs[:, 2:4] * hits.bary[:, 1:2]
+        uv += uvs[:, 4:6] * hits.bary[:, 2:]
+        tile = uv @ bank_map[:, :2].T.astype(np.float32)
+        tile += bank_map[:, 2].astype(np.float32)
         return {"normals": normals, "rest": values[:, 0:3], "ao": values[:, 3], "iris": iris,
-                "regions": values[:, 5:], "parts": parts, "uv": uv,
-                "noise": tx.lookup(self.bank, uv @ bank_map[:, :2].T + bank_map[:, 2])}
+                "regions": values[:, 5:], "parts": parts, "noise": tx.lookup(self.bank, tile)}
 
     def _detail(self, rng: np.random.Generator, vc: np.ndarray, hits: render.Hits, px: dict,
                 bank_map: np.ndarray):
@@ -291,8 +297,8 @@ class SynthEngine:
         # Computed for every hit pixel (most are skin) and masked at the end: cheaper
         # than gathering the skin subset of every array.
         p0 = np.take(vc, hits.corners[:, 0], axis=0)
-        edges = np.stack([np.take(vc, hits.corners[:, 1], axis=0) - p0,
-                          np.take(vc, hits.corners[:, 2], axis=0) - p0], axis=1)
+        e1 = np.take(vc, hits.corners[:, 1], axis=0) - p0
+        e2 = np.take(vc, hits.corners[:, 2], axis=0) - p0
         nz = px["noise"]
         # d h / d tile coords, then the chain rule through tile = bank_map @ [uv, 1].
         # One product: the amplitude-weighted sum of the three layers' derivatives, mapped
@@ -305,7 +311,7 @@ class SynthEngine:
         dh[:, :2] = nz[:, tx.FINE_DU:tx.LINES_DV + 1] @ weights.astype(np.float32)
         dh[:, 2:] = tx.wrinkle_gradient(px["rest"][:, :2], self.rest_landmarks, wr)
         dh[~skin] = 0.0
-        grad = tx.surface_gradient(edges, np.take(self.param_deltas, hits.triangle, axis=0), dh)
+        grad = tx.surface_gradient(e1, e2, np.take(self.param_deltas, hits.triangle, axis=0), dh)
         out = tx.perturb_normals(px["normals"], grad)
         return out, info
 

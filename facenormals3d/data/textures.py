@@ -75,7 +75,7 @@ def lookup(bank: np.ndarray, coords: np.ndarray) -> np.ndarray:
     return np.take(bank.reshape(size * size, -1), c[:, 1] * size + c[:, 0], axis=0)
 
 
-def surface_gradient(edges: np.ndarray, param_deltas: np.ndarray, dh: np.ndarray) -> np.ndarray:
+def surface_gradient(e1: np.ndarray, e2: np.ndarray, param_deltas: np.ndarray, dh: np.ndarray) -> np.ndarray:
     """Surface gradient of a height ``h`` given its derivatives along triangle parameters.
 
     For a pixel on triangle (p0, p1, p2) with K per-vertex parameters a (texture UV,
@@ -84,24 +84,25 @@ def surface_gradient(edges: np.ndarray, param_deltas: np.ndarray, dh: np.ndarray
     i = 1, 2, i.e. ``g = alpha e1 + beta e2`` from the 2 x 2 Gram system of the edges.
 
     Args:
-        edges: ``P x 2 x 3`` edge vectors e1 = p1 - p0, e2 = p2 - p0 (mm).
+        e1, e2: ``P x 3`` edge vectors p1 - p0 and p2 - p0 (mm).
         param_deltas: ``P x 2 x K`` parameter differences a1 - a0, a2 - a0.
         dh: ``P x K`` derivatives of h with respect to the parameters.
 
     Returns:
         ``P x 3`` float32 (mm of height per mm of surface).
     """
-    e1, e2 = edges[:, 0], edges[:, 1]
     s1 = np.einsum("pk,pk->p", dh, param_deltas[:, 0])
     s2 = np.einsum("pk,pk->p", dh, param_deltas[:, 1])
     g11 = np.einsum("pi,pi->p", e1, e1)
     g12 = np.einsum("pi,pi->p", e1, e2)
     g22 = np.einsum("pi,pi->p", e2, e2)
     det = g11 * g22 - g12 * g12
-    det = np.where(np.abs(det) > 1e-12, det, 1e-12)
+    det = np.where(np.abs(det) > 1e-12, det, np.float32(1e-12))
     alpha = (g22 * s1 - g12 * s2) / det
     beta = (g11 * s2 - g12 * s1) / det
-    return (alpha[:, None] * e1 + beta[:, None] * e2).astype(np.float32)
+    out = alpha[:, None] * e1
+    out += beta[:, None] * e2
+    return out.astype(np.float32, copy=False)
 
 
 def perturb_normals(normals: np.ndarray, grad_h: np.ndarray) -> np.ndarray:

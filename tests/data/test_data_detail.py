@@ -42,7 +42,7 @@ def test_surface_gradient_of_a_linear_height_on_a_tilted_plane():
     edges = (pts[1:] - pts[:1])[None].repeat(5, axis=0)
     deltas = (corners[1:] - corners[:1])[None].repeat(5, axis=0)
     dh = np.array([[0.2, -0.1]] * 5)
-    g = tx.surface_gradient(edges, deltas, dh)
+    g = tx.surface_gradient(edges[:, 0], edges[:, 1], deltas, dh)
     np.testing.assert_allclose(g, np.broadcast_to(0.2 * t1 - 0.1 * t2, (5, 3)), atol=1e-6)
 
 
