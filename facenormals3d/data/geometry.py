@@ -212,7 +212,7 @@ def visible_triangles(points_cam: np.ndarray, triangles: np.ndarray, face_normal
     code = ((u < lo).astype(np.uint8) | ((u > hi).astype(np.uint8) << 1)
             | ((v < lo).astype(np.uint8) << 2) | ((v > hi).astype(np.uint8) << 3))
     culled = (code[triangles[:, 0]] & code[triangles[:, 1]] & code[triangles[:, 2]]) != 0
-    corner = p[triangles[:, 0]]  # any corner will do for the facing test, given the slack
+    corner = np.take(p, triangles[:, 0], axis=0)  # any corner will do for the facing test, given the slack
     facing = -np.einsum("ij,ij->i", face_normals, corner)
     norms = np.sqrt(np.einsum("ij,ij->i", face_normals, face_normals) * np.einsum("ij,ij->i", corner, corner))
     return np.flatnonzero(~culled & (facing > -slack * norms))

@@ -10,7 +10,7 @@ Layout (``OUT`` = the folder ``facenormals3d synth -o`` writes)::
                                                z toward the camera); 0 outside the mask
         mask.npy       N x S x S      uint8    1 = face (see facenormals3d.data.synth)
         depth.npy      N x S x S      float16  depth minus depth_offset (mm); NaN = background
-        depth_offset.npy  N           float32  per-sample offset (mm): depth = depth.npy + offset
+        depth_offset.npy  N           float32  per-sample offset (mm, the mean face depth): depth = depth.npy + offset
         albedo.npy     N x S x S x 3  uint8    linear albedo, sRGB-encoded for precision
         shading.npy    N x S x S x 3  float16  linear diffuse shading
         landmarks68.npy N x 68 x 2    float32  crop pixel coordinates (pixel centres at +0.5)
@@ -43,7 +43,9 @@ ARRAYS = ("image", "normals", "mask", "depth", "depth_offset", "albedo", "shadin
 def encode(sample) -> dict[str, np.ndarray]:
     """A :class:`~facenormals3d.data.synth.Sample` as the per-sample arrays of a shard."""
     hit = sample.depth > 0
-    offset = float(np.median(sample.depth[hit])) if hit.any() else 0.0
+    # Any depth inside the face works as the offset (float16 keeps ~0.06 mm around it);
+    # the mean is much cheaper than the median.
+    offset = float(sample.depth.sum(dtype=np.float64) / max(int(hit.sum()), 1))
     rel = np.where(hit, sample.depth - offset, np.nan).astype(np.float16)
     return {"image": sample.image.astype(np.uint8), "normals": sample.normals.astype(np.float16),
             "mask": sample.mask.astype(np.uint8), "depth": rel, "depth_offset": np.float32(offset),

@@ -133,11 +133,14 @@ def near_segment(p: np.ndarray, a: np.ndarray, b: np.ndarray, reach: float) -> n
     """Indices of the ``P x 2`` points inside the segment's bounding box grown by ``reach``.
 
     A cheap prefilter: grooves and strokes are thin, so only a few pixels need the full
-    distance computation.
+    distance computation. Tests x first and y only on the survivors.
     """
     lo = np.minimum(a, b) - reach
     hi = np.maximum(a, b) + reach
-    return np.flatnonzero((p[:, 0] > lo[0]) & (p[:, 0] < hi[0]) & (p[:, 1] > lo[1]) & (p[:, 1] < hi[1]))
+    x = p[:, 0]
+    idx = np.flatnonzero((x > lo[0]) & (x < hi[0]))
+    y = p[idx, 1]
+    return idx[(y > lo[1]) & (y < hi[1])]
 
 
 def _add_groove(grad: np.ndarray, xy: np.ndarray, a, b, depth: float, width: float, t0: float = 0.0) -> None:
