@@ -292,11 +292,10 @@ def landmarks_on_mesh(landmarks_crop: np.ndarray, size: int, mm_per_pixel: float
     import open3d as o3d
 
     from facenormals3d.face.coarse import landmarks_to_mm
+    from facenormals3d.surface import raycasting_scene
 
     pts = landmarks_to_mm(landmarks_crop, size, mm_per_pixel)
-    scene = o3d.t.geometry.RaycastingScene()
-    scene.add_triangles(o3d.core.Tensor(np.asarray(vertices, np.float32)),
-                        o3d.core.Tensor(np.asarray(faces, np.uint32)))
+    scene = raycasting_scene(vertices, faces)
     top = float(np.max(vertices[:, 2])) + 10.0
     rays = np.zeros((len(pts), 6), np.float32)
     rays[:, :2] = pts[:, :2]

@@ -19,6 +19,19 @@ def edges(faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.stack([keys // n, keys % n], axis=1), counts
 
 
+def raycasting_scene(vertices: np.ndarray, faces: np.ndarray, nthreads: int = 0):
+    """An open3d ``RaycastingScene`` holding one triangle mesh (``N x 3`` float, ``F x 3`` int).
+
+    ``nthreads = 0`` lets open3d use every core; synthetic-data workers pass 1.
+    """
+    import open3d as o3d
+
+    scene = o3d.t.geometry.RaycastingScene(nthreads=nthreads)
+    scene.add_triangles(o3d.core.Tensor(np.ascontiguousarray(vertices, dtype=np.float32)),
+                        o3d.core.Tensor(np.ascontiguousarray(faces, dtype=np.uint32)))
+    return scene
+
+
 def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     """Area-weighted unit vertex normals ``V x 3`` float64 from counter-clockwise ``F x 3`` faces.
 

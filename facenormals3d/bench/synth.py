@@ -76,7 +76,8 @@ def reference_cast_ms(size: int = 256, triangles: int = 160_000) -> tuple[float,
     them again on the built scene."""
     import open3d as o3d
 
-    from facenormals3d.data.render import cast, make_scene
+    from facenormals3d.data.render import cast
+    from facenormals3d.surface import raycasting_scene
 
     sphere = o3d.geometry.TriangleMesh.create_sphere(radius=80.0, resolution=int(np.sqrt(triangles / 2)))
     verts = np.asarray(sphere.vertices, dtype=np.float32) + np.array([0, 0, -500], dtype=np.float32)
@@ -87,7 +88,7 @@ def reference_cast_ms(size: int = 256, triangles: int = 160_000) -> tuple[float,
     first, again = float("inf"), float("inf")
     for _ in range(3):
         t0 = time.perf_counter()
-        scene = make_scene(verts, tris)
+        scene = raycasting_scene(verts, tris, nthreads=1)
         cast(scene, dirs)
         t1 = time.perf_counter()
         cast(scene, dirs)

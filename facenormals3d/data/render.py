@@ -24,20 +24,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from facenormals3d.surface import raycasting_scene
+
 
 def _o3d():
     import open3d as o3d
 
     return o3d
-
-
-def make_scene(vertices: np.ndarray, triangles: np.ndarray, nthreads: int = 1):
-    """A ``RaycastingScene`` holding one triangle mesh (``N x 3`` float, ``T x 3`` int)."""
-    o3d = _o3d()
-    scene = o3d.t.geometry.RaycastingScene(nthreads=nthreads)
-    scene.add_triangles(o3d.core.Tensor(np.ascontiguousarray(vertices, dtype=np.float32)),
-                        o3d.core.Tensor(np.ascontiguousarray(triangles, dtype=np.uint32)))
-    return scene
 
 
 def vertex_ambient_occlusion(vertices: np.ndarray, triangles: np.ndarray, n_rays: int = 48,
@@ -48,7 +41,7 @@ def vertex_ambient_occlusion(vertices: np.ndarray, triangles: np.ndarray, n_rays
     o3d = _o3d()
     v = np.asarray(vertices, dtype=np.float32)
     n = vertex_normals(v, triangles)
-    scene = make_scene(v, triangles, nthreads=0)
+    scene = raycasting_scene(v, triangles)
     rng = np.random.default_rng(seed)
     # Cosine-weighted directions around +z, rotated onto each normal with a tangent frame.
     u1, u2 = rng.random(n_rays), rng.random(n_rays)

@@ -39,6 +39,7 @@ from facenormals3d.data import effects, geometry, render
 from facenormals3d.data import textures as tx
 from facenormals3d.data.ict import (PART_EYE_SOCKET, PART_EYEBALL, PART_FACE, PART_FACE_OUTER, PART_HEAD,
                                     PART_TEETH, PART_TONGUE, ICTModel)
+from facenormals3d.surface import raycasting_scene
 
 SPLITS = ("train", "val", "test")
 #: Inner-lip gap (mm, neutral-frame landmarks 61-63 vs 67-65) above which the mouth counts as open.
@@ -255,7 +256,7 @@ class SynthEngine:
             # Teeth and tongue hide behind closed lips: leave them out of the scene (the
             # socket stays: rays through the lips' seam must land on something).
             keep = keep[~self.hidden_when_closed[keep]]
-        scene = render.make_scene(vc, m.triangles[keep])
+        scene = raycasting_scene(vc, m.triangles[keep], nthreads=1)
         hits = render.cast(scene, cam.ray_directions())
         hits.triangle = keep[hits.triangle]
         hits.vertex_normals = geometry.vertex_normals(vc, m.triangles, face_normals, self.incidence)

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from facenormals3d.surface import raycasting_scene
+
 
 @dataclass(frozen=True)
 class Similarity:
@@ -130,9 +132,7 @@ class MeshDistance:
         self._o3d = o3d
         v = np.asarray(vertices, dtype=np.float64)
         self.origin = 0.5 * (v.min(axis=0) + v.max(axis=0))
-        self.scene = o3d.t.geometry.RaycastingScene()
-        self.scene.add_triangles(o3d.core.Tensor(np.ascontiguousarray(v - self.origin, dtype=np.float32)),
-                                 o3d.core.Tensor(np.ascontiguousarray(faces, dtype=np.uint32)))
+        self.scene = raycasting_scene(v - self.origin, faces)
 
     def closest(self, points: np.ndarray, with_normals: bool = False):
         """``N x 3`` closest points on the surface (float64) for ``N x 3`` query points, and

@@ -21,7 +21,7 @@ import numpy as np
 from facenormals3d.conventions import MEAN_OUTER_EYE_DISTANCE_MM
 from facenormals3d.face.topology import (N_LANDMARKS, OUTER_EYE_CORNERS_MEDIAPIPE,
                                          check_landmarks, mesh_triangles)
-from facenormals3d.surface import vertex_normals
+from facenormals3d.surface import raycasting_scene, vertex_normals
 
 
 @dataclass
@@ -92,9 +92,7 @@ def render_orthographic(vertices: np.ndarray, faces: np.ndarray, size: int,
     import open3d as o3d
 
     v = np.asarray(vertices, dtype=np.float32)
-    f = np.asarray(faces, dtype=np.uint32)
-    scene = o3d.t.geometry.RaycastingScene()
-    scene.add_triangles(o3d.core.Tensor(v), o3d.core.Tensor(f))
+    scene = raycasting_scene(v, faces)
     centres = (np.arange(size, dtype=np.float32) + 0.5 - size / 2) * mm_per_pixel
     xx, yy = np.meshgrid(centres, -centres)
     z0 = float(v[:, 2].max()) + 10.0

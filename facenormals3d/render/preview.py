@@ -21,7 +21,7 @@ from typing import Sequence
 import numpy as np
 
 from facenormals3d.render.camera import OrthoView, frame_mesh, pytorch3d_camera
-from facenormals3d.surface import vertex_normals
+from facenormals3d.surface import raycasting_scene, vertex_normals
 
 #: Light direction in view space (towards the light): a head-mounted key light.
 LIGHT_DIR = (-0.3, 0.4, 1.0)
@@ -80,9 +80,7 @@ def _rasterize_open3d(q: np.ndarray, f: np.ndarray, size: int):
     import open3d as o3d
     import torch
 
-    scene = o3d.t.geometry.RaycastingScene()
-    scene.add_triangles(o3d.core.Tensor(np.ascontiguousarray(q, dtype=np.float32)),
-                        o3d.core.Tensor(np.ascontiguousarray(f, dtype=np.uint32)))
+    scene = raycasting_scene(q, f)
     centres = (np.arange(size, dtype=np.float32) + 0.5) / size * 2.0 - 1.0
     rays = np.zeros((size, size, 6), dtype=np.float32)
     rays[..., 0] = centres[None, :]
