@@ -136,12 +136,6 @@ def crop_view(size: int, mm_per_pixel: float) -> OrthoView:
                      half_extent=0.5 * size * float(mm_per_pixel), size=int(size))
 
 
-def project_to_crop(vertices: np.ndarray, size: int, mm_per_pixel: float) -> np.ndarray:
-    """``V x 3`` mm -> ``V x 2`` continuous crop pixel coordinates ``(u, v)``."""
-    v = np.asarray(vertices, dtype=np.float64)
-    return np.stack([v[:, 0] / mm_per_pixel + 0.5 * size, -v[:, 1] / mm_per_pixel + 0.5 * size], 1)
-
-
 @dataclass
 class _Samples:
     """The pixels one rasterisation sees, with their fixed face and barycentrics."""

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from facenormals3d.surface import vertex_normals
-from facenormals3d.render.refine import (RefineSettings, SmoothSolve, project_to_crop,
-                                         rasterize_crop, refine_mesh, uniform_laplacian,
+from facenormals3d.face.coarse import landmarks_to_mm
+from facenormals3d.render.refine import (RefineSettings, SmoothSolve, rasterize_crop, refine_mesh, uniform_laplacian,
                                          vertex_normals_torch, _unique_edges)
 from facenormals3d.render.shading import fit_light_and_albedo, sh_basis, shade
+from facenormals3d.surface import vertex_normals
 
 #: Ground-truth light (irradiance SH, same for R, G, B) and albedo of the synthetic scene:
 #: a key light from the upper left in front plus ambient; positive on the front hemisphere.
@@ -92,8 +92,9 @@ def _tiny_triangle(u: float, v: float, size: int, mpp: float, z: float = 1.0):
 def test_vertex_lands_on_the_expected_crop_pixel(col, row, rasterizer):
     size, mpp = 64, 0.7
     verts, faces = _tiny_triangle(col + 0.5, row + 0.5, size, mpp)
-    np.testing.assert_allclose(project_to_crop(verts, size, mpp).mean(0),
-                               [col + 0.5, row + 0.5 + 0.1], atol=1e-9)  # centroid 0.1 px below
+    # The centroid sits 0.1 px below the pixel centre (the crop <-> mm convention of the coarse face).
+    np.testing.assert_allclose(landmarks_to_mm(np.array([[col + 0.5, row + 0.6, 0.0]]), size, mpp)[0, :2],
+                               verts.mean(0)[:2], atol=1e-9)
     samples = rasterize_crop(verts, faces, np.ones((size, size), bool), mpp,
                              rasterizer=rasterizer)
     assert list(samples.pixels) == [row * size + col]
