@@ -199,32 +199,22 @@ def wrinkle_gradient(xy: np.ndarray, lm: np.ndarray, w: dict) -> np.ndarray:
             dh_dd = 2.0 * w["forehead"] * (1 - 0.15 * k) * window * d / wd ** 2 * np.exp(-(d / wd) ** 2)
             grad[idx, 0] += dh_dd * (-w["forehead_wave"] * w["forehead_freq"] * np.cos(phase))
             grad[idx, 1] += dh_dd
-    grooves: list[tuple[list[tuple], float, float]] = []  # (segments, width, t0) per group
     if w["frown"] > 0:
-        grooves.append(([([sign * 0.07 * eye_w, brow_y - 6], [sign * 0.1 * eye_w, brow_y + 12], w["frown"])
-                         for sign in (-1, 1)], 1.2, 0.0))
+        for sign in (-1, 1):
+            _add_groove(grad, xy, [sign * 0.07 * eye_w, brow_y - 6], [sign * 0.1 * eye_w, brow_y + 12], w["frown"], 1.2)
     if w["nasolabial"] > 0:
-        grooves.append(([(lm[wing, :2] + [sign * 6.0, 3.0], lm[corner, :2] + [sign * 7.0, -9.0], w["nasolabial"])
-                         for wing, corner, sign in ((31, 48, -1), (35, 54, 1))], 2.8, 0.1))
+        for wing, corner, sign in ((31, 48, -1), (35, 54, 1)):
+            _add_groove(grad, xy, lm[wing, :2] + [sign * 6.0, 3.0], lm[corner, :2] + [sign * 7.0, -9.0],
+                        w["nasolabial"], 2.8, t0=0.1)
     if w["crows"] > 0:
         for corner, sign in ((36, -1), (45, 1)):
             c = lm[corner, :2]
-            dirs = [np.array([sign * np.cos(ang), np.sin(ang)]) for ang in w["crows_angles"]]
-            grooves.append(([(c + d * 5.0, c + d * 16.0, w["crows"]) for d in dirs], 0.9, 0.0))
+            for ang in w["crows_angles"]:
+                dirv = np.array([sign * np.cos(ang), np.sin(ang)])
+                _add_groove(grad, xy, c + dirv * 5.0, c + dirv * 16.0, w["crows"], 0.9)
     if w["undereye"] > 0:
-        grooves.append(([(lm[a_i, :2] + [0, -7.0], lm[b_i, :2] + [0, -7.0], w["undereye"])
-                         for a_i, b_i in ((36, 39), (42, 45))], 1.3, 0.0))
-    for segments, width, t0 in grooves:
-        # One scan of all pixels per group of nearby grooves, then each groove on the few
-        # pixels near the group.
-        ends = np.array([[a, b] for a, b, _ in segments], dtype=np.float64).reshape(-1, 2)
-        idx = near_segment(xy, ends.min(axis=0), ends.max(axis=0), 3.0 * width)
-        if len(idx) == 0:
-            continue
-        sub, part = xy[idx], np.zeros((len(idx), 2))
-        for a, b, depth in segments:
-            _add_groove(part, sub, a, b, depth, width, t0)
-        grad[idx] += part
+        for a_i, b_i in ((36, 39), (42, 45)):
+            _add_groove(grad, xy, lm[a_i, :2] + [0, -7.0], lm[b_i, :2] + [0, -7.0], w["undereye"], 1.3)
     return grad
 
 
