@@ -161,8 +161,8 @@ class SynthEngine:
         params = np.concatenate([model.triangle_uvs, model.neutral[model.triangles][:, :, :2]], axis=2)
         self.param_deltas = (params[:, 1:] - params[:, :1]).astype(np.float32)
         self.incidence = geometry.vertex_incidence(len(model.neutral), model.triangles)
-        #: ``T x 6`` float32 corner UVs (u0, v0, u1, v1, u2, v2) of every triangle.
-        self.corner_uvs = model.triangle_uvs.reshape(len(model.triangles), 6).astype(np.float32)
+        #: ``3T x 2`` float32 UVs of the triangle corners (row ``3 t + k`` = corner k of triangle t).
+        self.corner_uvs = model.triangle_uvs.reshape(-1, 2).astype(np.float32)
         # Part label -> is skin / is in the face mask (lookups are much cheaper than np.isin per pixel).
         labels = np.arange(max(int(model.triangle_parts.max()), PART_TONGUE) + 1)
         self.skin_part = np.isin(labels, _SKIN)
@@ -267,17 +267,15 @@ class SynthEngine:
         return scene, cam, hits, vc, params
 
     def _surface(self, hits: render.Hits, vc: np.ndarray, bank_map: np.ndarray) -> dict[str, np.ndarray]:
-        """Per-hit-pixel attributes, interpolated in one pass over the triangles' corners."""
+        """Per-hit-pixel attributes, interpolated over the hit triangles' corners."""
         m = self.model
         normals = render.interpolate(hits.vertex_normals, hits.corners, hits.bary)
         normals /= np.sqrt(np.einsum("ij,ij->i", normals, normals))[:, None] + 1e-12
         values = render.interpolate(self.vertex_attributes, hits.corners, hits.bary)
         parts = m.triangle_parts[hits.triangle]
         iris = np.where(parts == PART_EYEBALL, values[:, 4], np.inf).astype(np.float32)
-        uvs = np.take(self.corner_uvs, hits.triangle, axis=0)
-        uv = uvs[:, 0:2] * hits.bary[:, :1]
-        uv += uvs[:, 2:4] * hits.bary[:, 1:2]
-        uv += uvs[:, 4:6] * hits.bary[:, 2:]
+        # UVs are per triangle corner (seams), so they interpolate over corner rows, not vertices.
+        uv = render.interpolate(self.corner_uvs, 3 * hits.triangle[:, None] + np.arange(3), hits.bary)
         tile = uv @ bank_map[:, :2].T.astype(np.float32)
         tile += bank_map[:, 2].astype(np.float32)
         return {"normals": normals, "rest": values[:, 0:3], "ao": values[:, 3], "iris": iris,
