@@ -19,7 +19,7 @@ from facenormals3d.console import setup_logging
 from facenormals3d.errors import ExitCode, FaceNormalsError
 
 #: Subcommands in the order ``--help`` lists them.
-COMMANDS = ("faces", "normals", "reconstruct", "synth", "train", "evaluate", "bench")
+COMMANDS = ("faces", "normals", "reconstruct", "synth", "train", "evaluate", "bench", "build-face-model")
 
 EPILOG = """exit codes:
   0  OK             everything requested was written
@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"facenormals3d {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        module_name = f"facenormals3d.commands.{name}"
+        module_name = f"facenormals3d.commands.{name.replace('-', '_')}"
         if importlib.util.find_spec(module_name) is None:
             continue
         importlib.import_module(module_name).add_parser(sub)

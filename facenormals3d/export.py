@@ -4,7 +4,8 @@ Per face, ``OUT/<photo-stem>/face_<k>/`` holds (see ``facenormals3d reconstruct 
 ``mesh.obj`` + ``mesh.mtl`` + ``texture.png``, ``mesh.ply``, ``normals.png`` (16-bit) and
 ``normals.npy``, ``depth.npy``, ``mask.png``, ``landmarks7.npy`` (the 7 NoW points),
 ``landmarks.npy`` (all 478, mesh coordinates), ``landmarks_photo.npy``, ``transform.json``,
-``preview.png`` and ``report.json``. The folder is assembled under a temporary name and
+``preview.png`` and ``report.json``; for the fitted face model also ``normal_map.png``
+(tangent space, 16-bit), ``blendshapes.npz`` and ``fit.json``. The folder is assembled under a temporary name and
 renamed when complete.
 """
 
@@ -24,11 +25,15 @@ PREVIEW_PANEL = 320
 THREE_QUARTER_YAW = 35.0
 
 
-def write_face(rec, folder: Path) -> dict[str, Any]:
+def write_face(rec, folder: Path, previews: bool = True) -> dict[str, Any]:
     """Write every file of one reconstructed face into ``folder`` (which must exist, empty).
 
-    Returns the report dict also written as ``report.json``.
+    ``previews=False`` skips ``preview.png``. Returns the report dict also written as
+    ``report.json``, whose timings include writing (``write``) and the preview (``preview``).
     """
+    import time
+
+    t0 = time.perf_counter()
     import imageio.v3 as iio
 
     from facenormals3d.conventions import write_normal_png
@@ -36,8 +41,15 @@ def write_face(rec, folder: Path) -> dict[str, Any]:
     from facenormals3d.outputs import write_json
 
     folder = Path(folder)
-    write_obj(rec.mesh, folder / "mesh.obj", texture_name="texture.png")
+    normal_map = None
+    if rec.fit is not None and rec.fit.normal_map is not None:
+        normal_map = "normal_map.png"
+        write_normal_png(folder / normal_map, rec.fit.normal_map)
+    write_obj(rec.mesh, folder / "mesh.obj", texture_name="texture.png", normal_map_name=normal_map)
     write_ply(rec.mesh, folder / "mesh.ply")
+    if rec.fit is not None:
+        write_json(folder / "fit.json", rec.fit.report())
+        write_blendshapes(folder / "blendshapes.npz", rec.fit.model.expression_names, rec.fit.blendshape_deltas())
     write_normal_png(folder / "normals.png", rec.normals, rec.mask)
     np.save(folder / "normals.npy", rec.normals)
     np.save(folder / "depth.npy", rec.depth)
@@ -46,10 +58,27 @@ def write_face(rec, folder: Path) -> dict[str, Any]:
     np.save(folder / "landmarks.npy", rec.landmarks_mesh)
     np.save(folder / "landmarks_photo.npy", rec.face.landmarks_photo)
     write_json(folder / "transform.json", rec.face.transform.to_dict())
-    iio.imwrite(folder / "preview.png", preview_image(rec))
+    rec.timings["write"] = time.perf_counter() - t0
+    if previews:
+        t0 = time.perf_counter()
+        iio.imwrite(folder / "preview.png", preview_image(rec))
+        rec.timings["preview"] = time.perf_counter() - t0
     report = face_report(rec)
     write_json(folder / "report.json", report)
     return report
+
+
+def write_blendshapes(path: Path, names, deltas: np.ndarray) -> Path:
+    """``blendshapes.npz``: ``names`` (E,) unicode and ``deltas`` (E x V x 3 float32, mesh frame, mm).
+
+    Shape key k of the written mesh is ``mesh vertices + deltas[k]`` (weight 1); the mesh
+    already carries the fitted expression (``fit.json``). Uncompressed: fast to write, and
+    readable with nothing but a zip reader and an .npy header parser.
+    """
+    from facenormals3d.outputs import atomic_write
+
+    arrays = {"names": np.array(list(names)), "deltas": np.ascontiguousarray(deltas, np.float32)}
+    return atomic_write(path, lambda p: np.savez(p, **arrays))
 
 
 def face_report(rec) -> dict[str, Any]:
@@ -65,6 +94,8 @@ def face_report(rec) -> dict[str, Any]:
                  "units": "mm", "axes": "right-handed, x right, y up, z towards the camera",
                  "bounds_mm": [rec.mesh.vertices.min(0), rec.mesh.vertices.max(0)]},
         "crop": {"size": rec.face.transform.size, "mm_per_pixel": rec.mm_per_pixel},
+        "topology": ("face model (the same vertex count and order for every face; see fit.json)"
+                     if rec.fit is not None else "depth-map grid of the visible face"),
         "landmarks7_order": "right eye outer, right eye inner, left eye inner, left eye outer, "
                             "nose bottom, right mouth corner, left mouth corner (iBUG 36,39,42,45,33,48,54)",
         **rec.info,
@@ -86,7 +117,8 @@ def preview_image(rec) -> np.ndarray:
               render(v, f, view=front),
               render(v, f, yaw_deg=-THREE_QUARTER_YAW),
               render(v, f, yaw_deg=THREE_QUARTER_YAW),
-              render(v, f, texture=rec.mesh.texture, uvs=rec.mesh.uvs, view=front)]
+              render(v, f, texture=rec.mesh.texture,
+                     uvs=rec.mesh.uvs if rec.mesh.corner_uvs is None else rec.mesh.corner_uvs, view=front)]
     labels = ["input crop", "normals", "mesh (front)", f"yaw -{THREE_QUARTER_YAW:g}",
               f"yaw +{THREE_QUARTER_YAW:g}", "textured"]
     return contact_sheet(panels, labels, columns=6)

@@ -36,6 +36,18 @@ DEFAULT_WEIGHTS_SHA256 = "59efe1a0876812c62ea63f271745974a1cb03c11ef116cbe92eac8
 class ReconstructSettings:
     """Choices for :func:`reconstruct`; defaults are what ``facenormals3d reconstruct`` uses."""
 
+    mesh: Literal["fit", "depth"] = "fit"
+    """``fit``: the face model fitted to the landmarks and the normals, with detail from the
+    normals (full head, one topology for every face, expression blendshapes). ``depth``: the
+    visible surface as a depth-map mesh (the earlier output)."""
+    face_model: str | None = None
+    """Face-model asset (.npz from ``build-face-model``); None = the shipped one."""
+    texture_size: int = 1024
+    """Fitted mesh: texture and normal-map height in pixels (the atlas is twice as wide)."""
+    dense_fit: bool = True
+    """Fitted mesh: refine the landmark fit against the depth integrated from the normals."""
+    detail: bool = True
+    """Fitted mesh: displace vertices by the normals' detail and bake a normal map."""
     normal_source: Literal["network", "landmarks"] = "network"
     """``network``: the cross-modal network. ``landmarks``: the coarse landmark face's
     normals (the baseline; no network needed)."""
@@ -81,10 +93,16 @@ class Reconstruction:
     """Seconds per stage."""
     info: dict[str, Any] = field(default_factory=dict)
     """Model version, integration and refinement diagnostics, scale assumption."""
+    fit: Any = None
+    """:class:`FittedFace` for the fitted-model mesh (None for ``mesh="depth"``)."""
 
     @property
     def landmarks7(self) -> np.ndarray:
         """The 7 NoW landmarks (7 x 3, mm) on the mesh surface."""
+        if self.fit is not None:
+            from facenormals3d.conventions import NOW_IBUG68
+
+            return self.mesh.vertices[self.fit.model.ibug68[list(NOW_IBUG68)]].astype(np.float64)
         from facenormals3d.face.topology import NOW_MEDIAPIPE
 
         return self.landmarks_mesh[list(NOW_MEDIAPIPE)]
@@ -102,6 +120,44 @@ class Reconstruction:
         from facenormals3d.mesh import to_open3d
 
         return to_open3d(self.mesh)
+
+
+@dataclass
+class FittedFace:
+    """What the face-model fit adds to a :class:`Reconstruction`."""
+
+    model: Any
+    """The :class:`facenormals3d.fit.model.FaceModel` (shared, read-only)."""
+    landmark_fit: Any
+    """:class:`facenormals3d.fit.landmarks.LandmarkFit` (landmarks only)."""
+    final_fit: Any
+    """The fit the mesh uses (after the dense stage when it ran and was accepted)."""
+    base_vertices: np.ndarray
+    """``V x 3`` float32 fitted surface before the detail displacement (crop frame, mm)."""
+    normal_map: np.ndarray | None
+    """``H x W x 3`` float32 tangent-space normal map in the model's atlas, or None."""
+    dense: dict
+    """Dense-stage diagnostics."""
+
+    def blendshape_deltas(self) -> np.ndarray:
+        """``E x V x 3`` float32 expression offsets in the mesh frame (posed and scaled)."""
+        pose = self.final_fit.pose
+        return (pose.scale * np.einsum("evd,kd->evk", self.model.expression, pose.rotation)).astype(np.float32)
+
+    def report(self) -> dict[str, Any]:
+        """``fit.json``: coefficients, pose, camera, residuals."""
+        from facenormals3d.fit.landmarks import rotation_angles_deg
+
+        f = self.final_fit
+        return {"model": {"vertices": self.model.n_vertices, "identity_modes": self.model.n_identity,
+                          "expressions": self.model.n_expression, **self.model.info},
+                "identity": f.alpha.tolist(),
+                "expression": {n: float(w) for n, w in zip(self.model.expression_names, f.beta)},
+                "pose": {**f.pose.to_dict(), **rotation_angles_deg(f.pose.rotation),
+                         "maps": "model frame (mm) -> mesh frame: scale * rotation @ x + translation"},
+                "camera": {"projection": "orthographic", "view_direction": "-z"},
+                "landmarks": {"landmark_only": self.landmark_fit.summary(), "final": f.summary()},
+                "dense": self.dense}
 
 
 class Reconstructor:
@@ -123,6 +179,15 @@ class Reconstructor:
         elif settings.normal_source != "landmarks":
             raise ValueError(f"normal_source must be 'network' or 'landmarks', got {settings.normal_source!r}")
         self.finder = FaceFinder(DetectSettings(max_faces=settings.max_faces))
+        self.fitter = None
+        self._atlas = None
+        if settings.mesh == "fit":
+            from facenormals3d.fit.landmarks import LandmarkFitter
+            from facenormals3d.fit.model import load_face_model
+
+            self.fitter = LandmarkFitter(load_face_model(settings.face_model))
+        elif settings.mesh != "depth":
+            raise ValueError(f"mesh must be 'fit' or 'depth', got {settings.mesh!r}")
 
     def _load_model(self) -> None:
         from facenormals3d.errors import FaceNormalsError
@@ -149,7 +214,7 @@ class Reconstructor:
 
     def run(self, image: np.ndarray, source: str = "<array>") -> list[Reconstruction]:
         """All faces of ``image`` (``H x W x 3`` uint8 RGB). Raises NoFaceError when none."""
-        return [self.reconstruct_face(face, source, k, timings)
+        return [self.reconstruct_face(face, source, k, timings, photo=image)
                 for k, (face, timings) in enumerate(self.align(image, source))]
 
     def align(self, image: np.ndarray, source: str = "<array>") -> list[tuple[AlignedFace, dict[str, float]]]:
@@ -171,15 +236,20 @@ class Reconstructor:
         return out
 
     def reconstruct_face(self, face: AlignedFace, source: str = "<array>", index: int = 0,
-                         timings: dict[str, float] | None = None) -> Reconstruction:
-        """Normals -> depth -> mesh (-> refinement) for one aligned face.
+                         timings: dict[str, float] | None = None, photo: np.ndarray | None = None
+                         ) -> Reconstruction:
+        """Normals -> fitted face model (or depth mesh) -> detail (-> refinement) for one aligned face.
 
-        Stage times are added to a copy of ``timings`` (e.g. from :meth:`align`).
+        ``photo`` is the full-resolution image the face was found in (the fitted mesh's
+        texture is sampled from it; without it, from the 256 crop). Stage times are added
+        to a copy of ``timings`` (e.g. from :meth:`align`).
         """
         timings = dict(timings or {})
+        if self.fitter is not None:
+            return self._fitted_face(face, source, index, timings, photo)
         normals, mask, coarse = self.predict_normals(face, timings)
         t = time.perf_counter()
-        depth, integ = self._integrate(normals, mask, coarse)
+        depth, integ = self._integrate(normals, mask, coarse.depth, coarse.mm_per_pixel)
         timings["integration"] = time.perf_counter() - t
 
         t = time.perf_counter()
@@ -200,6 +270,84 @@ class Reconstructor:
         return Reconstruction(source=source, index=index, face=face, coarse=coarse, normals=normals,
                               mask=mask, depth=np.where(mask, depth, np.nan).astype(np.float32),
                               mesh=mesh, landmarks_mesh=landmarks_mesh, timings=timings, info=info)
+
+    def _fitted_face(self, face: AlignedFace, source: str, index: int, timings: dict[str, float],
+                     photo: np.ndarray | None) -> Reconstruction:
+        """The fitted face model + detail for one aligned face (see :meth:`reconstruct_face`)."""
+        from facenormals3d.face.coarse import landmarks_to_mm
+        from facenormals3d.fit.dense import fit_dense
+        from facenormals3d.mesh import atlas
+        from facenormals3d.mesh.fitted import detail_displacement, fitted_mesh
+        from facenormals3d.surface import orthographic_hits, vertex_normals
+
+        model = self.fitter.model
+        normals, mask, coarse = self.predict_normals(face, timings)
+        size, s = face.transform.size, coarse.mm_per_pixel
+        t = time.perf_counter()
+        target = landmarks_to_mm(face.landmarks_crop, size, s)
+        lfit = self.fitter.fit(target, f"{source} face {index}")
+        timings["fit_landmarks"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        fit, dense = lfit, {"ran": False}
+        base = lfit.pose.apply(model.shape(lfit.alpha, lfit.beta))
+        depth_fit, tri, bary = orthographic_hits(base, model.triangles, size, s)
+        visible = mask & np.isfinite(depth_fit)
+        confidence = visible.astype(np.float32)
+        integ: dict[str, Any] = {}
+        detail_depth = np.full((size, size), np.nan, np.float32)
+        if (self.settings.dense_fit or self.settings.detail) and visible.sum() > 50:
+            detail_depth, integ = self._integrate(normals, visible, depth_fit, s)
+            detail_depth = np.where(visible, detail_depth, np.nan).astype(np.float32)
+        timings["integration"] = time.perf_counter() - t
+        if self.settings.dense_fit and np.isfinite(detail_depth).any():
+            t = time.perf_counter()
+            res = fit_dense(self.fitter, lfit, target, tri, bary, detail_depth, confidence, s)
+            fit, dense = res.fit, {"ran": True, **res.summary(), **res.info}
+            base = fit.pose.apply(model.shape(fit.alpha, fit.beta))
+            depth_fit = orthographic_hits(base, model.triangles, size, s)[0]
+            timings["fit_dense"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        vn = vertex_normals(base, model.triangles)
+        vertices = base
+        if self.settings.detail and np.isfinite(detail_depth).any():
+            vertices = base + detail_displacement(base, model.triangles, vn, detail_depth, depth_fit,
+                                                  confidence, s)
+            vn = vertex_normals(vertices, model.triangles)
+        timings["detail"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        if self._atlas is None:
+            self._atlas = atlas.rasterize_atlas(model.triangle_uvs, 2 * self.settings.texture_size,
+                                                self.settings.texture_size)
+        zbuffer = orthographic_hits(vertices, model.triangles, size, s)[0]
+        own = atlas.view_texels(self._atlas, vertices, model.triangles, vn, zbuffer, s)
+        mirror = atlas.view_texels(self._atlas, vertices, model.triangles, vn, zbuffer, s,
+                                   corners=model.mirror[model.triangles])
+        if photo is not None:
+            texture = atlas.bake_texture(self._atlas, own, mirror, photo, face.transform.inverse)
+        else:
+            texture = atlas.bake_texture(self._atlas, own, mirror, face.crop, np.eye(3)[:2])
+        normal_map = None
+        if self.settings.detail:
+            normal_map = atlas.bake_normal_map(self._atlas, own, vertices, model.triangles, model.triangle_uvs,
+                                               vn, normals, confidence)
+        timings["texture"] = time.perf_counter() - t
+
+        mesh = fitted_mesh(vertices, model.triangles, model.triangle_uvs, texture)
+        info: dict[str, Any] = {"model": self.model_info, "mesh_kind": "fit", "integration": integ,
+                                "scale": scale_assumption(s)}
+        if self.settings.refine_iterations > 0:
+            t = time.perf_counter()
+            mesh, info["refine"] = self._refine(mesh, face, visible, s)
+            timings["refine"] = time.perf_counter() - t
+        fitted = FittedFace(model=model, landmark_fit=lfit, final_fit=fit, base_vertices=base.astype(np.float32),
+                            normal_map=normal_map, dense=dense)
+        return Reconstruction(source=source, index=index, face=face, coarse=coarse, normals=normals,
+                              mask=visible, depth=detail_depth, mesh=mesh,
+                              landmarks_mesh=model.landmark_points(mesh.vertices), timings=timings,
+                              info=info, fit=fitted)
 
     def predict_normals(self, face: AlignedFace, timings: dict[str, float] | None = None
                         ) -> tuple[np.ndarray, np.ndarray, CoarseFace]:
@@ -231,14 +379,16 @@ class Reconstructor:
         n = predict_normals(self.model, face.crop[None], coarse_in)[0]
         return n.permute(1, 2, 0).numpy().astype(np.float32)
 
-    def _integrate(self, normals: np.ndarray, mask: np.ndarray, coarse: CoarseFace) -> tuple[np.ndarray, dict]:
+    def _integrate(self, normals: np.ndarray, mask: np.ndarray, prior_depth: np.ndarray,
+                   mm_per_pixel: float) -> tuple[np.ndarray, dict]:
+        """Normals -> depth (mm) inside ``mask``, tied to ``prior_depth`` (``S x S`` z, mm)."""
         import integration
 
         s = self.settings
         method = s.integration
-        settings = integration.IntegrationSettings(method=method, pixel_size=coarse.mm_per_pixel,
+        settings = integration.IntegrationSettings(method=method, pixel_size=mm_per_pixel,
                                                    prior_weight=s.prior_weight)
-        prior = np.where(mask, coarse.depth, np.nan)
+        prior = np.where(mask, prior_depth, np.nan)
         if method == "fusion":
             res = integration.integrate(normals, mask, prior_depth=prior, settings=settings)
             depth = res.depth

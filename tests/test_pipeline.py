@@ -16,7 +16,7 @@ SCRIPT = Path(sys.executable).with_name("facenormals3d")
 SOURCES = ["landmarks"] + (["network"] if DEFAULT_WEIGHTS.is_file() else [])
 FILES = ("mesh.obj", "mesh.mtl", "texture.png", "mesh.ply", "normals.png", "normals.npy", "depth.npy",
          "mask.png", "landmarks7.npy", "landmarks.npy", "landmarks_photo.npy", "preview.png",
-         "report.json", "transform.json")
+         "report.json", "transform.json", "normal_map.png", "blendshapes.npz", "fit.json")
 
 
 def run_cli(*args):
@@ -41,20 +41,43 @@ def test_every_file_is_written_and_readable(cli_result):
     assert summary["n_succeeded"] == 1 and len(summary["succeeded"][0]["faces"]) == 1
     for name in FILES:
         assert (face / name).is_file(), name
+    from facenormals3d.fit.model import PART_FACE, load_face_model
+
+    model = load_face_model()
     tm = trimesh.load(face / "mesh.obj", process=False)
-    assert len(tm.vertices) > 5000 and len(tm.faces) > 10000
-    # The OBJ's material and texture are found (what MeshLab/Blender need).
-    assert tm.visual.material.image is not None and tm.visual.material.image.size == (256, 256)
+    assert len(tm.faces) == len(model.triangles)  # trimesh splits UV-seam vertices on load
+    # The OBJ's material and texture are found (what MeshLab/Blender need): a 2:1 atlas.
+    assert tm.visual.material.image is not None and tm.visual.material.image.size == (2048, 1024)
+    obj_vertices = sum(1 for ln in (face / "mesh.obj").read_text().splitlines() if ln.startswith("v "))
     ply = o3d.io.read_triangle_mesh(str(face / "mesh.ply"))
-    assert len(ply.vertices) == len(tm.vertices) and ply.has_vertex_normals()
-    # Plausible human face in millimetres: ~12-20 cm wide and tall, a few cm deep.
-    ext = np.ptp(np.asarray(ply.vertices), axis=0)
-    assert 100 < ext[0] < 200 and 110 < ext[1] < 220 and 30 < ext[2] < 150
-    # Normals point towards the camera for the bulk of the face.
-    assert np.mean(np.asarray(ply.vertex_normals)[:, 2] > 0) > 0.9
+    # The model's topology: the same vertex count and order for every face.
+    assert obj_vertices == len(ply.vertices) == model.n_vertices and ply.has_vertex_normals()
+    np.testing.assert_array_equal(np.asarray(ply.triangles), model.triangles)
+    # Plausible human head in millimetres.
+    v = np.asarray(ply.vertices)
+    ext = np.ptp(v, axis=0)
+    assert 130 < ext[0] < 320 and 180 < ext[1] < 420 and 120 < ext[2] < 320
+    # The face part faces the camera (the mean face itself has 86 %: nostrils, inner lips
+    # and eyelid folds face away).
+    face_v = np.unique(model.triangles[model.triangle_parts == PART_FACE])
+    assert np.mean(np.asarray(ply.vertex_normals)[face_v, 2] > 0) > 0.75
     report = json.loads((face / "report.json").read_text())
     assert report["mesh"]["units"] == "mm" and "outer eye corners" in report["scale"]["rule"]
-    assert set(report["timings_seconds"]) >= {"normals", "integration", "mesh", "total"}
+    assert set(report["timings_seconds"]) >= {"normals", "fit_landmarks", "integration", "texture", "write",
+                                              "preview", "total"}
+    fit = json.loads((face / "fit.json").read_text())
+    assert len(fit["identity"]) == model.n_identity and len(fit["expression"]) == 53
+    assert fit["landmarks"]["final"]["landmark_rms_mm"] < 5.0
+    from facenormals3d.conventions import read_rgb_any_depth
+
+    nm = read_rgb_any_depth(face / "normal_map.png")
+    assert nm.dtype == np.uint16 and nm.shape == (1024, 2048, 3)
+    n = nm.astype(np.float64) / 65535 * 2 - 1
+    assert np.median(n[..., 2]) > 0.95  # tangent space: mostly "up"
+    with np.load(face / "blendshapes.npz") as z:
+        assert z["deltas"].shape == (53, model.n_vertices, 3) and z["deltas"].dtype == np.float32
+        assert list(z["names"]) == list(model.expression_names)
+
 
 
 def test_landmarks7_lie_on_the_mesh_in_the_right_places(cli_result):
@@ -87,7 +110,7 @@ def test_python_api_gives_the_mesh_the_cli_wrote(cli_result, astronaut_png):
     np.testing.assert_array_equal(np.asarray(ply.triangles), recs[0].mesh.faces)
     tm = recs[0].to_trimesh()
     o3 = recs[0].to_open3d()
-    assert len(tm.vertices) == len(o3.vertices) == len(recs[0].mesh.vertices)
+    assert len(o3.vertices) == len(recs[0].mesh.vertices) and len(tm.faces) == len(recs[0].mesh.faces)
 
 
 def test_group_photo_gives_six_meshes_and_is_deterministic(group_photo):
@@ -96,8 +119,22 @@ def test_group_photo_gives_six_meshes_and_is_deterministic(group_photo):
         b = rec.run(group_photo, "group")
     assert len(a) == 6
     for ra, rb in zip(a, b):
-        assert len(ra.mesh.vertices) > 1000
+        # One topology for every face; the same result twice.
+        np.testing.assert_array_equal(ra.mesh.faces, a[0].mesh.faces)
+        assert ra.mesh.vertices.shape == a[0].mesh.vertices.shape
         np.testing.assert_array_equal(ra.mesh.vertices, rb.mesh.vertices)
+    assert not np.allclose(a[0].mesh.vertices, a[1].mesh.vertices)
+
+
+def test_depth_mesh_is_still_available(astronaut_png, tmp_path):
+    r = run_cli("reconstruct", astronaut_png, "-o", tmp_path, "--normals", "landmarks", "--mesh", "depth",
+                "--no-previews")
+    assert r.returncode == 0, r.stderr
+    face = tmp_path / "astronaut" / "face_0"
+    assert (face / "mesh.obj").is_file() and not (face / "preview.png").exists()
+    assert not (face / "blendshapes.npz").exists()
+    report = json.loads((face / "report.json").read_text())
+    assert "mesh" in report["timings_seconds"] and report["topology"].startswith("depth-map")
 
 
 def test_no_face_photo_and_max_faces(tmp_path, group_photo):

@@ -14,6 +14,14 @@ LAYOUT = """output layout, per photo OUT/<photo-stem>/ (written under a temporar
   overlay.png                  the photo with every face's landmarks
   face_<k>/mesh.obj, mesh.mtl, texture.png   textured mesh (mm, y up, z towards the camera)
   face_<k>/mesh.ply            binary PLY with vertex normals and colours
+  --mesh fit (default) also writes:
+  face_<k>/normal_map.png      tangent-space normal map (16-bit, OpenGL +y) in the texture's UV layout
+  face_<k>/blendshapes.npz     names (53,) and deltas (53 x V x 3 float32, mm): expression shape keys
+  face_<k>/fit.json            identity and expression coefficients, pose, residuals
+  The fitted mesh has the face model's topology: the same vertex count and order for every
+  face and photo (vertex i is the same point of the face for everyone). texture.png is a
+  2:1 atlas (face left, head right) unwrapped from the full-resolution photo; parts the
+  photo does not show are mirrored from the other side or filled smoothly.
   face_<k>/normals.png, .npy   predicted normals in the crop (16-bit RGB = (n+1)/2; float, NaN outside)
   face_<k>/depth.npy           256x256 height map in mm (z towards the camera), NaN outside the mask
   face_<k>/mask.png            pixels that became the mesh
@@ -30,6 +38,7 @@ Metric scale: the outer eye corners are assumed 90 mm apart (adult mean).
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    from facenormals3d.pipeline import ReconstructSettings
     from facenormals3d.console import add_common_options, add_network_options, add_photo_job_options
 
     p = sub.add_parser("reconstruct", help="photos -> detailed textured face meshes (the main job)",
@@ -44,6 +53,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "Poisson, or discontinuity-preserving bilateral")
     p.add_argument("--prior-weight", type=float, default=3e-3,
                    help="fusion: weight of the landmark depth against the normals (default 3e-3)")
+    p.add_argument("--mesh", default=ReconstructSettings.mesh, choices=["fit", "depth"],
+                   help="fit: the face model fitted to the landmarks and normals, full head, "
+                        "animatable (default); depth: the visible surface as a depth-map mesh")
+    p.add_argument("--texture-size", type=int, default=ReconstructSettings.texture_size, metavar="PX",
+                   help="fitted mesh: texture and normal-map height (the atlas is twice as wide; default 1024)")
+    p.add_argument("--no-previews", action="store_true",
+                   help="skip preview.png (the slowest file; tools that import the mesh don't need it)")
     p.add_argument("--refine", type=int, default=0, metavar="N",
                    help="N iterations of shading-consistency refinement (default 0 = off)")
     add_common_options(p)
@@ -57,11 +73,12 @@ def run(args: argparse.Namespace) -> int:
     settings = ReconstructSettings(normal_source=args.normal_source, weights=args.weights,
                                    integration=args.integration, prior_weight=args.prior_weight,
                                    refine_iterations=args.refine, max_faces=args.max_faces,
-                                   device=args.device)
+                                   device=args.device, mesh=args.mesh, texture_size=args.texture_size)
     out = Path(args.out)
     claimed: set[str] = set()
     with Reconstructor(settings) as rec:
-        result = run_batch(args.photos, lambda p: _one_photo(Path(p), out, rec, args.overwrite, claimed),
+        result = run_batch(args.photos, lambda p: _one_photo(Path(p), out, rec, args.overwrite, claimed,
+                                                             not args.no_previews),
                            args=args, desc="reconstruct")
     face_failures = [f for r in result.succeeded for f in r.get("failed_faces", [])]
     emit(args, result.summary(), result.human("photo") + (
@@ -75,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     return int(code)
 
 
-def _one_photo(path: Path, out: Path, rec, overwrite: bool, claimed: set[str]) -> dict:
+def _one_photo(path: Path, out: Path, rec, overwrite: bool, claimed: set[str], previews: bool = True) -> dict:
     import shutil
 
     import imageio.v3 as iio
@@ -97,9 +114,9 @@ def _one_photo(path: Path, out: Path, rec, overwrite: bool, claimed: set[str]) -
         for k, (face, timings) in enumerate(aligned):
             folder = stage / f"face_{k}"
             try:
-                r = rec.reconstruct_face(face, str(path), k, timings)
+                r = rec.reconstruct_face(face, str(path), k, timings, photo=photo.pixels)
                 folder.mkdir()
-                report = write_face(r, folder)
+                report = write_face(r, folder, previews=previews)
                 faces.append({"face": k, "folder": str(dest / folder.name),
                               "vertices": report["mesh"]["vertices"],
                               "seconds": sum(r.timings.values())})

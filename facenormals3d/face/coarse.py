@@ -21,7 +21,7 @@ import numpy as np
 from facenormals3d.conventions import MEAN_OUTER_EYE_DISTANCE_MM
 from facenormals3d.face.topology import (N_LANDMARKS, OUTER_EYE_CORNERS_MEDIAPIPE,
                                          check_landmarks, mesh_triangles)
-from facenormals3d.surface import raycasting_scene, vertex_normals
+from facenormals3d.surface import interpolate, orthographic_hits, vertex_normals
 
 
 @dataclass
@@ -89,28 +89,7 @@ def render_orthographic(vertices: np.ndarray, faces: np.ndarray, size: int,
     One ray per pixel centre along -z (open3d ray casting). Returns ``(depth, normals)``:
     ``size x size`` float32 and ``size x size x 3`` float32, NaN where nothing is hit.
     """
-    import open3d as o3d
-
-    v = np.asarray(vertices, dtype=np.float32)
-    scene = raycasting_scene(v, faces)
-    centres = (np.arange(size, dtype=np.float32) + 0.5 - size / 2) * mm_per_pixel
-    xx, yy = np.meshgrid(centres, -centres)
-    z0 = float(v[:, 2].max()) + 10.0
-    rays = np.stack([xx, yy, np.full_like(xx, z0), np.zeros_like(xx), np.zeros_like(xx),
-                     -np.ones_like(xx)], axis=-1).reshape(-1, 6)
-    hit = scene.cast_rays(o3d.core.Tensor(rays))
-    t = hit["t_hit"].numpy()
-    ok = np.isfinite(t)
-    depth = np.full(size * size, np.nan, dtype=np.float32)
-    depth[ok] = z0 - t[ok]
-    prim = hit["primitive_ids"].numpy()[ok].astype(np.int64)
-    uv = hit["primitive_uvs"].numpy()[ok]
-    vn = vertex_normals(vertices, faces)
-    tri = faces[prim]
-    # open3d's barycentrics: p = (1 - u - w) * v0 + u * v1 + w * v2.
-    n = ((1 - uv[:, :1] - uv[:, 1:]) * vn[tri[:, 0]] + uv[:, :1] * vn[tri[:, 1]]
-         + uv[:, 1:] * vn[tri[:, 2]])
-    n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
-    normals = np.full((size * size, 3), np.nan, dtype=np.float32)
-    normals[ok] = n
-    return depth.reshape(size, size), normals.reshape(size, size, 3)
+    depth, tri, bary = orthographic_hits(vertices, faces, size, mm_per_pixel)
+    n = interpolate(vertex_normals(vertices, faces), faces, tri, bary)
+    n /= np.maximum(np.linalg.norm(n, axis=-1, keepdims=True), 1e-12)
+    return depth, n.astype(np.float32)

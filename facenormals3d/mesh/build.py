@@ -61,6 +61,10 @@ class FaceMesh:
     """``V x 3`` uint8 RGB sampled from the texture, or None."""
     texture: np.ndarray | None = None
     """``H x W x 3`` uint8 RGB image the UVs refer to, or None."""
+    corner_uvs: np.ndarray | None = None
+    """``F x 3 x 2`` float32 UVs per triangle corner, for meshes whose UV layout has seams
+    (the fitted face model); when set, writers and renderers use it and ``uvs`` holds one
+    of each vertex's corner UVs."""
 
     @property
     def n_vertices(self) -> int:

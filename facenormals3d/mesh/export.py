@@ -38,6 +38,8 @@ def _check_mesh(mesh: FaceMesh) -> None:
     for name, arr, cols in (("uvs", mesh.uvs, 2), ("vertex_normals", mesh.vertex_normals, 3)):
         if np.shape(arr) != (len(v), cols):
             raise InputError("mesh", f"{name} must be {len(v)} x {cols}, got {np.shape(arr)}")
+    if mesh.corner_uvs is not None and np.shape(mesh.corner_uvs) != (len(f), 3, 2):
+        raise InputError("mesh", f"corner_uvs must be {len(f)} x 3 x 2, got {np.shape(mesh.corner_uvs)}")
 
 
 def _rows(fmt: str, arr: np.ndarray) -> str:
@@ -57,19 +59,31 @@ def obj_text(mesh: FaceMesh, *, mtllib: str | None = None, plain: bool = False) 
     if plain:
         lines.append(_rows("f %d %d %d\n", f))
         return "".join(lines)
-    lines.append(_rows("vt %.6f %.6f\n", mesh.uvs))
+    if mesh.corner_uvs is None:
+        lines.append(_rows("vt %.6f %.6f\n", mesh.uvs))
+        vt = f
+    else:
+        # One vt per distinct corner UV; faces index them separately from the vertices.
+        uv, inverse = np.unique(np.round(np.asarray(mesh.corner_uvs, np.float64).reshape(-1, 2), 6), axis=0,
+                                return_inverse=True)
+        lines.append(_rows("vt %.6f %.6f\n", uv))
+        vt = inverse.reshape(-1, 3) + 1
     lines.append(_rows("vn %.5f %.5f %.5f\n", mesh.vertex_normals))
     if mtllib:
         lines.append(f"usemtl {MATERIAL}\n")
-    lines.append(_rows("f %d/%d/%d %d/%d/%d %d/%d/%d\n", np.repeat(f, 3, axis=1)))
+    corners = np.stack([f, vt, f], axis=2).reshape(len(f), 9)
+    lines.append(_rows("f %d/%d/%d %d/%d/%d %d/%d/%d\n", corners))
     return "".join(lines)
 
 
-def write_obj(mesh: FaceMesh, path: str | Path, texture_name: str | None = None) -> Path:
+def write_obj(mesh: FaceMesh, path: str | Path, texture_name: str | None = None,
+              normal_map_name: str | None = None) -> Path:
     """Write ``path`` (.obj) with its ``.mtl`` and texture PNG beside it.
 
     The texture is named ``texture_name`` (default ``NAME_texture.png``). Without a
-    texture only the OBJ (with ``vt``/``vn``, no material) is written. Returns the OBJ path.
+    texture only the OBJ (with ``vt``/``vn``, no material) is written. ``normal_map_name``
+    names an existing tangent-space normal map beside it for the material (``norm`` and
+    ``map_Bump -bm 1``). Returns the OBJ path.
     """
     _check_mesh(mesh)
     path = Path(path).with_suffix(".obj")
@@ -82,6 +96,8 @@ def write_obj(mesh: FaceMesh, path: str | Path, texture_name: str | None = None)
         atomic_write(png, lambda p: iio.imwrite(p, np.asarray(mesh.texture, np.uint8), extension=".png"))
         material = (f"newmtl {MATERIAL}\nKa 1.000 1.000 1.000\nKd 1.000 1.000 1.000\n"
                     f"Ks 0.000 0.000 0.000\nd 1.0\nillum 1\nmap_Kd {png.name}\n")
+        if normal_map_name:
+            material += f"norm {normal_map_name}\nmap_Bump -bm 1 {normal_map_name}\n"
         atomic_write(mtl, lambda p: p.write_text(material))
         mtllib = mtl.name
     text = obj_text(mesh, mtllib=mtllib)
@@ -123,19 +139,29 @@ def write_ply(mesh: FaceMesh, path: str | Path, colors: bool = True) -> Path:
 
 
 def to_trimesh(mesh: FaceMesh):
-    """A ``trimesh.Trimesh`` (not processed: vertex order kept) with UV texture or colours."""
+    """A ``trimesh.Trimesh`` (not processed) with UV texture or colours.
+
+    Vertex order is kept, except for meshes with per-corner UVs (``corner_uvs``): trimesh
+    stores one UV per vertex, so vertices on UV seams are duplicated (glTF does the same).
+    """
     import trimesh
 
+    v, f, n, uv = mesh.vertices, mesh.faces, mesh.vertex_normals, mesh.uvs
+    if mesh.texture is not None and mesh.corner_uvs is not None:
+        keys = np.concatenate([f.reshape(-1, 1).astype(np.float64),
+                               np.round(np.asarray(mesh.corner_uvs, np.float64).reshape(-1, 2), 6)], axis=1)
+        unique, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+        src = f.reshape(-1)[first]
+        v, n, uv, f = v[src], n[src], unique[:, 1:], inverse.reshape(-1, 3)
     visual = None
     if mesh.texture is not None:
         from PIL import Image
 
         material = trimesh.visual.material.SimpleMaterial(image=Image.fromarray(mesh.texture))
-        visual = trimesh.visual.TextureVisuals(uv=mesh.uvs, material=material)
+        visual = trimesh.visual.TextureVisuals(uv=uv, material=material)
     elif mesh.colors is not None:
         visual = trimesh.visual.ColorVisuals(vertex_colors=mesh.colors)
-    return trimesh.Trimesh(vertices=mesh.vertices, faces=mesh.faces,
-                           vertex_normals=mesh.vertex_normals, visual=visual, process=False)
+    return trimesh.Trimesh(vertices=v, faces=f, vertex_normals=n, visual=visual, process=False)
 
 
 def to_open3d(mesh: FaceMesh):
@@ -153,7 +179,8 @@ def to_open3d(mesh: FaceMesh):
     if mesh.colors is not None:
         out.vertex_colors = o3d.utility.Vector3dVector(mesh.colors.astype(np.float64) / 255.0)
     if mesh.texture is not None:
-        corner_uv = mesh.uvs[mesh.faces.reshape(-1)].astype(np.float64)
+        corner_uv = (mesh.uvs[mesh.faces.reshape(-1)] if mesh.corner_uvs is None
+                     else np.asarray(mesh.corner_uvs).reshape(-1, 2)).astype(np.float64)
         out.triangle_uvs = o3d.utility.Vector2dVector(corner_uv)
         out.triangle_material_ids = o3d.utility.IntVector(np.zeros(mesh.n_faces, np.int32))
         out.textures = [o3d.geometry.Image(np.ascontiguousarray(mesh.texture[::-1]))]

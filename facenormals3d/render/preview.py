@@ -205,7 +205,8 @@ def render_mesh(vertices: np.ndarray, faces: np.ndarray, *, colors: np.ndarray |
         faces: ``F x 3`` int, counter-clockwise seen from the outside.
         colors: ``V x 3`` per-vertex RGB, float in [0, 1] or uint8.
         texture: ``H x W x 3`` image (uint8 or float [0, 1]), row 0 = top; needs ``uvs``.
-        uvs: ``V x 2`` texture coordinates, (0, 0) = bottom-left of ``texture`` (OBJ style).
+        uvs: ``V x 2`` texture coordinates, (0, 0) = bottom-left of ``texture`` (OBJ style),
+            or ``F x 3 x 2`` per triangle corner (UV layouts with seams).
         shading: ``"grey"``, ``"colors"`` or ``"texture"``; default: texture if given, else
             colours if given, else grey.
         lit: apply Lambert lighting; default True for grey, False otherwise.
@@ -233,8 +234,10 @@ def render_mesh(vertices: np.ndarray, faces: np.ndarray, *, colors: np.ndarray |
     p2f = pix_to_face[None, ..., None]
     b = bary[None, ..., None, :]
 
-    def interp(per_vertex: np.ndarray) -> torch.Tensor:
-        attr = torch.as_tensor(np.asarray(per_vertex, dtype=np.float32), device=device)[torch.as_tensor(f, device=device)]
+    def interp(per_vertex: np.ndarray, per_corner: bool = False) -> torch.Tensor:
+        attr = torch.as_tensor(np.asarray(per_vertex, dtype=np.float32), device=device)
+        if not per_corner:
+            attr = attr[torch.as_tensor(f, device=device)]
         return interpolate_face_attributes(p2f, b, attr)[0, ..., 0, :]
 
     if shading == "grey":
@@ -269,13 +272,17 @@ def _sample_texture(texture, uvs, n_vertices, interp, device):
     if texture is None or uvs is None:
         raise ValueError("shading='texture' needs texture (H x W x 3) and uvs (V x 2)")
     uv = np.asarray(uvs, dtype=np.float32)
-    if uv.shape != (n_vertices, 2):
-        raise ValueError(f"uvs must be {n_vertices} x 2, got shape {uv.shape}")
+    if uv.ndim == 3:  # per corner: interpolate the face attribute directly
+        uv_pix = interp(np.concatenate([uv, np.zeros(uv.shape[:2] + (1,), np.float32)], axis=2), per_corner=True)
+    elif uv.shape != (n_vertices, 2):
+        raise ValueError(f"uvs must be {n_vertices} x 2 or F x 3 x 2, got shape {uv.shape}")
+    else:
+        uv_pix = interp(np.concatenate([uv, np.zeros((n_vertices, 1), np.float32)], axis=1))
     tex = np.asarray(texture)
     if tex.ndim != 3 or tex.shape[2] < 3:
         raise ValueError(f"texture must be H x W x 3, got shape {tex.shape}")
     tex = tex[..., :3].astype(np.float32) / (255.0 if np.issubdtype(tex.dtype, np.integer) else 1.0)
-    uv_pix = interp(np.concatenate([uv, np.zeros((n_vertices, 1), np.float32)], axis=1))[..., :2]
+    uv_pix = uv_pix[..., :2]
     # grid_sample: x = -1 left, y = -1 top; OBJ v = 0 is the bottom row.
     grid = torch.stack([uv_pix[..., 0] * 2 - 1, 1 - uv_pix[..., 1] * 2], dim=-1)[None]
     img = torch.as_tensor(tex, device=device).permute(2, 0, 1)[None]

@@ -1,0 +1,101 @@
+"""The fitted face-model mesh: detail displacement from integrated normals, textures in the model's UVs.
+
+Frame: the crop frame of :mod:`facenormals3d.face.coarse` (mm, x right, y up, z towards
+the camera, orthographic view along -z). Topology: the face model's (same vertex count
+and order for every face and photo); UVs per triangle corner in the model's atlas
+(:mod:`facenormals3d.fit.model`).
+
+Detail: the depth integrated from the predicted normals (fused with the fitted surface's
+own depth) minus the fitted surface, per visible vertex, faded to zero over
+``fade_px`` crop pixels inside the mask border, smoothed ``smoothing`` times along the
+mesh (band limit: the mesh cannot carry finer detail; that goes into the normal map) and
+applied along the vertex normal (scaled by its n_z, so grazing vertices barely move).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from facenormals3d import surface
+from facenormals3d.mesh.build import FaceMesh
+
+
+@dataclass(frozen=True)
+class DetailSettings:
+    """How the integrated normals become a per-vertex displacement."""
+
+    fade_px: float = 10.0
+    """Crop pixels over which the displacement fades to zero at the mask border."""
+    smoothing: int = 2
+    """Umbrella smoothing passes of the displacement along the mesh."""
+    max_mm: float = 4.0
+    """Displacements are clipped to +- this."""
+
+
+def detail_displacement(vertices: np.ndarray, faces: np.ndarray, vertex_normals: np.ndarray,
+                        detail_depth: np.ndarray, base_depth: np.ndarray, confidence: np.ndarray,
+                        mm_per_pixel: float, settings: DetailSettings = DetailSettings()) -> np.ndarray:
+    """Per-vertex offsets ``V x 3`` (mm) that move the fitted surface towards ``detail_depth``.
+
+    Args:
+        vertices, faces, vertex_normals: the fitted mesh (crop frame, mm).
+        detail_depth: ``S x S`` z integrated from the normals (NaN where unknown).
+        base_depth: ``S x S`` z of the fitted mesh itself (NaN where it is not hit).
+        confidence: ``S x S`` in [0, 1]: trust in ``detail_depth`` (0 outside the face).
+    """
+    import cv2
+
+    from facenormals3d.mesh.atlas import sample_points
+
+    size = detail_depth.shape[0]
+    known = np.isfinite(detail_depth) & np.isfinite(base_depth) & (confidence > 0)
+    fade = cv2.distanceTransform(known.astype(np.uint8), cv2.DIST_L2, 5) / max(settings.fade_px, 1e-6)
+    weight = np.clip(fade, 0, 1) * np.where(known, confidence, 0)
+    d = np.where(known, np.nan_to_num(detail_depth) - np.nan_to_num(base_depth), 0.0) * weight
+    v = np.asarray(vertices, np.float64)
+    xy = np.stack([v[:, 0] / mm_per_pixel + size / 2, size / 2 - v[:, 1] / mm_per_pixel], axis=1)
+    z_front = sample_points(np.nan_to_num(base_depth, nan=-1e6).astype(np.float32), xy, nearest=True,
+                            outside=-1e6)[:, 0]
+    seen = (v[:, 2] >= z_front - 1.0) & (vertex_normals[:, 2] > 0)
+    disp = np.where(seen, sample_points(d.astype(np.float32), xy, outside=0.0)[:, 0], 0.0)
+    disp = np.clip(disp, -settings.max_mm, settings.max_mm) * np.clip(vertex_normals[:, 2], 0, 1)
+    disp = smooth_on_mesh(disp, faces, settings.smoothing)
+    return disp[:, None] * vertex_normals
+
+
+def smooth_on_mesh(values: np.ndarray, faces: np.ndarray, passes: int) -> np.ndarray:
+    """Umbrella smoothing of per-vertex ``values`` (``V``): each pass averages a vertex with its neighbours."""
+    if passes <= 0:
+        return values
+    import scipy.sparse as sp
+
+    e, _ = surface.edges(faces)
+    n = len(values)
+    adj = sp.coo_matrix((np.ones(2 * len(e)), (np.concatenate([e[:, 0], e[:, 1]]), np.concatenate([e[:, 1], e[:, 0]]))),
+                        shape=(n, n)).tocsr()
+    deg = np.asarray(adj.sum(axis=1)).ravel()
+    out = np.asarray(values, np.float64)
+    for _ in range(passes):
+        out = 0.5 * out + 0.5 * (adj @ out) / np.maximum(deg, 1)
+    return out
+
+
+def fitted_mesh(vertices: np.ndarray, faces: np.ndarray, corner_uvs: np.ndarray,
+                texture: np.ndarray | None = None) -> FaceMesh:
+    """A :class:`FaceMesh` in the model topology with per-corner UVs and optional atlas texture."""
+    from facenormals3d.mesh.atlas import sample_points
+
+    v = np.asarray(vertices, np.float32)
+    f = np.asarray(faces, np.int32)
+    uv = np.zeros((len(v), 2), np.float32)
+    # Each vertex's UV from one of its corners (the last written wins: any corner is on the vertex).
+    uv[f.reshape(-1)] = np.asarray(corner_uvs, np.float32).reshape(-1, 2)
+    colors = None
+    if texture is not None:
+        h, w = texture.shape[:2]
+        colors = np.clip(sample_points(texture, np.stack([uv[:, 0] * w, (1 - uv[:, 1]) * h], axis=1)), 0, 255
+                         ).astype(np.uint8)
+    return FaceMesh(vertices=v, faces=f, uvs=uv, vertex_normals=surface.vertex_normals(v, f).astype(np.float32),
+                    colors=colors, texture=texture, corner_uvs=np.asarray(corner_uvs, np.float32))

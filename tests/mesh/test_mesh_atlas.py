@@ -1,0 +1,73 @@
+"""Atlas baking on analytic cases: a flat square seen from the front."""
+
+import numpy as np
+
+from facenormals3d.mesh import atlas
+
+
+def _square(half_mm=20.0):
+    """Two triangles covering [-h, h]^2 at z = 0, UVs = the whole atlas, u along +x, v along +y."""
+    v = np.array([[-half_mm, -half_mm, 0], [half_mm, -half_mm, 0], [half_mm, half_mm, 0], [-half_mm, half_mm, 0]],
+                 np.float32)
+    f = np.array([[0, 1, 2], [0, 2, 3]], np.int32)
+    uv = (v[:, :2] / (2 * half_mm) + 0.5)[f]
+    n = np.tile([0.0, 0.0, 1.0], (4, 1)).astype(np.float32)
+    return v, f, uv, n
+
+
+def test_sample_points_is_bilinear_with_pixel_centres():
+    img = np.arange(12, dtype=np.float32).reshape(3, 4)
+    xy = np.array([[0.5, 0.5], [1.0, 0.5], [2.5, 2.0]])  # centre of (0,0); between columns; between rows
+    out = atlas.sample_points(img, xy)[:, 0]
+    np.testing.assert_allclose(out, [0.0, 0.5, 8.0], atol=1e-5)
+    assert atlas.sample_points(img, np.array([[-5.0, -5.0]]), outside=-1.0)[0, 0] == -1.0
+
+
+def test_push_pull_fills_holes_and_keeps_known_texels():
+    img = np.zeros((32, 32, 3), np.float32)
+    w = np.zeros((32, 32), np.float32)
+    img[:, :16] = 100.0
+    w[:, :16] = 1.0
+    out = atlas.push_pull_fill(img, w)
+    np.testing.assert_allclose(out[:, :16], 100.0, atol=1e-3)
+    np.testing.assert_allclose(out[:, 16:], 100.0, atol=1e-3)  # only one colour to spread
+    assert np.all(atlas.push_pull_fill(img, np.zeros_like(w)) == 128.0)
+
+
+def test_texture_of_a_face_cut_by_the_photo_edge_has_no_black_padding():
+    v, f, uv, n = _square()
+    raster = atlas.rasterize_atlas(uv, 64, 32)
+    assert len(raster.texel) == 64 * 32
+    size, s = 64, 1.0  # the square spans crop pixels 12..52
+    zbuffer = np.zeros((size, size), np.float32)
+    view = atlas.view_texels(raster, v, f, n, zbuffer, s)
+    assert view.weight.min() > 0.99
+    photo = np.zeros((64, 32, 3), np.uint8)  # only the left half of the crop is inside the photo
+    photo[:] = (200, 120, 60)
+    tex = atlas.bake_texture(raster, view, None, photo, np.array([[1.0, 0, 0], [0, 1.0, 0]]))
+    assert tex.shape == (32, 64, 3)
+    np.testing.assert_allclose(tex.reshape(-1, 3), np.tile([200, 120, 60], (64 * 32, 1)), atol=1)
+
+
+def test_hidden_texels_are_not_sampled():
+    v, f, uv, n = _square()
+    raster = atlas.rasterize_atlas(uv, 16, 16)
+    zbuffer = np.full((64, 64), 10.0, np.float32)  # something 10 mm in front of the square
+    assert atlas.view_texels(raster, v, f, n, zbuffer, 1.0).weight.max() == 0.0
+
+
+def test_normal_map_is_flat_for_the_mesh_normal_and_tilts_with_u():
+    v, f, uv, n = _square()
+    raster = atlas.rasterize_atlas(uv, 32, 32)
+    zbuffer = np.zeros((64, 64), np.float32)
+    view = atlas.view_texels(raster, v, f, n, zbuffer, 1.0)
+    conf = np.ones((64, 64), np.float32)
+    flat = np.tile(np.array([0, 0, 1], np.float32), (64, 64, 1))
+    nm = atlas.bake_normal_map(raster, view, v, f, uv, n, flat, conf)
+    np.testing.assert_allclose(nm.reshape(-1, 3), np.tile([0, 0, 1], (32 * 32, 1)), atol=1e-5)
+    tilt = np.tile(np.array([0.6, 0.0, 0.8], np.float32), (64, 64, 1))  # leaning towards +x = +u
+    nm = atlas.bake_normal_map(raster, view, v, f, uv, n, tilt, conf)
+    np.testing.assert_allclose(nm.reshape(-1, 3), np.tile([0.6, 0.0, 0.8], (32 * 32, 1)), atol=1e-4)
+    up = np.tile(np.array([0.0, 0.6, 0.8], np.float32), (64, 64, 1))  # towards +y = +v (OpenGL green up)
+    nm = atlas.bake_normal_map(raster, view, v, f, uv, n, up, conf)
+    np.testing.assert_allclose(nm.reshape(-1, 3), np.tile([0.0, 0.6, 0.8], (32 * 32, 1)), atol=1e-4)
