@@ -206,7 +206,7 @@ def bilateral_loop(grid: MaskGrid, terms: OneSidedTerms,
 
     loose = max(solver_tol, LOOSE_RTOL)
     share_u, share_v = initial_shares(terms)
-    z, info = step(share_u, share_v, None, loose)
+    z, info = step(share_u, share_v, None, loose if iterations > 1 else solver_tol)
     infos = [info]
     share_u, share_v = shares_from_depth(terms, z, k)
     current = energy(terms, z, share_u, share_v, lam, target, grid.mask)
