@@ -48,8 +48,8 @@ from integration.system import EdgeTerms, MaskGrid, edge_terms
 
 #: Inexact steps: relative residual of a step's solve while the energy still moves (see
 #: :func:`bilateral_loop`).
-LOOSE_RTOL = 1e-3
-RTOL_PER_CHANGE = 0.1
+LOOSE_RTOL = 3e-2
+RTOL_PER_CHANGE = 1.0
 
 #: ``n~`` below this is treated as this when dividing (its equations weigh ``n~^2`` anyway).
 _NZ_FLOOR = 1e-3
@@ -194,7 +194,7 @@ def bilateral_loop(grid: MaskGrid, terms: OneSidedTerms,
     the energy.
 
     Inexact steps: while the energy still moves, a step's system is solved only to
-    ``min(1e-3, max(solver_tol, 0.1 * last relative energy change))`` (the weights change
+    ``min(LOOSE_RTOL, max(solver_tol, RTOL_PER_CHANGE * last relative energy change))`` (the weights change
     more than that anyway). Convergence is declared only for a step solved to
     ``solver_tol`` whose energy change is at most ``tol``, so the returned depth is the
     exact minimiser for the weights it was solved with.
