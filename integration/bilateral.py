@@ -1,100 +1,232 @@
-"""Discontinuity-preserving weights (bilateral normal integration, iteratively reweighted).
+"""Bilateral normal integration: one-sided equations, sigmoid weights, reweighted solves.
 
-Idea (after Cao et al., "Bilateral Normal Integration", ECCV 2022): every pixel's normal
-predicts the difference to its right neighbour (forward) *and* from its left neighbour
-(backward). Plain Poisson trusts both halves equally (``s^+ = s^- = 1/2``). Across a depth
-discontinuity one of the two is wrong, so after each solve we move the pixel's trust to
-the side that agrees with the current surface::
+After Cao et al., "Bilateral Normal Integration" (ECCV 2022), re-derived from the paper.
+The surface is assumed semi-smooth: at every pixel it is differentiable from at least one
+side along each image axis. Each pixel ``p`` therefore carries four one-sided equations in
+the normal-space form of :mod:`integration.gradients` (``n~``, ``unit``, ``b``)::
 
-    s^+ = sigmoid(k * (r_-^2 - r_+^2)),   s^- = 1 - s^+
+    e_u+(p) = n~_p * unit_u * (z[r, c+1] - z[r, c]) - b_u(p)      (right)
+    e_u-(p) = n~_p * unit_u * (z[r, c] - z[r, c-1]) - b_u(p)      (left)
+    e_v+(p), e_v-(p)  the same along rows (down, up)
 
-with ``r_+ = (z_right - z_p - t_right) * scale`` and ``r_- = (z_p - z_left - t_left) * scale``
-the residuals of the pixel's two edges, as dimensionless slopes (``scale`` from
-:class:`integration.gradients.GradientField`), measured against each edge's plain
-two-sided target ``t`` (the mean of both ends' slopes). Unlike one-sided residuals
-against the pixel's own slope, these vanish to O(h^3) on smooth surfaces on both sides,
-so a coarsely sampled but smooth surface keeps the Poisson weights and the method only
-cuts where the normals are not integrable. Pixels with one neighbour only give it all
-their trust. Each step is the same weighted least-squares system as Poisson (see
-:mod:`integration.system`), solved warm-started from the previous step; the loop stops
-when the energy changes by less than ``bilateral_tol`` (relative) or after
-``bilateral_iterations`` steps. On a smooth surface the weights stay near 1/2 and the
-result equals Poisson's.
+and, for fixed weights ``w``, the energy is::
+
+    E(z; w) = sum_p trust_p * (w_u+ e_u+^2 + w_u- e_u-^2 + w_v+ e_v+^2 + w_v- e_v-^2) / unit^2
+              + sum_p lambda_p * (z_p - prior_p)^2
+
+(``unit^2 = unit_u * unit_v`` keeps the equations in solution units, so a frontal pixel
+weighs 1 as in the Poisson system). With ``w+ + w- = 1`` per pixel and axis, ``w = 1/2``
+is Poisson with ``n~^2`` weights. The weights follow the definition of a one-sided
+discontinuity, where the one-sided *depth difference* is unbounded on the side of the
+jump::
+
+    w_u+ = sigmoid(k * (d_u-^2 - d_u+^2)),   w_u- = 1 - w_u+
+    d_u+ = n~_p * unit_u * (z[r, c+1] - z[r, c]),  d_u- = n~_p * unit_u * (z[r, c] - z[r, c-1])
+
+``d`` is in normal components (``|d| <= 1`` on a smooth frontal-to-grazing surface at
+the sampling limit, huge across a jump), which is what makes the paper's ``k = 2``
+scale-free. A pixel with one neighbour along an axis gives that side all its weight.
+
+Iteratively reweighted least squares: solve with ``w = 1/2``; then repeatedly recompute
+``w`` from the current depth and solve again, warm-started from that depth. The loop
+stops when ``|E(z_t; w_t) - E(z_{t-1}; w_{t-1})| <= tol * E(z_{t-1}; w_{t-1})`` and reports
+non-convergence when the step cap comes first.
+
+Each step's system is the edge system of :mod:`integration.system`: the two one-sided
+equations that share an edge add up to one weighted equation, up to a constant.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
 from integration.gradients import GradientField
-from integration.system import MaskGrid
+from integration.system import EdgeTerms, MaskGrid, edge_terms
+
+#: Inexact steps: relative residual of a step's solve while the energy still moves (see
+#: :func:`bilateral_loop`).
+LOOSE_RTOL = 3e-2
+RTOL_PER_CHANGE = 1.0
+
+#: ``n~`` below this is treated as this when dividing (its equations weigh ``n~^2`` anyway).
+_NZ_FLOOR = 1e-3
+
+
+@dataclass
+class OneSidedTerms:
+    """The one-sided equations of every pixel (``H x W`` float64 arrays unless noted)."""
+
+    gu: np.ndarray
+    """Target ``z[r, c+1] - z[r, c]`` (and ``z[r, c] - z[r, c-1]``) from the pixel's normal."""
+    gv: np.ndarray
+    """Target ``z[r+1, c] - z[r, c]`` (and ``z[r, c] - z[r-1, c]``)."""
+    omega_u: np.ndarray
+    """Weight of the column equations in solution units: ``trust * n~^2 * unit_u / unit_v``."""
+    omega_v: np.ndarray
+    """Weight of the row equations: ``trust * n~^2 * unit_v / unit_u``."""
+    scale_u: np.ndarray
+    """``n~ * unit_u``: turns a column difference into ``d_u``."""
+    scale_v: np.ndarray
+    """``n~ * unit_v``: turns a row difference into ``d_v``."""
+    has: np.ndarray
+    """``H x W x 4`` bool: the right, left, down, up neighbour is in the mask."""
+
+
+def one_sided_terms(grid: MaskGrid, field: GradientField) -> OneSidedTerms:
+    """Build the fixed part of the bilateral equations. Back-facing pixels (``n~ <= 0``)
+    get no weight."""
+    nz = np.maximum(field.nz_tilde, 0.0)
+    safe = np.maximum(nz, _NZ_FLOOR)
+    ratio = field.unit_u / field.unit_v
+    has = np.zeros(grid.mask.shape + (4,), bool)
+    has[:, :-1, 0] = grid.edge_h
+    has[:, 1:, 1] = grid.edge_h
+    has[:-1, :, 2] = grid.edge_v
+    has[1:, :, 3] = grid.edge_v
+    return OneSidedTerms(gu=field.b_u / (safe * field.unit_u), gv=field.b_v / (safe * field.unit_v),
+                         omega_u=field.trust * nz**2 * ratio, omega_v=field.trust * nz**2 / ratio,
+                         scale_u=nz * field.unit_u, scale_v=nz * field.unit_v, has=has)
+
+
+def one_sided_differences(z: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """Forward and backward differences of ``z`` (``H x W``) along ``axis`` (1 = columns,
+    0 = rows), each ``H x W``; 0 where the neighbour is off the grid."""
+    diff = np.diff(z, axis=axis)
+    fwd = np.zeros_like(z)
+    bwd = np.zeros_like(z)
+    if axis == 1:
+        fwd[:, :-1] = diff
+        bwd[:, 1:] = diff
+    else:
+        fwd[:-1, :] = diff
+        bwd[1:, :] = diff
+    return fwd, bwd
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * x))  # overflow-free logistic
+    return 0.5 * (1.0 + np.tanh(0.5 * x))  # the logistic function, overflow-free
 
 
-def one_sided_split(grid: MaskGrid, z: np.ndarray, field: GradientField,
-                    k: float) -> tuple[np.ndarray, np.ndarray]:
-    """Forward shares ``(s^+_u, s^+_v)``, each ``H x W``, from the current surface ``z``.
+def _boundary_rule(share: np.ndarray, has_fwd: np.ndarray, has_bwd: np.ndarray) -> np.ndarray:
+    """A pixel with one neighbour trusts that side fully; with none the share is moot."""
+    share = np.where(has_fwd & ~has_bwd, 1.0, share)
+    return np.where(has_bwd & ~has_fwd, 0.0, share)
 
-    ``z`` is ``H x W`` in solution units (values outside the mask are ignored).
+
+def initial_shares(terms: OneSidedTerms) -> tuple[np.ndarray, np.ndarray]:
+    """Forward shares ``(w_u+, w_v+)`` of the first solve: 1/2, except at the mask's border."""
+    half = np.full(terms.gu.shape, 0.5)
+    return (_boundary_rule(half, terms.has[..., 0], terms.has[..., 1]),
+            _boundary_rule(half, terms.has[..., 2], terms.has[..., 3]))
+
+
+def shares_from_depth(terms: OneSidedTerms, z: np.ndarray, k: float) -> tuple[np.ndarray, np.ndarray]:
+    """Forward shares ``(w_u+, w_v+)``, each ``H x W``, from the one-sided depth differences
+    of ``z`` (``H x W`` in solution units, 0 outside the mask)."""
+    shares = []
+    for axis, scale, fwd_i, bwd_i in ((1, terms.scale_u, 0, 1), (0, terms.scale_v, 2, 3)):
+        fwd, bwd = one_sided_differences(z, axis)
+        d_fwd = scale * fwd
+        d_bwd = scale * bwd
+        share = _sigmoid(k * (d_bwd * d_bwd - d_fwd * d_fwd))
+        shares.append(_boundary_rule(share, terms.has[..., fwd_i], terms.has[..., bwd_i]))
+    return shares[0], shares[1]
+
+
+def energy(terms: OneSidedTerms, z: np.ndarray, share_u: np.ndarray, share_v: np.ndarray,
+           lam: np.ndarray, target: np.ndarray, mask: np.ndarray) -> float:
+    """``E(z; w)`` of the module docstring (solution units); ``z`` is ``H x W``."""
+    total = 0.0
+    for axis, g, omega, share, fwd_i, bwd_i in ((1, terms.gu, terms.omega_u, share_u, 0, 1),
+                                               (0, terms.gv, terms.omega_v, share_v, 2, 3)):
+        fwd, bwd = one_sided_differences(z, axis)
+        r_fwd = np.where(terms.has[..., fwd_i], fwd - g, 0.0)
+        r_bwd = np.where(terms.has[..., bwd_i], bwd - g, 0.0)
+        total += float(np.sum(omega * (share * r_fwd**2 + (1.0 - share) * r_bwd**2)))
+    return total + float(np.sum((lam * (z - target) ** 2)[mask]))
+
+
+def shares_map(terms: OneSidedTerms, share_u: np.ndarray, share_v: np.ndarray,
+               mask: np.ndarray) -> np.ndarray:
+    """The four weights as an ``H x W x 4`` array (right, left, down, up), NaN outside the
+    mask; a direction without a neighbour has weight 0."""
+    out = np.stack([share_u, 1.0 - share_u, share_v, 1.0 - share_v], axis=-1)
+    out = np.where(terms.has, out, 0.0)
+    out[~mask] = np.nan
+    return out
+
+
+@dataclass
+class BilateralOutcome:
+    """What :func:`bilateral_loop` returns."""
+
+    z: np.ndarray
+    """``H x W`` solution of the last step (solution units, 0 outside the mask)."""
+    infos: list[dict]
+    """The linear solve's diagnostics of every step."""
+    steps: int
+    """Solves done, the first (unweighted) one included."""
+    energy: float
+    """``E(z; w)`` of the last step, with ``w`` the weights ``z`` implies."""
+    energy_change: float
+    """``|E_t - E_{t-1}| / E_{t-1}`` of the last step (NaN after a single step)."""
+    converged: bool
+    """True when ``energy_change <= tol`` before the step cap."""
+    share_u: np.ndarray
+    """``H x W`` weight ``w_u+`` implied by ``z`` (the weights the next step would use)."""
+    share_v: np.ndarray
+    """``H x W`` weight ``w_v+`` implied by ``z``."""
+
+
+def bilateral_loop(grid: MaskGrid, terms: OneSidedTerms,
+                   solve: Callable[[EdgeTerms, np.ndarray | None, float], tuple[np.ndarray, dict]], *,
+                   k: float, iterations: int, tol: float, solver_tol: float, unknown_weight: float,
+                   lam: np.ndarray, target: np.ndarray) -> BilateralOutcome:
+    """Run the reweighting loop of the module docstring.
+
+    ``solve(edges, z_prev, rtol)`` must return ``(z, info)``: the minimiser of the edge
+    system (plus the fixed prior terms) on the ``H x W`` grid to relative residual
+    ``rtol``, warm-started from ``z_prev`` (``None`` on the first step). ``lam`` and
+    ``target`` (``H x W``) are the prior's weights and values, used here only to evaluate
+    the energy.
+
+    Inexact steps: while the energy still moves, a step's system is solved only to
+    ``min(LOOSE_RTOL, max(solver_tol, RTOL_PER_CHANGE * last relative energy change))`` (the weights change
+    more than that anyway). Convergence is declared only for a step solved to
+    ``solver_tol`` whose energy change is at most ``tol``, so the returned depth is the
+    exact minimiser for the weights it was solved with.
     """
-    zf = np.where(grid.mask, z, 0.0)
-    scale = field.slope_scale
-    split = []
-    for axis, g, edge in ((1, field.gu, grid.edge_h), (0, field.gv, grid.edge_v)):
-        diff = np.diff(zf, axis=axis)                      # z_next - z
-        has_fwd = np.zeros(grid.mask.shape, bool)
-        has_bwd = np.zeros(grid.mask.shape, bool)
-        fwd = np.zeros(grid.mask.shape)
-        bwd = np.zeros(grid.mask.shape)
-        head = (slice(None), slice(None, -1)) if axis == 1 else (slice(None, -1), slice(None))
-        tail = (slice(None), slice(1, None)) if axis == 1 else (slice(1, None), slice(None))
-        has_fwd[head] = edge
-        has_bwd[tail] = edge
-        fwd[head] = diff
-        bwd[tail] = diff
-        # Residuals against the edge's two-sided target (mean of both ends' slopes): for a
-        # smooth surface they are O(h^3) on both sides, so the split stays at 1/2 even
-        # where the pixel grid is coarse relative to the curvature; across a cut they
-        # differ strongly.
-        mean_g = 0.5 * (np.take(g, range(1, g.shape[axis]), axis=axis)
-                        + np.take(g, range(g.shape[axis] - 1), axis=axis))
-        target_fwd = np.zeros(grid.mask.shape)
-        target_bwd = np.zeros(grid.mask.shape)
-        target_fwd[head] = mean_g
-        target_bwd[tail] = mean_g
-        r_plus = (fwd - target_fwd) * scale
-        r_minus = (bwd - target_bwd) * scale
-        s = _sigmoid(k * (r_minus**2 - r_plus**2))
-        s = np.where(has_fwd & ~has_bwd, 1.0, s)
-        s = np.where(has_bwd & ~has_fwd, 0.0, s)
-        s = np.where(has_fwd | has_bwd, s, 0.5)
-        split.append(s)
-    return split[0], split[1]
+    def step(share_u, share_v, z_prev, rtol):
+        edges = edge_terms(grid.edge_h, grid.edge_v, terms.gu, terms.gv, terms.omega_u,
+                           share_u, share_v, unknown_weight, omega_v=terms.omega_v)
+        return solve(edges, z_prev, rtol)
 
-
-def bilateral_loop(grid: MaskGrid, field: GradientField, solve: Callable, *, k: float,
-                   iterations: int, tol: float):
-    """Run the reweighting loop.
-
-    ``solve(forward_u, forward_v, z0)`` must return ``(z, info, energy)`` with ``z`` on the
-    ``H x W`` grid (``z0`` is ``None`` or the previous ``z``). Returns the last
-    ``(z, info, energy)`` and the number of steps taken (the first, unweighted solve counts).
-    """
-    z, info, energy = solve(0.5, 0.5, None)
+    loose = max(solver_tol, LOOSE_RTOL)
+    share_u, share_v = initial_shares(terms)
+    z, info = step(share_u, share_v, None, loose if iterations > 1 else solver_tol)
     infos = [info]
-    steps = 1
-    for _ in range(iterations - 1):
-        fu, fv = one_sided_split(grid, z, field, k)
-        z, info, new_energy = solve(fu, fv, z)
+    share_u, share_v = shares_from_depth(terms, z, k)
+    current = energy(terms, z, share_u, share_v, lam, target, grid.mask)
+    change = float("nan")
+    converged = False
+    tight = iterations <= 2
+    while len(infos) < iterations:
+        rtol = solver_tol if tight or len(infos) == iterations - 1 else \
+            min(loose, max(solver_tol, RTOL_PER_CHANGE * change if np.isfinite(change) else loose))
+        z, info = step(share_u, share_v, z, rtol)
         infos.append(info)
-        steps += 1
-        if abs(new_energy - energy) <= tol * max(abs(energy), 1e-300):
-            energy = new_energy
-            break
-        energy = new_energy
-    return z, infos, energy, steps
+        share_u, share_v = shares_from_depth(terms, z, k)
+        new = energy(terms, z, share_u, share_v, lam, target, grid.mask)
+        change = abs(new - current) / current if current > 0 else abs(new - current)
+        current = new
+        if change <= tol:
+            if rtol <= solver_tol:
+                converged = True
+                break
+            tight = True
+    return BilateralOutcome(z=z, infos=infos, steps=len(infos), energy=current,
+                            energy_change=change, converged=converged, share_u=share_u,
+                            share_v=share_v)

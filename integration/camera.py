@@ -9,6 +9,12 @@ Perspective depth ``d`` is the positive distance along the optical axis; the pix
 
     X = (u - cx) / fx * d,   Y = -(v - cy) / fy * d,   Z = -d
 
+OpenCV (and most calibration tools) put pixel centres at *integer* coordinates instead:
+the centre of pixel ``(row, col)`` is ``(col, row)`` there, so the same principal point has
+coordinates 0.5 smaller. :meth:`Camera.from_K` converts such a 3x3 matrix by adding 0.5
+to ``cx`` and ``cy``; build :class:`Camera` directly only from values in this module's
+convention (e.g. ``cx = width / 2`` for a centred principal point).
+
 Orthographic height ``h`` (z towards the camera) with ``pixel_size`` world units per pixel
 puts the image centre on the optical axis::
 
@@ -41,6 +47,26 @@ class Camera:
             raise ValueError(f"camera: intrinsics must be finite, got {values}")
         if self.fx <= 0 or self.fy <= 0:
             raise ValueError(f"camera: focal lengths must be positive, got fx={self.fx}, fy={self.fy}")
+
+    @staticmethod
+    def from_K(K) -> "Camera":
+        """Camera from an OpenCV-style 3x3 intrinsic matrix ``[[fx, 0, cx], [0, fy, cy], [0, 0, 1]]``.
+
+        OpenCV puts pixel centres at integer coordinates, this module at ``+0.5`` (see the
+        module docstring), so the principal point moves by half a pixel: ``cx + 0.5``,
+        ``cy + 0.5``. Skew is not supported.
+        """
+        k = np.asarray(K, dtype=np.float64)
+        if k.shape != (3, 3):
+            raise ValueError(f"K: expected a 3x3 matrix, got shape {k.shape}")
+        if not np.all(np.isfinite(k)):
+            raise ValueError("K: entries must be finite")
+        if not np.allclose(k[2], [0.0, 0.0, 1.0]) or k[1, 0] != 0.0:
+            raise ValueError(f"K: last row must be [0, 0, 1] and K[1, 0] zero, got {k.tolist()}")
+        if abs(k[0, 1]) > 1e-9 * abs(k[0, 0]):
+            raise ValueError(f"K: skew {k[0, 1]} is not supported")
+        return Camera(fx=float(k[0, 0]), fy=float(k[1, 1]), cx=float(k[0, 2]) + 0.5,
+                      cy=float(k[1, 2]) + 0.5)
 
     @staticmethod
     def from_fov(width: int, height: int, fov_x_deg: float) -> "Camera":

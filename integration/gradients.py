@@ -15,6 +15,17 @@ normalised ray coordinates of :func:`integration.camera.normalized_rays`)::
 
 Derived from ``n . dP/du = 0`` with ``P = d * (a, b, 1)``. ``D / |ray|`` is the cosine
 between the normal and the line of sight, so grazing pixels have a small ``D``.
+
+Normal-space form (the bilateral method, after Cao et al. 2022): multiplying the slope
+equation ``dz = g`` by ``n~ * unit`` gives one equation per direction that stays finite at
+grazing pixels::
+
+    n~ * unit_u * dz_u = b_u,   n~ * unit_v * dz_v = b_v
+
+with ``n~ = n_z``, ``unit = 1 / s``, ``(b_u, b_v) = (-n_x, n_y)`` (orthographic) or
+``n~ = D``, ``(unit_u, unit_v) = (f_x, f_y)``, ``(b_u, b_v) = (n_x, -n_y)`` (perspective).
+Its residuals are dimensionless (normal components), which is what the bilateral
+sharpness ``k`` is measured in.
 """
 
 from __future__ import annotations
@@ -36,9 +47,21 @@ class GradientField:
     """Predicted ``z[r+1, c] - z[r, c]`` from pixel ``(r, c)``'s normal, solution units."""
     weight: np.ndarray
     """Trust in ``[0, inf)``: confidence times the grazing factor; 0 = unknown normal."""
-    slope_scale: float
-    """Multiplies a solution-unit difference per pixel into a dimensionless slope:
-    ``1 / pixel_size`` (orthographic) or the mean focal length (perspective, log depth)."""
+    trust: np.ndarray
+    """Confidence alone in ``[0, inf)`` (1 when none was given), 0 = unknown normal; the
+    bilateral method's own grazing factor is ``nz_tilde**2``."""
+    nz_tilde: np.ndarray
+    """``n~`` of the normal-space form (module docstring): ``n_z`` or ``D``, unclamped (may be
+    <= 0 at grazing or back-facing pixels); 0 where the normal is unknown."""
+    b_u: np.ndarray
+    """Right-hand side of the normal-space equation along columns; 0 where unknown."""
+    b_v: np.ndarray
+    """Right-hand side of the normal-space equation along rows; 0 where unknown."""
+    unit_u: float
+    """Turns a solution-unit difference along columns into a slope: ``1 / pixel_size``
+    (orthographic) or ``f_x`` (perspective, log depth)."""
+    unit_v: float
+    """The same along rows: ``1 / pixel_size`` or ``f_y``."""
 
 
 def gradients_from_normals(normals: np.ndarray, mask: np.ndarray, *, camera: Camera | None,
@@ -63,7 +86,8 @@ def gradients_from_normals(normals: np.ndarray, mask: np.ndarray, *, camera: Cam
         denom = np.maximum(cosine, grazing_nz)
         gu = -nx / denom * pixel_size
         gv = ny / denom * pixel_size
-        slope_scale = 1.0 / pixel_size
+        nz_tilde, b_u, b_v = nz, -nx, ny
+        unit_u = unit_v = 1.0 / pixel_size
     else:
         a, b = normalized_rays(camera, mask.shape)
         ray_len = np.sqrt(1.0 + a * a + b * b)
@@ -72,14 +96,18 @@ def gradients_from_normals(normals: np.ndarray, mask: np.ndarray, *, camera: Cam
         denom = np.maximum(cosine, grazing_nz) * ray_len
         gu = nx / (camera.fx * denom)
         gv = -ny / (camera.fy * denom)
-        slope_scale = 0.5 * (camera.fx + camera.fy)
+        nz_tilde, b_u, b_v = d, nx, -ny
+        unit_u, unit_v = camera.fx, camera.fy
 
-    weight = np.where(known, np.clip(cosine / grazing_nz, 0.0, 1.0) ** 2, 0.0)
+    trust = known.astype(np.float64)
     if confidence is not None:
-        weight = weight * confidence
+        trust = trust * confidence
+    weight = np.clip(cosine / grazing_nz, 0.0, 1.0) ** 2 * trust
     gu = np.where(known, gu, 0.0)
     gv = np.where(known, gv, 0.0)
-    return GradientField(gu=gu, gv=gv, weight=weight, slope_scale=float(slope_scale))
+    return GradientField(gu=gu, gv=gv, weight=weight, trust=trust, nz_tilde=np.where(known, nz_tilde, 0.0),
+                         b_u=np.where(known, b_u, 0.0), b_v=np.where(known, b_v, 0.0),
+                         unit_u=float(unit_u), unit_v=float(unit_v))
 
 
 def normals_from_height(height: np.ndarray, pixel_size: float = 1.0) -> np.ndarray:

@@ -20,11 +20,12 @@ import time
 
 import numpy as np
 
-from integration.bilateral import bilateral_loop
+from integration.bilateral import bilateral_loop, one_sided_terms, shares_map
 from integration.camera import Camera
 from integration.gradients import GradientField, gradients_from_normals
 from integration.settings import IntegrationResult, IntegrationSettings
-from integration.solvers import DIRECT_BELOW, dct_poisson, solve_amg, solve_direct
+from integration.solvers import (DIRECT_BELOW, amg_preconditioner, dct_poisson, solve_amg,
+                                 solve_direct)
 from integration.system import (MaskGrid, assemble_matrix, assemble_rhs, build_grid,
                                 edge_energy, edge_terms, scatter)
 
@@ -87,12 +88,12 @@ def integrate(normals: np.ndarray, mask: np.ndarray, *, prior_depth: np.ndarray 
     else:
         target = lam = np.zeros(m.shape)
 
+    bilateral = None
     if settings.method == "dct":
         z, info, timings = _solve_dct(grid, field, settings)
-        steps = 1
         infos = [info]
     else:
-        z, infos, timings, steps = _solve_sparse(grid, field, lam, target, settings)
+        z, infos, timings, bilateral = _solve_sparse(grid, field, lam, target, settings)
         info = infos[-1]
 
     z = _fix_constants(grid, z, lam, target, settings, perspective=camera is not None)
@@ -106,18 +107,31 @@ def integrate(normals: np.ndarray, mask: np.ndarray, *, prior_depth: np.ndarray 
         final_edges = edge_terms(grid.edge_h, grid.edge_v, field.gu, field.gv, field.weight,
                                  unknown_weight=settings.unknown_weight)
     energy, wsum = edge_energy(grid, final_edges, np.where(m, z, 0.0))
+    converged = all(i["converged"] for i in infos)
+    extra = {}
+    if bilateral is not None:
+        outcome, terms = bilateral
+        converged = converged and outcome.converged
+        weights = np.full(mask.shape + (4,), np.nan)
+        weights[box] = shares_map(terms, outcome.share_u, outcome.share_v, m)
+        extra = {"bilateral_steps": outcome.steps, "bilateral_energy": outcome.energy,
+                 "bilateral_energy_change": outcome.energy_change, "bilateral_weights": weights}
     return IntegrationResult(
         depth=depth, method=settings.method, solver=info["solver"],
         iterations=int(sum(i["iterations"] for i in infos)), residual=float(info["residual"]),
         gradient_rms=float(np.sqrt(energy / wsum)) if wsum > 0 else 0.0,
-        seconds=time.perf_counter() - t_start, converged=all(i["converged"] for i in infos),
+        seconds=time.perf_counter() - t_start, converged=converged,
         n_components=grid.n_components, n_pixels=int(m.sum()), perspective=camera is not None,
-        timings=timings, bilateral_steps=steps if settings.method == "bilateral" else 0)
+        timings=timings, **extra)
 
 
 def _solve_sparse(grid: MaskGrid, field: GradientField, lam: np.ndarray, target: np.ndarray,
                   settings: IntegrationSettings):
-    """Poisson / fusion / bilateral on the masked grid. Returns ``(z, infos, timings, steps)``."""
+    """Poisson / fusion / bilateral on the masked grid.
+
+    Returns ``(z, infos, timings, outcome)`` with ``outcome`` the
+    :class:`~integration.bilateral.BilateralOutcome` (``None`` for poisson and fusion).
+    """
     timings = {"assemble": 0.0, "setup": 0.0, "solve": 0.0}
     comp = grid.component_of_unknowns()
     has_prior = np.bincount(comp, weights=lam[grid.mask], minlength=grid.n_components) > 0
@@ -129,16 +143,19 @@ def _solve_sparse(grid: MaskGrid, field: GradientField, lam: np.ndarray, target:
     diag_extra[grid.mask] += np.bincount(pins, minlength=len(comp)).astype(np.float64)
     rhs_extra = lam * target
     use_direct = settings.solver == "direct" or len(comp) < DIRECT_BELOW
+    # The V-cycle is kept across bilateral reweightings while it stays effective: it is
+    # rebuilt when a solve needs more than twice the CG iterations (plus a margin) of the
+    # first solve after its build, or fails to converge.
+    amg = {"operator": None, "base_iterations": None}
 
-    def solve(forward_u, forward_v, z_prev):
+    def solve(edges, z_prev, rtol):
         t0 = time.perf_counter()
-        edges = edge_terms(grid.edge_h, grid.edge_v, field.gu, field.gv, field.weight,
-                           forward_u, forward_v, settings.unknown_weight)
         A = assemble_matrix(grid, edges, diag_extra)
         b = assemble_rhs(grid, edges, rhs_extra)
         timings["assemble"] += time.perf_counter() - t0
         if use_direct:
             ls = solve_direct(A, b)
+            iterations = 0
         else:
             if z_prev is not None:
                 x0 = z_prev[grid.mask]
@@ -148,24 +165,47 @@ def _solve_sparse(grid: MaskGrid, field: GradientField, lam: np.ndarray, target:
                 timings["assemble"] += time.perf_counter() - t1
             else:
                 x0 = None
-            ls = solve_amg(A, b, x0, tol=settings.tol, max_iter=settings.max_iter)
-        timings["setup"] += ls.setup_seconds
+            reused = amg["operator"] is not None
+            if not reused:
+                amg["operator"], seconds = amg_preconditioner(A)
+                amg["base_iterations"] = None
+                timings["setup"] += seconds
+            ls = solve_amg(A, b, x0, tol=rtol, max_iter=settings.max_iter,
+                           preconditioner=amg["operator"])
+            iterations = ls.iterations
+            if reused and not ls.converged:
+                timings["solve"] += ls.solve_seconds
+                amg["operator"], seconds = amg_preconditioner(A)
+                amg["base_iterations"] = None
+                timings["setup"] += seconds
+                ls = solve_amg(A, b, ls.x, tol=rtol, max_iter=settings.max_iter,
+                               preconditioner=amg["operator"])
+                iterations += ls.iterations
+            base = amg["base_iterations"]
+            if base is None:
+                amg["base_iterations"] = ls.iterations
+            elif ls.iterations > 2 * base + 4:
+                amg["operator"] = None
+            if not settings.reuse_preconditioner:
+                amg["operator"] = None
+        timings["setup"] += ls.setup_seconds if use_direct else 0.0
         timings["solve"] += ls.solve_seconds
         z = scatter(grid, ls.x, fill=0.0)
-        e_edges, _ = edge_energy(grid, edges, z)
-        energy = e_edges + float((lam * (z - target) ** 2)[grid.mask].sum())
-        info = {"solver": "direct" if use_direct else "amg", "iterations": ls.iterations,
+        info = {"solver": "direct" if use_direct else "amg", "iterations": iterations,
                 "converged": ls.converged, "residual": ls.residual, "edges": edges}
-        return z, info, energy
+        return z, info
 
     if settings.method == "bilateral":
-        z, infos, _, steps = bilateral_loop(grid, field, solve, k=settings.bilateral_k,
-                                            iterations=settings.bilateral_iterations,
-                                            tol=settings.bilateral_tol)
-    else:
-        z, info, _ = solve(0.5, 0.5, None)
-        infos, steps = [info], 1
-    return z, infos, timings, steps
+        terms = one_sided_terms(grid, field)
+        outcome = bilateral_loop(grid, terms, solve, k=settings.bilateral_k,
+                                 iterations=settings.bilateral_iterations,
+                                 tol=settings.bilateral_tol, solver_tol=settings.tol,
+                                 unknown_weight=settings.unknown_weight, lam=lam, target=target)
+        return outcome.z, outcome.infos, timings, (outcome, terms)
+    edges = edge_terms(grid.edge_h, grid.edge_v, field.gu, field.gv, field.weight,
+                       unknown_weight=settings.unknown_weight)
+    z, info = solve(edges, None, settings.tol)
+    return z, [info], timings, None
 
 
 def _box_dct(field: GradientField, settings: IntegrationSettings) -> np.ndarray:

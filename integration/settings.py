@@ -53,15 +53,21 @@ class IntegrationSettings:
     geometric mean of its depth equals this (the absolute scale is not observable)."""
     warm_start: bool = True
     """Start CG from a DCT solution on the bounding box (cuts a few iterations)."""
-    bilateral_k: float = 200.0
-    """Bilateral: sharpness of the sigmoid choosing between the two one-sided differences.
-    Residuals are dimensionless slopes, so with 200 a slope disagreement of ~0.15 on one
-    side (squared difference 0.025) moves ~99 % of the pixel's trust to the other side.
-    Lower it for noisy normals (less cutting), raise it to cut milder creases."""
-    bilateral_iterations: int = 20
-    """Bilateral: maximum number of reweighting steps."""
+    bilateral_k: float = 2.0
+    """Bilateral: sharpness of the sigmoid that splits each pixel's trust between its two
+    one-sided equations per axis (Cao et al. 2022, whose default is 2). It acts on squared
+    one-sided depth differences in normal-space units (``n~ * slope``, about ``|n_x|`` on
+    a smooth surface), so it does not depend on the pixel size, the focal length or the
+    depth units. Larger values cut milder creases; smaller ones stay closer to Poisson."""
+    bilateral_iterations: int = 150
+    """Bilateral: most solves (the first, unweighted one included). Reaching it without
+    meeting ``bilateral_tol`` leaves ``IntegrationResult.converged`` False."""
     bilateral_tol: float = 1e-4
-    """Bilateral: stop when the relative change of the energy falls below this."""
+    """Bilateral: stop when the energy changes by less than this fraction between steps."""
+    reuse_preconditioner: bool = True
+    """Bilateral with ``solver="amg"``: keep the AMG V-cycle built for an earlier
+    reweighting while CG still converges in at most about twice the iterations it took
+    right after the build (the solution is unchanged; only the iteration count is)."""
 
     def __post_init__(self) -> None:
         if self.method not in ("poisson", "dct", "fusion", "bilateral"):
@@ -101,7 +107,8 @@ class IntegrationResult:
     seconds: float
     """Wall time of the whole call."""
     converged: bool
-    """False if CG hit ``max_iter`` before reaching ``tol``."""
+    """False if any CG solve hit ``max_iter`` before reaching ``tol``, or if the bilateral
+    loop used up ``bilateral_iterations`` before its energy settled."""
     n_components: int
     """Number of 4-connected components of the mask."""
     n_pixels: int
@@ -111,4 +118,15 @@ class IntegrationResult:
     timings: dict[str, float] = field(default_factory=dict)
     """Seconds per phase: ``assemble``, ``setup`` (AMG hierarchy / factorisation), ``solve``."""
     bilateral_steps: int = 0
-    """Number of reweighting steps the bilateral method took."""
+    """Bilateral: linear solves done (the first, unweighted one included); 0 otherwise."""
+    bilateral_energy: float = float("nan")
+    """Bilateral: the final energy ``E(z; w)`` (see :mod:`integration.bilateral`)."""
+    bilateral_energy_change: float = float("nan")
+    """Bilateral: relative energy change of the last step (compare ``bilateral_tol``);
+    NaN after a single step or for other methods."""
+    bilateral_weights: np.ndarray | None = None
+    """Bilateral: ``H x W x 4`` weights of each pixel's one-sided equations towards its
+    right, left, lower and upper neighbour (image directions: columns right, rows down).
+    Right + left = 1 and lower + upper = 1 where both neighbours exist; a missing
+    neighbour has weight 0; NaN outside the mask. A weight near 0 marks a discontinuity
+    on that side. ``None`` for other methods."""

@@ -74,11 +74,13 @@ class EdgeTerms:
 
 def edge_terms(edge_h: np.ndarray, edge_v: np.ndarray, gu: np.ndarray, gv: np.ndarray,
                omega: np.ndarray, forward_u: np.ndarray | float = 0.5, forward_v: np.ndarray | float = 0.5,
-               unknown_weight: float = 1e-4) -> EdgeTerms:
+               unknown_weight: float = 1e-4, omega_v: np.ndarray | None = None) -> EdgeTerms:
     """Combine the one-sided estimates into one equation per edge (see module docstring).
 
     ``edge_h``/``edge_v`` say which edges exist (:class:`MaskGrid` fields, or all true
     for a full rectangle). ``forward_u``/``forward_v`` are ``s^+`` (scalar or ``H x W``); ``s^- = 1 - s^+``.
+    ``omega`` (``H x W``) is the per-pixel trust of both directions, or of the column
+    direction only when ``omega_v`` gives the row direction's own.
     Edges whose combined weight is below ``unknown_weight`` are raised to it; if they had
     no information at all their target is 0 (a membrane that fills unknown regions).
     """
@@ -86,8 +88,9 @@ def edge_terms(edge_h: np.ndarray, edge_v: np.ndarray, gu: np.ndarray, gv: np.nd
     fv = np.broadcast_to(forward_v, gv.shape)
     a_h = omega[:, :-1] * fu[:, :-1]            # p's forward share
     b_h = omega[:, 1:] * (1.0 - fu[:, 1:])      # q's backward share
-    a_v = omega[:-1, :] * fv[:-1, :]
-    b_v = omega[1:, :] * (1.0 - fv[1:, :])
+    omega_v = omega if omega_v is None else omega_v
+    a_v = omega_v[:-1, :] * fv[:-1, :]
+    b_v = omega_v[1:, :] * (1.0 - fv[1:, :])
     wh, th = _combine(a_h, gu[:, :-1], b_h, gu[:, 1:], edge_h, unknown_weight)
     wv, tv = _combine(a_v, gv[:-1, :], b_v, gv[1:, :], edge_v, unknown_weight)
     return EdgeTerms(wh=wh, th=th, wv=wv, tv=tv)

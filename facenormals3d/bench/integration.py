@@ -26,6 +26,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="timed runs per fast solver; the best is kept (default: 5)")
     parser.add_argument("--no-bilateral", action="store_true",
                         help="skip the (slow, iterative) bilateral method")
+    parser.add_argument("--diligent", metavar="DIR", default=None,
+                        help="instead: bilateral integration on the DiLiGenT objects in DIR "
+                             "(MADE, seconds, steps per object beside BiNI's published figures "
+                             "and a poisson reference timed in the same run; see "
+                             "facenormals3d/bench/diligent.py for the folder layout)")
 
 
 def _scene(size: int):
@@ -49,6 +54,11 @@ def _error(depth: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> float:
 
 def run(args: argparse.Namespace) -> BenchReport:
     from integration import IntegrationSettings, integrate
+
+    if getattr(args, "diligent", None):
+        from facenormals3d.bench.diligent import run_diligent
+
+        return run_diligent(args.diligent, repeats=max(1, args.repeats))
 
     rows: list[dict] = []
     targets: list[dict] = []
