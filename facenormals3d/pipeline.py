@@ -319,19 +319,23 @@ class Reconstructor:
 
         t = time.perf_counter()
         if self._atlas is None:
-            self._atlas = atlas.rasterize_atlas(model.triangle_uvs, 2 * self.settings.texture_size,
-                                                self.settings.texture_size)
+            raster = atlas.rasterize_atlas(model.triangle_uvs, 2 * self.settings.texture_size,
+                                           self.settings.texture_size)
+            corners = model.triangles[raster.triangle]
+            self._atlas = (raster, corners, model.mirror[corners])
+        raster, corners, mirror_corners = self._atlas
         zbuffer = orthographic_hits(vertices, model.triangles, size, s)[0]
-        own = atlas.view_texels(self._atlas, vertices, model.triangles, vn, zbuffer, s)
-        mirror = atlas.view_texels(self._atlas, vertices, model.triangles, vn, zbuffer, s,
-                                   corners=model.mirror[model.triangles])
+        facing = atlas.facing_texels(raster, vertices, model.triangles)
+        own = atlas.view_texels(raster, corners, vertices, vn, zbuffer, s, candidates=facing)
+        mirror = atlas.view_texels(raster, mirror_corners, vertices, vn, zbuffer, s,
+                                   candidates=own.weight < 0.999)
         if photo is not None:
-            texture = atlas.bake_texture(self._atlas, own, mirror, photo, face.transform.inverse)
+            texture = atlas.bake_texture(raster, own, mirror, photo, face.transform.inverse)
         else:
-            texture = atlas.bake_texture(self._atlas, own, mirror, face.crop, np.eye(3)[:2])
+            texture = atlas.bake_texture(raster, own, mirror, face.crop, np.eye(3)[:2])
         normal_map = None
         if self.settings.detail:
-            normal_map = atlas.bake_normal_map(self._atlas, own, vertices, model.triangles, model.triangle_uvs,
+            normal_map = atlas.bake_normal_map(raster, own, vertices, model.triangles, model.triangle_uvs,
                                                vn, normals, confidence)
         timings["texture"] = time.perf_counter() - t
 

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-#: Tolerance of the visibility test (mm): a texel within this of the front-most surface is seen.
+#: Tolerance of the visibility test (mm): a texel within this of the front-most surface is
+#: seen (more on steep surfaces, by their slope over one crop pixel).
 VISIBILITY_TOLERANCE_MM = 1.5
 
 
@@ -78,25 +79,41 @@ class TexelView:
     """``N`` float32 in [0, 1]: 0 = hidden or edge-on, 1 = seen squarely."""
 
 
-def view_texels(raster: AtlasRaster, vertices: np.ndarray, faces: np.ndarray, vertex_normals: np.ndarray,
-                zbuffer: np.ndarray, mm_per_pixel: float, corners: np.ndarray | None = None) -> TexelView:
+def view_texels(raster: AtlasRaster, corners: np.ndarray, vertices: np.ndarray, vertex_normals: np.ndarray,
+                zbuffer: np.ndarray, mm_per_pixel: float, candidates: np.ndarray | None = None) -> TexelView:
     """Project covered texels into the crop and test them against ``zbuffer`` (``S x S`` z, mm).
 
-    ``corners`` (``T x 3`` vertex indices, default ``faces``) lets the caller look up
-    another surface point per texel, e.g. the mirror image through mirrored corners.
+    ``corners``: ``N x 3`` vertex indices of each covered texel's triangle corners, e.g.
+    ``faces[raster.triangle]`` (or the mirrored vertices, to look up each texel's mirror
+    image). ``candidates``: ``N`` bool, texels worth testing (others get weight 0).
     """
-
     size = zbuffer.shape[0]
-    c = np.asarray(faces if corners is None else corners)[raster.triangle]  # N x 3
-    b = raster.bary[..., None]
-    p = (np.asarray(vertices, np.float32)[c] * b).sum(axis=1)
-    n_z = (np.asarray(vertex_normals, np.float32)[c][..., 2:] * b).sum(axis=1)[:, 0]
-    xy = np.stack([p[:, 0] / mm_per_pixel + size / 2, size / 2 - p[:, 1] / mm_per_pixel], axis=1)
+    v = np.asarray(vertices, np.float32)
+    per_vertex = np.stack([v[:, 0] / mm_per_pixel + size / 2, size / 2 - v[:, 1] / mm_per_pixel, v[:, 2],
+                           np.asarray(vertex_normals, np.float32)[:, 2]], axis=1)
+    idx = np.arange(len(corners)) if candidates is None else np.flatnonzero(candidates)
+    c = corners[idx]
+    b = raster.bary[idx]
+    q = per_vertex[c[:, 0]] * b[:, :1] + per_vertex[c[:, 1]] * b[:, 1:2] + per_vertex[c[:, 2]] * b[:, 2:]
+    xy, z, n_z = q[:, :2], q[:, 2], q[:, 3]
     z_front = sample_points(np.nan_to_num(zbuffer, nan=-1e6).astype(np.float32), xy, nearest=True,
                             outside=-1e6)[:, 0]
-    seen = p[:, 2] >= z_front - VISIBILITY_TOLERANCE_MM
-    weight = np.clip((n_z - 0.05) / 0.3, 0.0, 1.0) * seen
-    return TexelView(crop_xy=xy.astype(np.float32), weight=weight.astype(np.float32))
+    # A steep surface changes depth by up to tan(angle) * pixel size within one z-buffer pixel.
+    slope = np.sqrt(np.clip(1 - n_z ** 2, 0, 1)) / np.maximum(n_z, 0.05)
+    seen = z >= z_front - np.maximum(VISIBILITY_TOLERANCE_MM, 1.5 * mm_per_pixel * slope)
+    crop_xy = np.zeros((len(corners), 2), np.float32)
+    weight = np.zeros(len(corners), np.float32)
+    crop_xy[idx] = xy
+    weight[idx] = np.clip((n_z - 0.05) / 0.3, 0.0, 1.0) * seen
+    return TexelView(crop_xy=crop_xy, weight=weight)
+
+
+def facing_texels(raster: AtlasRaster, vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """``N`` bool: covered texels whose triangle faces the camera (+z)."""
+    v = np.asarray(vertices, np.float32)
+    f = np.asarray(faces)
+    nz = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])[:, 2]
+    return (nz > 0)[raster.triangle]
 
 
 def bake_texture(raster: AtlasRaster, own: TexelView, mirror: TexelView | None, photo: np.ndarray,
@@ -106,14 +123,17 @@ def bake_texture(raster: AtlasRaster, own: TexelView, mirror: TexelView | None, 
     ``crop_to_photo``: 2 x 3 affine map from crop pixels to photo pixels (continuous
     coordinates). Samples the full-resolution ``photo`` (``h x w x 3`` uint8) bilinearly.
     """
-    colour_own, w_own = _sample_photo(own, photo, crop_to_photo)
-    colour, weight = colour_own, w_own
+    colour, weight = _sample_photo(own, photo, crop_to_photo)
     if mirror is not None:
-        colour_m, w_m = _sample_photo(mirror, photo, crop_to_photo)
+        # Where the texel itself is not (fully) seen, its mirror image fills in.
+        need = np.flatnonzero((weight < 0.999) & (mirror.weight > 0))
+        sub = TexelView(crop_xy=mirror.crop_xy[need], weight=mirror.weight[need])
+        colour_m, w_m = _sample_photo(sub, photo, crop_to_photo)
+        w_own = weight[need]
         w_mix = (1.0 - w_own) * w_m
         total = w_own + w_mix
-        colour = (colour_own * w_own[:, None] + colour_m * w_mix[:, None]) / np.maximum(total, 1e-6)[:, None]
-        weight = total
+        colour[need] = (colour[need] * w_own[:, None] + colour_m * w_mix[:, None]) / np.maximum(total, 1e-6)[:, None]
+        weight[need] = total
     img = np.zeros((raster.height * raster.width, 3), np.float32)
     wmap = np.zeros(raster.height * raster.width, np.float32)
     img[raster.texel] = colour
@@ -127,12 +147,17 @@ def bake_texture(raster: AtlasRaster, own: TexelView, mirror: TexelView | None, 
 
 
 def _sample_photo(view: TexelView, photo: np.ndarray, crop_to_photo: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    a = np.asarray(crop_to_photo, np.float64)
-    xy = view.crop_xy.astype(np.float64) @ a[:, :2].T + a[:, 2]
+    """Colours (``N x 3`` float32) of the seen texels and their weights (0 outside the photo)."""
+    colour = np.zeros((len(view.weight), 3), np.float32)
+    weight = np.zeros(len(view.weight), np.float32)
+    idx = np.flatnonzero(view.weight > 0)
+    a = np.asarray(crop_to_photo, np.float32)
+    xy = view.crop_xy[idx] @ a[:, :2].T + a[:, 2]
     h, w = photo.shape[:2]
     inside = (xy[:, 0] >= 0) & (xy[:, 0] <= w) & (xy[:, 1] >= 0) & (xy[:, 1] <= h)
-    colour = sample_points(photo, xy)
-    return colour.astype(np.float32), view.weight * inside
+    colour[idx] = sample_points(photo, xy)
+    weight[idx] = view.weight[idx] * inside
+    return colour, weight
 
 
 def push_pull_fill(image: np.ndarray, weight: np.ndarray, levels: int = 12) -> np.ndarray:
