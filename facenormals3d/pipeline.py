@@ -49,7 +49,7 @@ class ReconstructSettings:
     prior wins at wavelengths above ~2*pi/sqrt(w) pixels (115 px at the default)."""
     refine_iterations: int = 0
     """Shading-consistency refinement iterations (0 = off)."""
-    max_faces: int = 8
+    max_faces: int = 32
     """At most this many faces per photo, largest first."""
     device: str = "auto"
     """Torch device for the network and refinement: auto, cpu or cuda."""
@@ -158,17 +158,26 @@ class Reconstructor:
         ``timings`` holds ``detect`` (the photo's detection time shared equally among its
         faces) and ``align``. Raises NoFaceError naming ``source`` when there is no face.
         """
+        return self.align_search(image, source)[0]
+
+    def align_search(self, image: np.ndarray, source: str = "<array>"):
+        """:meth:`align`, plus the :class:`~facenormals3d.face.detect.FaceSearch` (skipped
+        faces, turns searched) for reports."""
+        from facenormals3d.errors import NoFaceError
         from facenormals3d.face.align import align_face
 
         t0 = time.perf_counter()
-        detected = self.finder.find(image, source)
-        t_detect = (time.perf_counter() - t0) / len(detected)
+        search = self.finder.search(image)
+        if not search.faces:
+            raise NoFaceError(source, "no face found" + (
+                f" ({len(search.skipped)} detection(s) failed the landmark checks)" if search.skipped else ""))
+        t_detect = (time.perf_counter() - t0) / len(search.faces)
         out = []
-        for det in detected:
+        for det in search.faces:
             t1 = time.perf_counter()
             face = align_face(image, det)
             out.append((face, {"detect": t_detect, "align": time.perf_counter() - t1}))
-        return out
+        return out, search
 
     def reconstruct_face(self, face: AlignedFace, source: str = "<array>", index: int = 0,
                          timings: dict[str, float] | None = None) -> Reconstruction:
@@ -183,7 +192,7 @@ class Reconstructor:
         timings["integration"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        mesh = self._mesh(depth, mask, coarse.mm_per_pixel, face.crop)
+        mesh = self._mesh(depth, mask, coarse.mm_per_pixel, _texture(face))
         timings["mesh"] = time.perf_counter() - t
 
         info: dict[str, Any] = {"model": self.model_info, "integration": integ,
@@ -271,6 +280,14 @@ class Reconstructor:
                 "seconds_per_iteration": res.seconds_per_iteration,
                 "max_displacement_mm": float(np.abs(res.displacement).max()) if res.displacement.size else 0.0}
         return with_vertices(mesh, res.vertices), diag
+
+
+def _texture(face: AlignedFace) -> np.ndarray:
+    """The mesh's texture: the crop's square from the full-resolution photo (up to
+    1024^2, outside-photo texels filled), or the crop when the photo is not kept."""
+    from facenormals3d.face.texture import face_texture
+
+    return face.crop if face.photo is None else face_texture(face.photo, face.transform).pixels
 
 
 def scale_assumption(mm_per_pixel: float) -> dict[str, Any]:
