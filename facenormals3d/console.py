@@ -31,12 +31,13 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
                         help="only errors on stderr, no progress bars")
 
 
-def add_photo_job_options(parser: argparse.ArgumentParser, max_faces: int = 8) -> None:
+def add_photo_job_options(parser: argparse.ArgumentParser, max_faces: int = 32) -> None:
     """Inputs, output folder, face limit, normal source and --overwrite of the photo jobs."""
     parser.add_argument("photos", nargs="+", metavar="PHOTO", help="image files (JPEG, PNG, ...)")
     parser.add_argument("-o", "--out", required=True, help="output folder")
     parser.add_argument("--max-faces", type=int, default=max_faces,
-                        help=f"at most this many faces per photo, largest first (default {max_faces})")
+                        help=f"at most this many faces per photo, largest first (default {max_faces}); "
+                             "faces left out are warned about and listed as skipped_faces")
     parser.add_argument("--overwrite", action="store_true", help="replace existing results")
 
 

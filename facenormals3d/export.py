@@ -82,7 +82,10 @@ def write_blendshapes(path: Path, names, deltas: np.ndarray) -> Path:
 
 
 def face_report(rec) -> dict[str, Any]:
-    """What ``report.json`` says about one face: timings, parameters, model, scale."""
+    """What ``report.json`` says about one face: timings, parameters, model, scale, and
+    the front end's ``quality`` and ``rotation`` (``skipped_faces`` is added per photo)."""
+    from facenormals3d.face.report import face_entry
+
     return {
         "tool": f"facenormals3d {__version__}",
         "source": rec.source,
@@ -98,6 +101,7 @@ def face_report(rec) -> dict[str, Any]:
                      if rec.fit is not None else "depth-map grid of the visible face"),
         "landmarks7_order": "right eye outer, right eye inner, left eye inner, left eye outer, "
                             "nose bottom, right mouth corner, left mouth corner (iBUG 36,39,42,45,33,48,54)",
+        **face_entry(rec.face),
         **rec.info,
     }
 

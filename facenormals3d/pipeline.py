@@ -61,7 +61,7 @@ class ReconstructSettings:
     prior wins at wavelengths above ~2*pi/sqrt(w) pixels (115 px at the default)."""
     refine_iterations: int = 0
     """Shading-consistency refinement iterations (0 = off)."""
-    max_faces: int = 8
+    max_faces: int = 32
     """At most this many faces per photo, largest first."""
     device: str = "auto"
     """Torch device for the network and refinement: auto, cpu or cuda."""
@@ -214,7 +214,7 @@ class Reconstructor:
 
     def run(self, image: np.ndarray, source: str = "<array>") -> list[Reconstruction]:
         """All faces of ``image`` (``H x W x 3`` uint8 RGB). Raises NoFaceError when none."""
-        return [self.reconstruct_face(face, source, k, timings, photo=image)
+        return [self.reconstruct_face(face, source, k, timings)
                 for k, (face, timings) in enumerate(self.align(image, source))]
 
     def align(self, image: np.ndarray, source: str = "<array>") -> list[tuple[AlignedFace, dict[str, float]]]:
@@ -223,37 +223,45 @@ class Reconstructor:
         ``timings`` holds ``detect`` (the photo's detection time shared equally among its
         faces) and ``align``. Raises NoFaceError naming ``source`` when there is no face.
         """
+        return self.align_search(image, source)[0]
+
+    def align_search(self, image: np.ndarray, source: str = "<array>"):
+        """:meth:`align`, plus the :class:`~facenormals3d.face.detect.FaceSearch` (skipped
+        faces, turns searched) for reports."""
+        from facenormals3d.errors import NoFaceError
         from facenormals3d.face.align import align_face
 
         t0 = time.perf_counter()
-        detected = self.finder.find(image, source)
-        t_detect = (time.perf_counter() - t0) / len(detected)
+        search = self.finder.search(image)
+        if not search.faces:
+            raise NoFaceError(source, "no face found" + (
+                f" ({len(search.skipped)} detection(s) failed the landmark checks)" if search.skipped else ""))
+        t_detect = (time.perf_counter() - t0) / len(search.faces)
         out = []
-        for det in detected:
+        for det in search.faces:
             t1 = time.perf_counter()
             face = align_face(image, det)
             out.append((face, {"detect": t_detect, "align": time.perf_counter() - t1}))
-        return out
+        return out, search
 
     def reconstruct_face(self, face: AlignedFace, source: str = "<array>", index: int = 0,
-                         timings: dict[str, float] | None = None, photo: np.ndarray | None = None
-                         ) -> Reconstruction:
+                         timings: dict[str, float] | None = None) -> Reconstruction:
         """Normals -> fitted face model (or depth mesh) -> detail (-> refinement) for one aligned face.
 
-        ``photo`` is the full-resolution image the face was found in (the fitted mesh's
-        texture is sampled from it; without it, from the 256 crop). Stage times are added
-        to a copy of ``timings`` (e.g. from :meth:`align`).
+        Textures are sampled from ``face.photo`` (the full-resolution photo) when it is set,
+        else from the 256 crop. Stage times are added to a copy of ``timings`` (e.g. from
+        :meth:`align`).
         """
         timings = dict(timings or {})
         if self.fitter is not None:
-            return self._fitted_face(face, source, index, timings, photo)
+            return self._fitted_face(face, source, index, timings)
         normals, mask, coarse = self.predict_normals(face, timings)
         t = time.perf_counter()
         depth, integ = self._integrate(normals, mask, coarse.depth, coarse.mm_per_pixel)
         timings["integration"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        mesh = self._mesh(depth, mask, coarse.mm_per_pixel, face.crop)
+        mesh = self._mesh(depth, mask, coarse.mm_per_pixel, _texture(face))
         timings["mesh"] = time.perf_counter() - t
 
         info: dict[str, Any] = {"model": self.model_info, "integration": integ,
@@ -271,8 +279,8 @@ class Reconstructor:
                               mask=mask, depth=np.where(mask, depth, np.nan).astype(np.float32),
                               mesh=mesh, landmarks_mesh=landmarks_mesh, timings=timings, info=info)
 
-    def _fitted_face(self, face: AlignedFace, source: str, index: int, timings: dict[str, float],
-                     photo: np.ndarray | None) -> Reconstruction:
+    def _fitted_face(self, face: AlignedFace, source: str, index: int, timings: dict[str, float]
+                     ) -> Reconstruction:
         """The fitted face model + detail for one aligned face (see :meth:`reconstruct_face`)."""
         from facenormals3d.face.coarse import landmarks_to_mm
         from facenormals3d.fit.dense import fit_dense
@@ -329,8 +337,8 @@ class Reconstructor:
         own = atlas.view_texels(raster, corners, vertices, vn, zbuffer, s, candidates=facing)
         mirror = atlas.view_texels(raster, mirror_corners, vertices, vn, zbuffer, s,
                                    candidates=own.weight < 0.999)
-        if photo is not None:
-            texture = atlas.bake_texture(raster, own, mirror, photo, face.transform.inverse)
+        if face.photo is not None:
+            texture = atlas.bake_texture(raster, own, mirror, face.photo, face.transform.inverse)
         else:
             texture = atlas.bake_texture(raster, own, mirror, face.crop, np.eye(3)[:2])
         normal_map = None
@@ -425,6 +433,14 @@ class Reconstructor:
                 "seconds_per_iteration": res.seconds_per_iteration,
                 "max_displacement_mm": float(np.abs(res.displacement).max()) if res.displacement.size else 0.0}
         return with_vertices(mesh, res.vertices), diag
+
+
+def _texture(face: AlignedFace) -> np.ndarray:
+    """The mesh's texture: the crop's square from the full-resolution photo (up to
+    1024^2, outside-photo texels filled), or the crop when the photo is not kept."""
+    from facenormals3d.face.texture import face_texture
+
+    return face.crop if face.photo is None else face_texture(face.photo, face.transform).pixels
 
 
 def scale_assumption(mm_per_pixel: float) -> dict[str, Any]:

@@ -15,6 +15,7 @@ BENCHES = {
     "network": "facenormals3d.bench.network",
     "pipeline": "facenormals3d.bench.pipeline",
     "evaluate": "facenormals3d.bench.evaluate",
+    "faces": "facenormals3d.bench.faces",
 }
 
 

@@ -6,15 +6,23 @@ import argparse
 from pathlib import Path
 
 LAYOUT = """output layout, per photo OUT/<photo-stem>/:
-  overlay.png                 the photo with every face's landmarks drawn on it
-  face_<k>/crop.png           256x256 aligned crop (k = 0 is the largest face)
+  overlay.png                 the photo with every face's box, number, landmarks, yaw and
+                              warnings; faces left out in red
+  faces.json                  per face: quality (detection score, landmark confidence,
+                              yaw/pitch/roll, blur, size, warnings) and rotation; skipped_faces
+  face_<k>/crop.png           256x256 aligned crop, face upright (k = 0 is the largest face)
   face_<k>/mask.png           face mask in the crop (255 = face; mouth opening removed)
   face_<k>/landmarks_photo.npy  478x3 float: x, y photo pixels (y down), z px towards the camera
   face_<k>/landmarks_crop.npy   478x3 float, same in crop pixels
-  face_<k>/landmarks.json     both sets, plus detection score and box
-  face_<k>/transform.json     2x3 photo->crop and crop->photo matrices
+  face_<k>/landmarks.json     both sets, plus detection score, box, quality and rotation
+  face_<k>/transform.json     2x3 photo->crop and crop->photo matrices (a similarity; the
+                              crop turns with the face's roll)
   face_<k>/coarse_normals.png 16-bit normal map of the landmark face (RGB = (n+1)/2, camera space)
   face_<k>/coarse_depth.npy   256x256 float32 depth of the landmark face in mm (NaN off the mesh)
+
+Faces left out (beyond --max-faces, or confident detections whose landmarks failed the
+checks) and faces that are likely guesses (near-profile, small, blurred, low landmark
+confidence) get one warning line each on stderr; guesses are still written.
 """
 
 
@@ -45,37 +53,47 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _one_photo(path: Path, out: Path, finder, overwrite: bool, claimed: set[str]) -> dict:
-    import imageio.v3 as iio
+    import logging
 
+    import imageio.v3 as iio
+    import numpy as np
+
+    from facenormals3d.console import claim_stem
     from facenormals3d.conventions import write_normal_png
+    from facenormals3d.errors import NoFaceError
+    from facenormals3d.face import report
     from facenormals3d.face.align import align_face
     from facenormals3d.face.coarse import coarse_face
-    from facenormals3d.face.overlay import landmark_overlay
     from facenormals3d.outputs import staged_dir, write_json
-    from facenormals3d.console import claim_stem
     from facenormals3d.photo import load_photo
 
     claim_stem(path, claimed)
     photo = load_photo(path)
-    faces = [align_face(photo.pixels, f) for f in finder.find(photo.pixels, str(path))]
+    search = finder.search(photo.pixels)
+    if not search.faces:
+        raise NoFaceError(path, "no face found" + (
+            f" ({len(search.skipped)} detection(s) failed the landmark checks)" if search.skipped else ""))
+    faces = [align_face(photo.pixels, f) for f in search.faces]
+    report.log_warnings(logging.getLogger("facenormals3d"), str(path), faces, search)
+    entries = [{"face": k, **report.face_entry(face, search)} for k, face in enumerate(faces)]
     dest = out / photo.stem
     with staged_dir(dest, overwrite=overwrite) as stage:
-        iio.imwrite(stage / "overlay.png",
-                    landmark_overlay(photo.pixels, [f.landmarks_photo for f in faces]))
+        iio.imwrite(stage / "overlay.png", report.overlay(photo.pixels, faces, search))
+        write_json(stage / "faces.json", {"source": str(path), "faces": entries,
+                                          "skipped_faces": report.skipped_entries(search)})
         for k, face in enumerate(faces):
             d = stage / f"face_{k}"
             d.mkdir()
             iio.imwrite(d / "crop.png", face.crop)
             iio.imwrite(d / "mask.png", face.mask.astype("uint8") * 255)
-            import numpy as np
-
             np.save(d / "landmarks_photo.npy", face.landmarks_photo)
             np.save(d / "landmarks_crop.npy", face.landmarks_crop)
             write_json(d / "landmarks.json", {
-                "source": str(path), "score": face.score, "box": face.box,
+                "source": str(path), "score": face.score, "box": face.box, **entries[k],
                 "landmarks_photo": face.landmarks_photo, "landmarks_crop": face.landmarks_crop})
             write_json(d / "transform.json", face.transform.to_dict())
             coarse = coarse_face(face.landmarks_crop, face.transform.size)
             write_normal_png(d / "coarse_normals.png", coarse.normals)
             np.save(d / "coarse_depth.npy", coarse.depth)
-    return {"input": str(path), "output": str(dest), "faces": len(faces)}
+    return {"input": str(path), "output": str(dest), "faces": len(faces),
+            "face_details": entries, "skipped_faces": report.skipped_entries(search)}

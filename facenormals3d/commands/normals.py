@@ -14,8 +14,9 @@ LAYOUT = """output layout, per photo OUT/<photo-stem>/:
   photo_mask.png                      where photo_normals is defined
   preview.png                         photo | normals over the photo, and each crop | its normals
 
-Normals are in camera space: x right, y up, z towards the camera. The crop is an axis-aligned
-scale + shift of the photo, so warping changes where a normal sits, never its direction.
+Normals are in camera space: x right, y up, z towards the camera. The crop is turned with
+the face (its eye line horizontal); crop normals are in the crop's frame and are turned back
+by the face's roll when warped onto the photo.
 """
 
 
@@ -52,6 +53,9 @@ def _one_photo(path: Path, out: Path, rec, overwrite: bool, claimed: set[str]) -
     import numpy as np
 
     from facenormals3d.conventions import normals_to_preview, write_normal_png
+    import logging
+
+    from facenormals3d.face import report as report_faces
     from facenormals3d.face.crop import warp_to_photo
     from facenormals3d.outputs import staged_dir, write_json
     from facenormals3d.console import claim_stem
@@ -65,7 +69,9 @@ def _one_photo(path: Path, out: Path, rec, overwrite: bool, claimed: set[str]) -
     photo_m = np.zeros((h, w), bool)
     panels, labels = [], []
     dest = out / photo.stem
-    faces = [face for face, _ in rec.align(photo.pixels, str(path))]
+    aligned, search = rec.align_search(photo.pixels, str(path))
+    faces = [face for face, _ in aligned]
+    report_faces.log_warnings(logging.getLogger("facenormals3d"), str(path), faces, search)
     with staged_dir(dest, overwrite=overwrite) as stage:
         # Smallest first so larger (nearer) faces win where faces overlap in the photo.
         for k, face in sorted(enumerate(faces), key=lambda kf: -kf[0]):
@@ -77,7 +83,9 @@ def _one_photo(path: Path, out: Path, rec, overwrite: bool, claimed: set[str]) -
             iio.imwrite(d / "mask.png", mask.astype(np.uint8) * 255)
             iio.imwrite(d / "crop.png", face.crop)
             write_json(d / "transform.json", face.transform.to_dict())
-            back = warp_to_photo(np.nan_to_num(normals), face.transform, (h, w), order=1)
+            # The crop is turned with the face: turn the normals back with it.
+            back = warp_to_photo(np.nan_to_num(face.transform.directions_to_photo(normals)),
+                                 face.transform, (h, w), order=1)
             back_m = warp_to_photo(mask.astype(np.uint8), face.transform, (h, w), order=0) > 0
             photo_n[back_m] = back[back_m]
             photo_m |= back_m
@@ -91,7 +99,9 @@ def _one_photo(path: Path, out: Path, rec, overwrite: bool, claimed: set[str]) -
         overlay = photo.pixels.copy()
         overlay[photo_m] = normals_to_preview(photo_n, photo_m)[photo_m]
         iio.imwrite(stage / "preview.png", _preview(photo.pixels, overlay, panels, labels, contact_sheet))
-    return {"input": str(path), "output": str(dest), "faces": len(faces)}
+    return {"input": str(path), "output": str(dest), "faces": len(faces),
+            "face_details": [{"face": k, **report_faces.face_entry(f, search)} for k, f in enumerate(faces)],
+            "skipped_faces": report_faces.skipped_entries(search)}
 
 
 def _preview(photo, overlay, panels, labels, contact_sheet):

@@ -11,7 +11,7 @@ from facenormals3d.errors import ExitCode, FaceNormalsError
 log = logging.getLogger("facenormals3d")
 
 LAYOUT = """output layout, per photo OUT/<photo-stem>/ (written under a temporary name, then renamed):
-  overlay.png                  the photo with every face's landmarks
+  overlay.png                  the photo with every face's box, number, landmarks, yaw, warnings
   face_<k>/mesh.obj, mesh.mtl, texture.png   textured mesh (mm, y up, z towards the camera)
   face_<k>/mesh.ply            binary PLY with vertex normals and colours
   --mesh fit (default) also writes:
@@ -29,7 +29,9 @@ LAYOUT = """output layout, per photo OUT/<photo-stem>/ (written under a temporar
   face_<k>/landmarks.npy       all 478 landmarks on the mesh (mm); landmarks_photo.npy: photo pixels
   face_<k>/transform.json      crop <-> photo 2x3 matrices
   face_<k>/preview.png         crop | normals | mesh front, 3/4 views | textured
-  face_<k>/report.json         timings per stage, settings, model version, metric-scale assumption
+  face_<k>/report.json         timings per stage, settings, model version, metric-scale assumption,
+                               quality (detection score, landmark confidence, yaw/pitch/roll,
+                               blur, face size, warnings), rotation, skipped_faces of the photo
 
 normals.*, depth.npy and mask.png are the integrated surface before the mesh's outline
 relaxation and before --refine; mesh.* are the final surface.
@@ -98,28 +100,32 @@ def _one_photo(path: Path, out: Path, rec, overwrite: bool, claimed: set[str], p
     import imageio.v3 as iio
 
     from facenormals3d.export import write_face
-    from facenormals3d.face.overlay import landmark_overlay
+    from facenormals3d.face import report as report_faces
     from facenormals3d.outputs import staged_dir
     from facenormals3d.console import claim_stem
     from facenormals3d.photo import load_photo
 
     claim_stem(path, claimed)
     photo = load_photo(path)
-    aligned = rec.align(photo.pixels, str(path))
+    aligned, search = rec.align_search(photo.pixels, str(path))
+    report_faces.log_warnings(log, str(path), [f for f, _ in aligned], search)
+    skipped = report_faces.skipped_entries(search)
     dest = out / photo.stem
     faces, failed = [], []
     with staged_dir(dest, overwrite=overwrite) as stage:
-        iio.imwrite(stage / "overlay.png", landmark_overlay(photo.pixels, [f.landmarks_photo for f, _ in aligned]))
+        iio.imwrite(stage / "overlay.png", report_faces.overlay(photo.pixels, [f for f, _ in aligned], search))
         first_error: Exception | None = None
         for k, (face, timings) in enumerate(aligned):
             folder = stage / f"face_{k}"
             try:
-                r = rec.reconstruct_face(face, str(path), k, timings, photo=photo.pixels)
+                r = rec.reconstruct_face(face, str(path), k, timings)
+                r.info["skipped_faces"] = skipped
                 folder.mkdir()
                 report = write_face(r, folder, previews=previews)
                 faces.append({"face": k, "folder": str(dest / folder.name),
                               "vertices": report["mesh"]["vertices"],
-                              "seconds": sum(r.timings.values())})
+                              "seconds": sum(r.timings.values()),
+                              **report_faces.face_entry(face, search)})
             except Exception as err:  # noqa: BLE001 - one bad face must not lose the others
                 # A face folder is complete or absent: mesh tools must never see half of one.
                 shutil.rmtree(folder, ignore_errors=True)
@@ -129,4 +135,5 @@ def _one_photo(path: Path, out: Path, rec, overwrite: bool, claimed: set[str], p
                 first_error = first_error or err
         if not faces:
             raise first_error
-    return {"input": str(path), "output": str(dest), "faces": faces, "failed_faces": failed}
+    return {"input": str(path), "output": str(dest), "faces": faces, "failed_faces": failed,
+            "skipped_faces": skipped}

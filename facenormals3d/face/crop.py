@@ -5,7 +5,10 @@ synthetic data engine (ICT iBUG-68 landmarks) so both see faces framed the same 
 the semantic crop points (:data:`~facenormals3d.face.topology.CROP_POINTS_MEDIAPIPE` or
 their iBUG-68 twins), their tightest axis-aligned box, a square of side ``scale`` times the
 box's longer side, centred on the box centre moved up by ``shift_up`` times the box height
-(the points stop at the brows; the forehead needs room).
+(the points stop at the brows; the forehead needs room). With a ``roll`` the box is taken
+in the face's upright frame (the photo turned by ``-roll`` about the origin), so the crop
+is rotated with the face and shows it upright: any in-plane angle, the transform still
+maps crop pixels back to the photo.
 
 Pixel coordinates are continuous: the top-left pixel's centre is (0.5, 0.5).
 """
@@ -50,6 +53,14 @@ class CropTransform:
         """Crop pixels per photo pixel."""
         return float(np.sqrt(abs(np.linalg.det(self.matrix[:, :2]))))
 
+    @property
+    def roll_deg(self) -> float:
+        """How far the crop is turned against the photo: the photo's x axis points at
+        ``-roll_deg`` in the crop (degrees, image frame, y down; 0 for an axis-aligned crop).
+        A face whose eye line rises at ``roll`` degrees clockwise in the photo is level in
+        a crop with ``roll_deg == roll``."""
+        return float(np.degrees(np.arctan2(-self.matrix[1, 0], self.matrix[0, 0])))
+
     def to_crop(self, points: np.ndarray) -> np.ndarray:
         """Map ``N x 2`` (or ``N x 3``: z is scaled too) photo points into the crop."""
         return _apply(self.matrix, points, self.scale)
@@ -58,9 +69,27 @@ class CropTransform:
         """Map ``N x 2`` (or ``N x 3``) crop points back to the photo."""
         return _apply(self.inverse, points, 1.0 / self.scale)
 
+    def directions_to_photo(self, vectors: np.ndarray) -> np.ndarray:
+        """Camera-space directions (``... x 3``: x right, y up, z towards the camera, e.g.
+        normals) seen in the crop -> the same directions in the photo's camera frame: the
+        crop's in-plane rotation is undone, z and lengths are unchanged."""
+        v = np.asarray(vectors, dtype=np.float64)
+        a = np.radians(self.roll_deg)
+        # Image frame (y down) turned by +roll from crop to photo = y-up frame turned by -roll.
+        c, s = np.cos(a), np.sin(a)
+        out = v.copy()
+        out[..., 0] = c * v[..., 0] + s * v[..., 1]
+        out[..., 1] = -s * v[..., 0] + c * v[..., 1]
+        return out
+
+    def resized(self, size: int) -> "CropTransform":
+        """The same square of the photo sampled at ``size`` pixels instead of :attr:`size`."""
+        k = size / self.size
+        return CropTransform(self.matrix * k, size)
+
     def to_dict(self) -> dict:
         return {"photo_to_crop": self.matrix.tolist(), "crop_to_photo": self.inverse.tolist(),
-                "size": self.size}
+                "size": self.size, "roll_deg": self.roll_deg}
 
 
 def _apply(matrix: np.ndarray, points: np.ndarray, z_scale: float) -> np.ndarray:
@@ -79,35 +108,68 @@ def invert_similarity(matrix: np.ndarray) -> np.ndarray:
     return np.hstack([lin_inv, -lin_inv @ m[:, 2:3]])
 
 
-def crop_from_points(points_xy: np.ndarray, settings: CropSettings = CropSettings()) -> CropTransform:
+def crop_from_points(points_xy: np.ndarray, settings: CropSettings = CropSettings(),
+                     roll_deg: float = 0.0) -> CropTransform:
     """Choose the square crop for a face from its semantic crop points.
 
     Args:
         points_xy: ``N x 2`` photo pixel coordinates of the crop points (see module doc).
         settings: framing parameters.
+        roll_deg: the face's in-plane angle in the photo (image frame, y down: the eye line
+            from the subject's right eye to the left one points at this angle, clockwise
+            positive); the crop is turned with it so the face is upright. 0 = axis aligned.
 
     Returns:
-        The crop as a :class:`CropTransform` (axis aligned: no rotation).
+        The crop as a :class:`CropTransform`.
     """
-    pts = np.asarray(points_xy, dtype=np.float64)[:, :2]
-    if pts.ndim != 2 or len(pts) < 2 or not np.all(np.isfinite(pts)):
+    pts = np.asarray(points_xy, dtype=np.float64)
+    if pts.ndim != 2 or len(pts) < 2 or pts.shape[1] < 2 or not np.all(np.isfinite(pts[:, :2])):
         raise ValueError(f"crop points must be a finite N x 2 array, got shape {pts.shape}")
-    lo, hi = pts.min(axis=0), pts.max(axis=0)
+    if not np.isfinite(roll_deg):
+        raise ValueError(f"roll must be finite, got {roll_deg}")
+    upright = pts[:, :2] @ _rotation(-roll_deg).T
+    lo, hi = upright.min(axis=0), upright.max(axis=0)
     w, h = hi - lo
-    side = settings.scale * max(w, h, 1.0)
-    cx = 0.5 * (lo[0] + hi[0])
-    cy = 0.5 * (lo[1] + hi[1]) - settings.shift_up * h
-    s = settings.size / side
-    matrix = np.array([[s, 0.0, settings.size / 2 - s * cx],
-                       [0.0, s, settings.size / 2 - s * cy]])
-    return CropTransform(matrix=matrix, size=settings.size)
+    centre_upright = np.array([0.5 * (lo[0] + hi[0]), 0.5 * (lo[1] + hi[1]) - settings.shift_up * h])
+    centre = _rotation(roll_deg) @ centre_upright
+    return square_crop(centre, settings.scale * max(w, h, 1.0), roll_deg, settings.size)
+
+
+def square_crop(centre_xy: np.ndarray, side_px: float, roll_deg: float, size: int) -> CropTransform:
+    """The square of ``side_px`` photo pixels centred on ``centre_xy``, turned by
+    ``roll_deg`` (see :func:`crop_from_points`), sampled at ``size x size`` pixels."""
+    if not side_px > 0:
+        raise ValueError(f"crop side must be positive, got {side_px}")
+    k = size / side_px
+    lin = k * _rotation(-roll_deg)
+    offset = size / 2 - lin @ np.asarray(centre_xy, dtype=np.float64)
+    return CropTransform(matrix=np.hstack([lin, offset[:, None]]), size=int(size))
+
+
+def _rotation(deg: float) -> np.ndarray:
+    """2 x 2 rotation by ``deg`` degrees in the image frame (y down: clockwise on screen)."""
+    a = np.radians(deg)
+    return np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+
+
+def crop_coverage(photo_shape: tuple[int, ...], crop: CropTransform) -> np.ndarray:
+    """``size x size`` bool: crop pixels whose centres fall inside the photo (``H x W``)."""
+    h, w = photo_shape[:2]
+    c = np.arange(crop.size) + 0.5
+    xx, yy = np.meshgrid(c, c)
+    inv = crop.inverse
+    px = inv[0, 0] * xx + inv[0, 1] * yy + inv[0, 2]
+    py = inv[1, 0] * xx + inv[1, 1] * yy + inv[1, 2]
+    return (px >= 0) & (px < w) & (py >= 0) & (py < h)
 
 
 def warp_to_crop(image: np.ndarray, crop: CropTransform, order: int = 1) -> np.ndarray:
     """Resample ``image`` (H x W or H x W x C) into the ``size x size`` crop.
 
-    Pixels outside the photo are 0. ``order`` is the spline order (0 nearest, 1 linear).
-    Area-averages first when the crop shrinks the photo a lot, to avoid aliasing.
+    Pixels outside the photo are 0 (:func:`crop_coverage` says which). ``order`` is the
+    spline order (0 nearest, 1 linear). Area-averages first when the crop shrinks the photo
+    a lot, to avoid aliasing. Only the part of the photo under the crop is read, so the
+    cost does not grow with the photo's size.
     """
     return _warp(image, crop.inverse, (crop.size, crop.size), order, 1.0 / crop.scale)
 
@@ -120,17 +182,63 @@ def warp_to_photo(crop_image: np.ndarray, crop: CropTransform, photo_shape: tupl
 
 def _warp(src: np.ndarray, dst_to_src: np.ndarray, out_hw: tuple[int, int], order: int,
           src_px_per_dst_px: float) -> np.ndarray:
+    """Resample ``src`` onto an ``out_hw`` grid; ``dst_to_src`` maps continuous output
+    (x, y) to source (x, y). Works on the window of the source under the output and the
+    window of the output over the source, then pastes into a zero canvas."""
+    img = np.asarray(src)
+    out_h, out_w = int(out_hw[0]), int(out_hw[1])
+    m = np.asarray(dst_to_src, dtype=np.float64)
+    canvas = np.zeros((out_h, out_w) + img.shape[2:], dtype=img.dtype)
+    sigma = 0.5 * (src_px_per_dst_px - 1.0) if src_px_per_dst_px > 1.5 and order > 0 else 0.0
+    # Output window: where the source lands (plus a pixel for interpolation).
+    src_box = _corners_box(invert_similarity(m), img.shape[1], img.shape[0], 1.0)
+    ox0, oy0, ox1, oy1 = _clip_box(src_box, out_w, out_h)
+    if ox1 <= ox0 or oy1 <= oy0:
+        return canvas
+    # Source window: what that output window reads (plus the blur's reach).
+    m_win = m.copy()
+    m_win[:, 2] += m[:, :2] @ np.array([ox0, oy0], dtype=np.float64)
+    reach = 3.0 * sigma + 2.0
+    sx0, sy0, sx1, sy1 = _clip_box(_corners_box(m_win, ox1 - ox0, oy1 - oy0, reach),
+                                   img.shape[1], img.shape[0])
+    if sx1 <= sx0 or sy1 <= sy0:
+        return canvas
+    m_win[:, 2] -= np.array([sx0, sy0], dtype=np.float64)
+    window = _resample(img[sy0:sy1, sx0:sx1], m_win, (oy1 - oy0, ox1 - ox0), order, sigma)
+    canvas[oy0:oy1, ox0:ox1] = window
+    return canvas
+
+
+def _corners_box(m: np.ndarray, w: float, h: float, pad: float) -> np.ndarray:
+    """Bounding box (x0, y0, x1, y1) of the ``w x h`` rectangle mapped by ``m``, padded."""
+    corners = np.array([[0, 0], [w, 0], [0, h], [w, h]], dtype=np.float64)
+    mapped = corners @ m[:, :2].T + m[:, 2]
+    return np.concatenate([mapped.min(0) - pad, mapped.max(0) + pad])
+
+
+def _clip_box(box: np.ndarray, w: int, h: int) -> tuple[int, int, int, int]:
+    x0, y0 = max(0, int(np.floor(box[0]))), max(0, int(np.floor(box[1])))
+    x1, y1 = min(w, int(np.ceil(box[2]))), min(h, int(np.ceil(box[3])))
+    return x0, y0, x1, y1
+
+
+def _resample(src: np.ndarray, dst_to_src: np.ndarray, out_hw: tuple[int, int], order: int,
+              sigma: float) -> np.ndarray:
     from scipy import ndimage
 
-    img = np.asarray(src)
-    dtype = img.dtype
-    work = img.astype(np.float32)
+    dtype = src.dtype
     m = np.asarray(dst_to_src, dtype=np.float64)
-    if src_px_per_dst_px > 1.5 and order > 0:
+    factor = int(2 * sigma + 1.0)  # the downscale (sigma = (factor - 1) / 2)
+    if factor >= 2 and src.shape[0] >= factor and src.shape[1] >= factor:
+        # Box-average factor x factor blocks first (cheap), then blur what is left.
+        src = _block_mean(src, factor)
+        m = m / factor
+        sigma = max(0.0, sigma / factor - 0.5 * (1.0 - 1.0 / factor))
+    work = src.astype(np.float32)
+    if sigma > 0.3:
         # Pre-blur so a big downscale does not alias (sigma ~ half the footprint).
-        sigma = 0.5 * (src_px_per_dst_px - 1.0)
         sig = (sigma, sigma) + ((0,) if work.ndim == 3 else ())
-        work = ndimage.gaussian_filter(work, sig)
+        work = ndimage.gaussian_filter(work, sig, mode="nearest")
     # ndimage works in (row, col) index space with pixel centres at integers, we in
     # continuous (x, y) with centres at +0.5: convert both ends.
     lin = m[:, :2]
@@ -145,3 +253,16 @@ def _warp(src: np.ndarray, dst_to_src: np.ndarray, out_hw: tuple[int, int], orde
         info = np.iinfo(dtype)
         res = np.clip(np.round(res), info.min, info.max)
     return res.astype(dtype)
+
+
+def _block_mean(img: np.ndarray, k: int) -> np.ndarray:
+    """Mean of each ``k x k`` block (trailing rows/columns that do not fill a block are
+    dropped): pixel (i, j) of the result covers source pixels ``[k i, k i + k)``."""
+    h, w = (img.shape[0] // k) * k, (img.shape[1] // k) * k
+    if img.dtype == np.uint8 and img.ndim in (2, 3) and (img.ndim == 2 or img.shape[2] == 3):
+        from PIL import Image
+
+        return np.asarray(Image.fromarray(np.ascontiguousarray(img[:h, :w])).reduce(k))
+    blocks = img[:h, :w].astype(np.float32).reshape(h // k, k, w // k, k, *img.shape[2:])
+    return blocks.mean(axis=(1, 3)).astype(img.dtype) if np.issubdtype(img.dtype, np.floating) \
+        else np.round(blocks.mean(axis=(1, 3))).astype(img.dtype)

@@ -1,12 +1,28 @@
 """Finding faces and their 478 landmarks with mediapipe 0.10.21's bundled models (offline).
 
-Two passes:
+1. **Candidates.** Full-range face detection (``model_selection=1``) on a bounded-size
+   pyramid of the photo: the whole photo shrunk to :attr:`DetectSettings.whole_side`
+   (plain and with a replicated border, for faces that fill the frame), and overlapping
+   :attr:`~DetectSettings.tile_size` tiles of levels whose longer side halves from
+   :attr:`~DetectSettings.detect_side` down to :attr:`~DetectSettings.tile_above`. A 48 MP
+   photo costs what a ``detect_side`` one does. Boxes are merged by non-maximum suppression.
+2. **Landmarks.** Largest candidate first: a candidate mostly inside an accepted face is
+   part of it and dropped. Otherwise the face mesh (478 points with irises) runs on a
+   square patch of the full-resolution photo around the box, turned by the detector's eye
+   keypoints so the face is upright whatever its in-plane angle (refitted once if the
+   landmarks' own eye line disagrees).
+3. **Checks.** A fit is accepted when the face mesh model's presence score on the
+   landmarks' own region (:mod:`facenormals3d.face.presence`) is high enough, the
+   detector's eye/nose/mouth keypoints agree with the landmarks, the landmarks' size
+   matches the box, the geometry is a face's (eyes above nose above mouth above chin), and
+   the detector prefers the landmarks' upright view of the face to the same view turned
+   by 90, 180 or 270 degrees (an upside-down face can pass every other check).
+4. **Rotations.** When nothing passes, a confident detection fails the checks, or a face
+   lies on its side or upside down (:attr:`DetectSettings.turned_roll_deg`), the shrunk photo is searched again turned by 90, 180 and 270 degrees; what is found there
+   is mapped back and fitted the same way.
 
-1. Full-range face detection (``model_selection=1``) on the whole photo and, for photos
-   larger than :attr:`DetectSettings.tile_above`, on overlapping tiles too, so small faces
-   in group photos are found. Boxes are merged by non-maximum suppression.
-2. Face mesh with refined landmarks (478 points incl. irises) on a square crop around each
-   detection, upscaled or downscaled to :attr:`DetectSettings.mesh_input` pixels.
+Every confident detection is accounted for: a face beyond :attr:`DetectSettings.max_faces`
+or a confident detection whose landmarks failed the checks is a :class:`SkippedFace`.
 
 Landmarks are returned in photo pixels: x right, y down (image convention), and z in
 pixels pointing *towards the camera* (mediapipe's z points away; we flip it), relative to
@@ -24,33 +40,66 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from facenormals3d.errors import NoFaceError
+from facenormals3d.face import boxes
+from facenormals3d.face.crop import CropTransform, square_crop, warp_to_crop
+from facenormals3d.face.pose import eye_centres, eye_line_roll, roll_from_eyes
 from facenormals3d.face.topology import N_LANDMARKS
+
+#: Rotations tried when the upright search fails, degrees clockwise.
+RETRY_ROTATIONS = (90, 180, 270)
 
 
 @dataclass(frozen=True)
 class DetectSettings:
-    """How faces are searched for."""
+    """How faces are searched for and checked."""
 
     min_score: float = 0.5
-    """Minimum face-detection confidence."""
+    """Minimum face-detection confidence of a candidate."""
     max_faces: int = 32
-    """Stop after this many faces (largest first)."""
+    """Keep at most this many faces (largest first); the rest are listed as skipped."""
+    detect_side: int = 2560
+    """Longer side of the finest pyramid level: bigger photos are shrunk to this for
+    detection (landmarks still come from the full-resolution photo)."""
+    whole_side: int = 640
+    """Longer side of the copy used for the whole-photo passes."""
     tile_above: int = 640
-    """Photos whose longer side exceeds this many pixels are also searched tile by tile."""
+    """Pyramid levels whose longer side exceeds this are also searched tile by tile."""
     tile_size: int = 480
     """Side of those tiles in pixels (the detector sees 192 px, so a 480 px tile keeps a
     60 px face about 24 px tall, near the smallest it finds reliably)."""
     tile_overlap: float = 0.3
     """Overlap between neighbouring tiles, as a fraction of the tile side."""
+    pad_fraction: float = 0.25
+    """Border added (as a fraction of the longer side) for a second whole-photo pass that
+    finds faces filling the whole frame."""
+    nms_iou: float = 0.3
+    """Boxes overlapping more than this are the same face."""
+    contained: float = 0.6
+    """A detection with at least this share of its area inside an accepted face is part
+    of that face (an eye, a nose and mouth), not a face."""
     mesh_context: float = 1.8
     """Side of the square given to the landmark model, as a multiple of the detection box."""
     mesh_input: int = 384
     """Pixels of that square after resizing (the landmark model prefers faces ~100+ px)."""
-    nms_iou: float = 0.3
-    """Boxes overlapping more than this are the same face."""
-    pad_fraction: float = 0.25
-    """Border added (as a fraction of the longer side) for a second full-photo pass that
-    finds faces filling the whole frame."""
+    min_presence: float = 0.5
+    """Least face-presence score (the face mesh model's, on the landmarks' region)."""
+    max_keypoint_error: float = 0.3
+    """Largest distance between a detector keypoint (eyes, nose tip, mouth) and the same
+    point of the landmarks, as a fraction of the landmark face's size."""
+    orientation_context: float = 3.0
+    """Side of the square (x the landmark face's size) the orientation check looks at."""
+    orientation_margin: float = 0.08
+    """A fit is misoriented when the detector scores the square turned by 90, 180 or 270
+    degrees more than this above the landmarks' upright view."""
+    size_ratio: tuple[float, float] = (0.5, 2.5)
+    """Allowed landmark-face size / detection-box size."""
+    report_score: float = 0.75
+    """A detection at least this confident whose landmarks fail the checks is reported as
+    a skipped face (and triggers the rotated search)."""
+    turned_roll_deg: float = 45.0
+    """A face found with its eye line turned beyond this also triggers the rotated search."""
+    rotations: tuple[int, ...] = RETRY_ROTATIONS
+    """Clockwise turns (degrees) tried when the upright search fails; () = never."""
     silence_native_logs: bool = True
     """Hide the C++ log lines mediapipe/TFLite print straight to file descriptor 2."""
 
@@ -65,8 +114,65 @@ class DetectedFace:
     """4 float64: x0, y0, x1, y1 of the detection box in photo pixels."""
     score: float
     """Detection confidence in [0, 1]."""
+    presence: float = 1.0
+    """Landmark confidence: the face mesh model's presence score in [0, 1]."""
+    rotation: int = 0
+    """Clockwise turn (degrees) of the photo in which the detector found the face."""
     extras: dict = field(default_factory=dict)
-    """How it was found (tile, crop scale), for reports."""
+    """How it was found (pyramid level or tile, keypoint error), for reports."""
+
+    @property
+    def roll_deg(self) -> float:
+        """In-plane angle of the eye line, degrees (see :mod:`facenormals3d.face.pose`)."""
+        return eye_line_roll(self.landmarks)
+
+
+@dataclass
+class SkippedFace:
+    """A face (or a confident detection) that is not among the results, and why."""
+
+    box: np.ndarray
+    """x0, y0, x1, y1 in photo pixels."""
+    score: float
+    """Detection confidence."""
+    reason: str
+    """One line: beyond --max-faces, or which landmark check failed."""
+
+    def to_dict(self) -> dict:
+        return {"box": [round(float(v), 1) for v in self.box], "score": round(self.score, 3),
+                "reason": self.reason}
+
+
+@dataclass
+class FaceSearch:
+    """Everything one search of a photo found."""
+
+    faces: list[DetectedFace]
+    """Accepted faces, largest first, at most ``max_faces``."""
+    skipped: list[SkippedFace]
+    """Faces left out and confident detections that failed the checks."""
+    rotations_tried: list[int]
+    """Clockwise turns searched, degrees (``[0]`` unless the upright search failed)."""
+
+    @property
+    def rotation(self) -> int:
+        """The turn most faces were detected at (0 when none)."""
+        if not self.faces:
+            return 0
+        turns = [f.rotation for f in self.faces]
+        return max(set(turns), key=turns.count)
+
+
+@dataclass
+class _Candidate:
+    """A detector box in photo pixels with its six keypoints (subject's right eye, left
+    eye, nose tip, mouth centre, right ear, left ear), x/y photo pixels."""
+
+    box: np.ndarray
+    score: float
+    keypoints: np.ndarray
+    source: str
+    rotation: int
 
 
 class FaceFinder:
@@ -75,18 +181,22 @@ class FaceFinder:
     def __init__(self, settings: DetectSettings = DetectSettings()):
         from mediapipe.python.solutions import face_detection, face_mesh
 
+        from facenormals3d.face.presence import PresenceScorer
+
         self.settings = settings
         with self._native_logs():
             self._detector = face_detection.FaceDetection(
                 model_selection=1, min_detection_confidence=settings.min_score)
             self._mesh = face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1,
                                             refine_landmarks=True, min_detection_confidence=0.3)
+            self._presence = PresenceScorer()
             if settings.silence_native_logs:
                 # TFLite logs its set-up from worker threads shortly after the first
                 # inference; run it now and give those threads a moment while muted.
                 blank = np.full((64, 64, 3), 128, np.uint8)
                 self._detector.process(blank)
                 self._mesh.process(blank)
+                self._presence.score(blank)
                 time.sleep(0.2)
 
     def _native_logs(self):
@@ -101,71 +211,132 @@ class FaceFinder:
     def close(self) -> None:
         self._detector.close()
         self._mesh.close()
+        self._presence.close()
 
     def find(self, image: np.ndarray, source: str = "<array>") -> list[DetectedFace]:
         """All faces in ``image`` (``H x W x 3`` uint8 RGB), largest first.
 
         Raises :class:`NoFaceError` naming ``source`` when there is none.
         """
-        boxes = self.detect_boxes(image)
-        faces: list[DetectedFace] = []
-        for box, score, tile in boxes:
-            lm = self._landmarks_in_box(image, box)
-            if lm is None:
-                continue
-            lm_box = np.array([*lm[:, :2].min(0), *lm[:, :2].max(0)])
-            if any(_iou(lm_box, _landmark_box(f.landmarks)) > self.settings.nms_iou for f in faces):
-                continue
-            faces.append(DetectedFace(landmarks=lm, box=box, score=score, extras={"tile": tile}))
-            if len(faces) >= self.settings.max_faces:
-                break
-        if not faces:
+        found = self.search(image)
+        if not found.faces:
             raise NoFaceError(source, "no face found")
-        return faces
+        return found.faces
 
-    def detect_boxes(self, image: np.ndarray) -> list[tuple[np.ndarray, float, str]]:
-        """Detection boxes ``(x0, y0, x1, y1)`` in photo pixels with scores, after NMS, largest first."""
-        h, w = image.shape[:2]
-        found = [(b, s, "full") for b, s in self._detect(image, 0, 0)]
-        # A face that fills the frame (tight crops, selfies) is often missed: look again
-        # with a replicated border around the photo.
-        pad = int(self.settings.pad_fraction * max(h, w))
-        padded = np.pad(image, ((pad, pad), (pad, pad), (0, 0)), mode="edge")
-        found += [(b, s, "padded") for b, s in self._detect(padded, -pad, -pad)]
-        if max(h, w) > self.settings.tile_above:
-            for x0, y0, x1, y1 in _tiles(w, h, self.settings.tile_size, self.settings.tile_overlap):
-                tile = np.ascontiguousarray(image[y0:y1, x0:x1])
-                found += [(b, s, f"tile {x0},{y0}") for b, s in self._detect(tile, x0, y0)]
-        found.sort(key=lambda t: -t[1])
-        kept: list[tuple[np.ndarray, float, str]] = []
-        for box, score, tile in found:
-            if all(_iou(box, k[0]) <= self.settings.nms_iou for k in kept):
-                kept.append((box, score, tile))
-        kept.sort(key=lambda t: -(t[0][2] - t[0][0]) * (t[0][3] - t[0][1]))
+    def search(self, image: np.ndarray) -> FaceSearch:
+        """Faces, skipped faces and the rotations tried for ``image`` (``H x W x 3`` uint8)."""
+        s = self.settings
+        image = np.asarray(image)
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(f"expected an H x W x 3 uint8 image, got {image.shape} {image.dtype}")
+        pyramid = boxes.Pyramid(image, s.detect_side, s.whole_side, s.tile_above)
+        accepted: list[DetectedFace] = []
+        rejected: list[tuple[_Candidate, str]] = []
+        self._fit_all(image, self._candidates(pyramid, 0), accepted, rejected)
+        tried = [0]
+        if s.rotations and self._looks_turned(accepted, rejected):
+            for turn in s.rotations:
+                tried.append(turn)
+                self._fit_all(image, self._candidates(pyramid, turn), accepted, rejected)
+        accepted.sort(key=lambda f: -boxes.area(boxes.points_box(f.landmarks)))
+        skipped = [SkippedFace(boxes.points_box(f.landmarks), f.score,
+                               f"beyond --max-faces {s.max_faces}") for f in accepted[s.max_faces:]]
+        skipped += self._failed_detections(accepted, rejected)
+        return FaceSearch(faces=accepted[:s.max_faces], skipped=skipped, rotations_tried=tried)
+
+    def _looks_turned(self, accepted: list[DetectedFace], rejected: list[tuple[_Candidate, str]]) -> bool:
+        """Whether the upright search suggests a turned photo: no face, a confident
+        detection with implausible landmarks, or a face lying on its side or upside down
+        (the detector misses most such faces, so the others are likely missing)."""
+        return (not accepted or any(c.score >= self.settings.report_score for c, _ in rejected)
+                or any(abs(f.roll_deg) > self.settings.turned_roll_deg for f in accepted))
+
+    # -- candidates -------------------------------------------------------------------
+
+    def _candidates(self, pyramid: "boxes.Pyramid", turn: int) -> list[_Candidate]:
+        """Detections in the photo turned ``turn`` degrees clockwise, in photo pixels,
+        after non-maximum suppression, largest first."""
+        s = self.settings
+        found: list[_Candidate] = []
+        for view in pyramid.views(s.tile_size, s.tile_overlap, s.pad_fraction):
+            for box, score, kps in self._detect(boxes.turn_image(view.pixels, turn)):
+                corners = boxes.unturn_points(box.reshape(2, 2), turn, view.pixels.shape)
+                kps = boxes.unturn_points(kps, turn, view.pixels.shape)
+                found.append(_Candidate(box=boxes.normalised(view.to_photo(corners).reshape(-1)),
+                                        score=score, keypoints=view.to_photo(kps),
+                                        source=view.name if not turn else f"{view.name} turned {turn}",
+                                        rotation=turn))
+        found.sort(key=lambda c: -c.score)
+        kept: list[_Candidate] = []
+        for c in found:
+            if all(boxes.iou(c.box, k.box) <= s.nms_iou for k in kept):
+                kept.append(c)
+        kept.sort(key=lambda c: -boxes.area(c.box))
         return kept
 
-    def _detect(self, image: np.ndarray, ox: int, oy: int) -> list[tuple[np.ndarray, float]]:
+    def _detect(self, image: np.ndarray) -> list[tuple[np.ndarray, float, np.ndarray]]:
+        """Detector output on ``image``: box (x0, y0, x1, y1), score, 6 x 2 keypoints, in
+        ``image`` pixels."""
         h, w = image.shape[:2]
         with self._native_logs():
-            result = self._detector.process(image)
+            result = self._detector.process(np.ascontiguousarray(image))
         out = []
         for det in result.detections or []:
             rb = det.location_data.relative_bounding_box
-            box = np.array([rb.xmin * w + ox, rb.ymin * h + oy,
-                            (rb.xmin + rb.width) * w + ox, (rb.ymin + rb.height) * h + oy])
-            out.append((box, float(det.score[0])))
+            box = np.array([rb.xmin * w, rb.ymin * h, (rb.xmin + rb.width) * w,
+                            (rb.ymin + rb.height) * h])
+            kps = np.array([[k.x * w, k.y * h] for k in det.location_data.relative_keypoints])
+            out.append((box, float(det.score[0]), kps))
         return out
 
-    def _landmarks_in_box(self, image: np.ndarray, box: np.ndarray) -> np.ndarray | None:
-        from facenormals3d.face.crop import CropTransform, warp_to_crop
+    # -- landmarks and checks ---------------------------------------------------------
 
+    def _fit_all(self, image: np.ndarray, candidates: list[_Candidate],
+                 accepted: list[DetectedFace], rejected: list[tuple[_Candidate, str]]) -> None:
         s = self.settings
-        cx, cy = 0.5 * (box[0] + box[2]), 0.5 * (box[1] + box[3])
-        side = s.mesh_context * max(box[2] - box[0], box[3] - box[1])
-        k = s.mesh_input / side
-        crop = CropTransform(np.array([[k, 0, s.mesh_input / 2 - k * cx],
-                                       [0, k, s.mesh_input / 2 - k * cy]]), s.mesh_input)
-        patch = warp_to_crop(image, crop)
+        for cand in candidates:
+            if any(boxes.containment(cand.box, boxes.points_box(f.landmarks)) >= s.contained
+                   or boxes.iou(cand.box, f.box) > s.nms_iou for f in accepted):
+                continue
+            face, problem = self._fit(image, cand)
+            if face is None:
+                rejected.append((cand, problem))
+                continue
+            lm_box = boxes.points_box(face.landmarks)
+            if any(boxes.iou(lm_box, boxes.points_box(f.landmarks)) > s.nms_iou
+                   or boxes.containment(lm_box, boxes.points_box(f.landmarks)) >= s.contained
+                   for f in accepted):
+                continue
+            accepted.append(face)
+
+    def _fit(self, image: np.ndarray, cand: _Candidate) -> tuple[DetectedFace | None, str]:
+        """Landmarks for one candidate, or ``(None, why not)``."""
+        s = self.settings
+        roll = roll_from_eyes(cand.keypoints[0], cand.keypoints[1])
+        centre = 0.5 * (cand.box[:2] + cand.box[2:])
+        side = s.mesh_context * max(cand.box[2] - cand.box[0], cand.box[3] - cand.box[1])
+        lm = self._landmarks(image, square_crop(centre, side, roll, s.mesh_input))
+        if lm is not None and abs(_angle_diff(eye_line_roll(lm), roll)) > 15.0:
+            # The detector's eyes were off: frame again on the landmarks themselves.
+            roll = eye_line_roll(lm)
+            centre, extent = _upright_box(lm, roll)
+            again = self._landmarks(image, square_crop(centre, s.mesh_context * extent / 1.2,
+                                                       roll, s.mesh_input))
+            lm = lm if again is None else again
+        if lm is None:
+            return None, "no landmarks"
+        presence = self.presence(image, lm)
+        problem = self._implausible(lm, cand, presence) or self._misoriented(image, lm)
+        if problem:
+            return None, problem
+        error = _keypoint_error(lm, cand.keypoints)
+        return DetectedFace(landmarks=lm, box=cand.box, score=cand.score, presence=presence,
+                            rotation=cand.rotation,
+                            extras={"found_in": cand.source, "keypoint_error": round(error, 3)}), ""
+
+    def _landmarks(self, image: np.ndarray, patch_crop: CropTransform) -> np.ndarray | None:
+        """Face mesh on the patch ``patch_crop`` of ``image``: 478 x 3 photo pixels or None."""
+        patch = warp_to_crop(image, patch_crop)
         with self._native_logs():
             result = self._mesh.process(patch)
         if not result.multi_face_landmarks:
@@ -173,9 +344,117 @@ class FaceFinder:
         pts = result.multi_face_landmarks[0].landmark
         if len(pts) != N_LANDMARKS:
             return None
+        n = patch_crop.size
         # mediapipe: x, y normalised to the patch; z ~ x's scale, negative towards the camera.
-        lm = np.array([[p.x * s.mesh_input, p.y * s.mesh_input, -p.z * s.mesh_input] for p in pts])
-        return crop.to_photo(lm)
+        lm = np.array([[p.x * n, p.y * n, -p.z * n] for p in pts])
+        return patch_crop.to_photo(lm)
+
+    def presence(self, image: np.ndarray, landmarks: np.ndarray) -> float:
+        """The face mesh model's presence score on the region mediapipe would track for
+        ``landmarks`` (478 x 2+ photo pixels): their upright box, 1.5x, square."""
+        from facenormals3d.face.presence import INPUT_SIDE
+
+        roll = eye_line_roll(landmarks)
+        centre, extent = _upright_box(landmarks, roll)
+        patch = warp_to_crop(image, square_crop(centre, 1.5 * extent, roll, INPUT_SIDE))
+        with self._native_logs():
+            return self._presence.score(patch)
+
+    def _implausible(self, lm: np.ndarray, cand: _Candidate, presence: float) -> str:
+        """Why a fit is not a face ('' when it is plausible)."""
+        s = self.settings
+        if presence < s.min_presence:
+            return f"low landmark confidence {presence:.2f}"
+        _, extent = _upright_box(lm, eye_line_roll(lm))
+        box_side = max(cand.box[2] - cand.box[0], cand.box[3] - cand.box[1])
+        ratio = extent / max(box_side, 1e-6)
+        if not s.size_ratio[0] <= ratio <= s.size_ratio[1]:
+            return f"landmarks {ratio:.1f}x the detection box"
+        error = _keypoint_error(lm, cand.keypoints)
+        if error > s.max_keypoint_error:
+            return f"landmarks disagree with the detector's keypoints ({error:.2f} of the face)"
+        if not _face_order(lm):
+            return "landmarks not in a face's order (eyes, nose, mouth, chin)"
+        return ""
+
+    def orientation_scores(self, image: np.ndarray, landmarks: np.ndarray) -> list[float]:
+        """Detector scores (0 = nothing) on a wide square around the landmarks (their
+        upright box times :attr:`DetectSettings.orientation_context`), turned upright by
+        their eye line and then by a further 0, 90, 180 and 270 degrees."""
+        s = self.settings
+        roll = eye_line_roll(landmarks)
+        centre, extent = _upright_box(landmarks, roll)
+        scores = []
+        for extra in (0, 90, 180, 270):
+            patch = warp_to_crop(image, square_crop(centre, s.orientation_context * extent,
+                                                    roll + extra, 192))
+            scores.append(max((sc for _, sc, _ in self._detect(patch)), default=0.0))
+        return scores
+
+    def _misoriented(self, image: np.ndarray, landmarks: np.ndarray) -> str:
+        """'' when the detector likes the landmarks' upright view best (within a margin);
+        otherwise why not. Catches an upside-down face fitted as an upright one."""
+        scores = self.orientation_scores(image, landmarks)
+        best = int(np.argmax(scores))
+        if scores[best] - scores[0] > self.settings.orientation_margin:
+            return (f"the face looks turned by {90 * best} degrees against its landmarks "
+                    f"(detector {scores[0]:.2f} upright vs {scores[best]:.2f})")
+        return ""
+
+    def _failed_detections(self, accepted: list[DetectedFace],
+                           rejected: list[tuple[_Candidate, str]]) -> list[SkippedFace]:
+        """Confident detections that failed and are not part of an accepted face."""
+        s = self.settings
+        out: list[SkippedFace] = []
+        for cand, problem in sorted(rejected, key=lambda cp: -cp[0].score):
+            if cand.score < s.report_score:
+                continue
+            if any(boxes.iou(cand.box, f.box) > 0.1 or boxes.iou(cand.box, boxes.points_box(f.landmarks)) > 0.1
+                   or boxes.containment(cand.box, boxes.points_box(f.landmarks)) >= s.contained
+                   for f in accepted):
+                continue
+            if any(boxes.iou(cand.box, o.box) > s.nms_iou for o in out):
+                continue
+            out.append(SkippedFace(cand.box, cand.score, f"landmarks failed: {problem}"))
+        return out
+
+
+def _angle_diff(a: float, b: float) -> float:
+    """a - b wrapped into (-180, 180]."""
+    return (a - b + 180.0) % 360.0 - 180.0
+
+
+def _upright_box(landmarks: np.ndarray, roll: float) -> tuple[np.ndarray, float]:
+    """Centre (photo x, y) and longer side of the landmarks' box in the face's upright frame."""
+    a = np.radians(roll)
+    c, s_ = np.cos(a), np.sin(a)
+    pts = np.asarray(landmarks, dtype=np.float64)[:, :2]
+    up = pts @ np.array([[c, -s_], [s_, c]])  # rotate by -roll
+    lo, hi = up.min(0), up.max(0)
+    mid = 0.5 * (lo + hi)
+    centre = np.array([c * mid[0] - s_ * mid[1], s_ * mid[0] + c * mid[1]])
+    return centre, float(max(hi - lo))
+
+
+def _keypoint_error(landmarks: np.ndarray, keypoints: np.ndarray) -> float:
+    """Largest distance between the detector's eyes, nose tip and mouth centre and the
+    landmarks' own, over the landmark face's size."""
+    right, left = eye_centres(landmarks)
+    mouth = landmarks[[13, 14], :2].mean(0)
+    ours = np.stack([right, left, landmarks[1, :2], mouth])
+    _, extent = _upright_box(landmarks, eye_line_roll(landmarks))
+    return float(np.linalg.norm(ours - keypoints[:4], axis=1).max() / max(extent, 1e-6))
+
+
+def _face_order(landmarks: np.ndarray) -> bool:
+    """In the face's upright frame: forehead above the eyes above the mouth above the chin,
+    and the nose tip between forehead and chin (it may rise to the eyes when looking up)."""
+    roll = np.radians(eye_line_roll(landmarks))
+    down = np.array([-np.sin(roll), np.cos(roll)])  # the face's "down" in the photo
+    right, left = eye_centres(landmarks)
+    eyes = max(float(np.dot(right, down)), float(np.dot(left, down)))
+    forehead, nose, mouth, chin = (float(np.dot(landmarks[i, :2], down)) for i in (10, 1, 13, 152))
+    return forehead < eyes < mouth < chin and forehead < nose < chin
 
 
 @contextlib.contextmanager
@@ -191,28 +470,3 @@ def _silenced_fd2():
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
-
-
-def _landmark_box(lm: np.ndarray) -> np.ndarray:
-    return np.array([*lm[:, :2].min(0), *lm[:, :2].max(0)])
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
-def _tiles(w: int, h: int, tile: int, overlap: float) -> list[tuple[int, int, int, int]]:
-    """Square-ish overlapping tiles covering a ``w x h`` photo."""
-    step = max(1, int(tile * (1.0 - overlap)))
-
-    def starts(n: int) -> list[int]:
-        if n <= tile:
-            return [0]
-        out = list(range(0, n - tile, step)) + [n - tile]
-        return sorted(set(out))
-
-    return [(x, y, min(x + tile, w), min(y + tile, h)) for y in starts(h) for x in starts(w)]
