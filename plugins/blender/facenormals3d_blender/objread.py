@@ -20,6 +20,7 @@ import other modules of the add-on (the tests load it by file path).
 from __future__ import annotations
 
 import os
+from array import array
 from dataclasses import dataclass, field
 
 #: Millimetres in one metre (meshes are in mm, Blender's unit scale is metres per unit).
@@ -118,6 +119,30 @@ def _add_face(mesh: ObjMesh, corners: list, where: str) -> None:
     mesh.face_normals.append(tuple(ns) if len(ns) == len(vs) else None)
 
 
+def parse_mtl_maps(text: str, material: str = "") -> dict:
+    """The texture maps of ``material`` (or of the first material, when ``material`` is ''
+    or not defined) in MTL text: ``{statement: file name}`` for ``map_Kd`` (diffuse
+    colour), ``norm`` (tangent-space normal map) and ``map_Bump`` / ``bump``. Options such
+    as ``-s 1 1 1`` or ``-bm 1`` before a name are skipped."""
+    blocks, current = {}, None
+    for raw in text.splitlines():
+        parts = raw.split("#", 1)[0].split()
+        if not parts:
+            continue
+        if parts[0] == "newmtl":
+            current = " ".join(parts[1:])
+            blocks.setdefault(current, {})
+        elif parts[0] in _MAP_STATEMENTS and len(parts) > 1:
+            key = "map_Bump" if parts[0] == "bump" else parts[0]
+            blocks.setdefault(current, {}).setdefault(key, _strip_map_options(parts[1:]))
+    if material in blocks:
+        return blocks[material]
+    return next((maps for maps in blocks.values() if maps), {})
+
+
+_MAP_STATEMENTS = ("map_Kd", "norm", "map_Bump", "bump")
+
+
 def parse_mtl_texture(text: str, material: str = "") -> str:
     """The ``map_Kd`` file name of ``material`` (or of the first material that has one)
     in MTL text, '' if none. Options such as ``-s 1 1 1`` before the name are skipped."""
@@ -162,6 +187,18 @@ def read_obj_with_texture(obj_path: str) -> tuple:
     names no MTL/texture. Raises :class:`ObjError` for unreadable files and for a
     texture that the MTL names but that does not exist.
     """
+    mesh, maps = read_obj_with_maps(obj_path)
+    return mesh, maps.get("map_Kd", "")
+
+
+def read_obj_with_maps(obj_path: str) -> tuple:
+    """Read ``obj_path`` and the texture maps its MTL file names.
+
+    Returns ``(mesh, maps)``: ``maps`` holds absolute paths under the keys of
+    :func:`parse_mtl_maps` (``map_Kd``, ``norm``, ``map_Bump``) that the MTL names; it
+    is empty when the OBJ names no MTL. Raises :class:`ObjError` for unreadable files
+    and for a map that the MTL names but that does not exist.
+    """
     folder = os.path.dirname(os.path.abspath(obj_path))
     try:
         with open(obj_path, encoding="utf-8", errors="replace") as fh:
@@ -169,19 +206,21 @@ def read_obj_with_texture(obj_path: str) -> tuple:
     except OSError as err:
         raise ObjError(f"{obj_path}: cannot read: {err.strerror or err}") from None
     if not mesh.mtllib:
-        return mesh, ""
+        return mesh, {}
     mtl_path = os.path.join(folder, mesh.mtllib)
     try:
         with open(mtl_path, encoding="utf-8", errors="replace") as fh:
-            name = parse_mtl_texture(fh.read(), mesh.material)
+            names = parse_mtl_maps(fh.read(), mesh.material)
     except OSError as err:
         raise ObjError(f"{mtl_path}: cannot read: {err.strerror or err}") from None
-    if not name:
-        return mesh, ""
-    texture = os.path.join(folder, name)
-    if not os.path.isfile(texture):
-        raise ObjError(f"{mtl_path}: texture {name!r} not found")
-    return mesh, texture
+    maps = {}
+    for key, name in names.items():
+        path = os.path.join(folder, name)
+        if not os.path.isfile(path):
+            what = "texture" if key == "map_Kd" else "normal map"
+            raise ObjError(f"{mtl_path}: {what} {name!r} not found")
+        maps[key] = path
+    return mesh, maps
 
 
 def to_blender_axes(points: list) -> list:
@@ -247,3 +286,41 @@ def to_blender_mesh(mesh: ObjMesh, factor: float, centre: bool = True) -> Blende
 def _unit(v: tuple) -> tuple:
     length = (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]) ** 0.5
     return (v[0] / length, v[1] / length, v[2] / length) if length > 0 else (0.0, 0.0, 1.0)
+
+
+def points_to_blender(points: list, factor: float, offset: tuple = (0.0, 0.0, 0.0)) -> list:
+    """(x, y, z) points in the tool's frame (mm) -> Blender's frame scaled by ``factor``
+    and shifted by ``-offset`` (the ``offset`` of the mesh they belong to), so they land
+    on that mesh once both are in Blender."""
+    ox, oy, oz = offset
+    return [(x * factor - ox, -z * factor - oy, y * factor - oz) for x, y, z in points]
+
+
+def flat_coords(vertices: list) -> array:
+    """[(x, y, z), ...] -> array('f', [x0, y0, z0, x1, ...]) for ``foreach_set('co', ...)``."""
+    flat = array("f", bytes(4 * 3 * len(vertices)))
+    flat[0::3] = array("f", [v[0] for v in vertices])
+    flat[1::3] = array("f", [v[1] for v in vertices])
+    flat[2::3] = array("f", [v[2] for v in vertices])
+    return flat
+
+
+def shape_key_coords(basis: array, deltas: array, key: int, factor: float) -> array:
+    """Absolute vertex positions of shape key ``key`` in Blender's frame.
+
+    ``basis`` is the Basis shape, flat (x, y, z) per vertex in Blender's frame and units
+    (:func:`flat_coords` of :attr:`BlenderMeshData.vertices`); ``deltas`` the flat
+    (K, V, 3) per-vertex offsets in the tool's frame and millimetres. The offset is
+    turned like the vertices, ``(dx, dy, dz) -> (dx, -dz, dy)``, scaled by ``factor`` and
+    added to the basis (the centring shift cancels: it is in both).
+    """
+    n = len(basis)
+    d = deltas[key * n:(key + 1) * n]
+    if len(d) != n:
+        raise ValueError(f"shape key {key}: deltas hold {len(deltas)} values, not enough for "
+                         f"{key + 1} keys of {n // 3} vertices")
+    out = array("f", basis)
+    out[0::3] = array("f", [b + factor * x for b, x in zip(basis[0::3], d[0::3])])
+    out[1::3] = array("f", [b - factor * z for b, z in zip(basis[1::3], d[2::3])])
+    out[2::3] = array("f", [b + factor * y for b, y in zip(basis[2::3], d[1::3])])
+    return out
