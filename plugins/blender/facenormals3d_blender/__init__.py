@@ -204,7 +204,7 @@ class IMPORT_MESH_OT_facenormals3d_photo(bpy.types.Operator, ImportHelper):
             objects = import_reconstruction(
                 folder, context=context, pack=not self.keep_files, shape_keys=self.shape_keys,
                 landmarks=self.landmarks, landmark_empties=self.landmark_empties,
-                timings=timings)
+                name=os.path.splitext(os.path.basename(self.filepath))[0], timings=timings)
             importer.frame_objects(context, objects)
         except (objread.ObjError, results.ResultError, OSError) as err:
             self.report({"ERROR"}, f"Face from Photo: {err}")

@@ -55,7 +55,8 @@ EMPTY_SIZE_MM = 4.0
 
 
 def import_reconstruction(folder, collection=None, *, context=None, pack=True, shape_keys=True,
-                          landmarks=True, landmark_empties=False, location=None, timings=None):
+                          landmarks=True, landmark_empties=False, location=None, name=None,
+                          timings=None):
     """Import one photo's ``facenormals3d reconstruct`` output folder; return the face objects.
 
     Args:
@@ -71,6 +72,8 @@ def import_reconstruction(folder, collection=None, *, context=None, pack=True, s
         landmarks: make the 478-landmark child object when ``landmarks.npy`` exists.
         landmark_empties: make the 7 NoW-landmark child empties when ``landmarks7.npy`` exists.
         location: (x, y, z) for the first face's centre, scene units; default the 3D cursor.
+        name: the photo name the datablocks are named after; default the photo folder's
+            name (``<photo-stem>``).
         timings: a dict to fill with seconds spent reading files (``read``) and making
             Blender data (``build``), or None.
 
@@ -94,7 +97,7 @@ def import_reconstruction(folder, collection=None, *, context=None, pack=True, s
     faces = results.read_photo_folder(folder, shape_keys, landmarks or landmark_empties)
     prepared = [_Prepared(face, factor, landmarks, landmark_empties) for face in faces]
     t1 = time.perf_counter()
-    stem = _clip(results.photo_name(folder))
+    stem = _clip(name or results.photo_name(folder))
     suffix = _free_suffix(stem, prepared, collection is None)
     created = []
     try:
@@ -175,6 +178,8 @@ def _build(context, prepared, stem, suffix, collection, pack, factor, location, 
     if new_collection is not None:
         context.scene.collection.children.link(new_collection)
     _select(context, faces)
+    # World matrices (parenting, placement) are valid for the caller straight away.
+    context.view_layer.update()
     return faces
 
 
@@ -352,16 +357,21 @@ def _overlap(a, b):
 
 
 def _select(context, faces):
+    """Select the new faces (only they), the first one active; faces outside the view
+    layer (a collection the caller has not linked) are left alone."""
     layer_objects = context.view_layer.objects
-    visible = [obj for obj in faces if obj.name in layer_objects]
-    if not visible:
-        return
     for obj in layer_objects:
         if obj.select_get():
             obj.select_set(False)
-    for obj in visible:
-        obj.select_set(True)
-    layer_objects.active = visible[0]
+    selected = []
+    for obj in faces:
+        try:
+            obj.select_set(True)
+        except RuntimeError:  # not in this view layer
+            continue
+        selected.append(obj)
+    if selected:
+        layer_objects.active = selected[0]
 
 
 def frame_objects(context, objects):
