@@ -400,26 +400,28 @@ def test_results_errors_name_the_file(tmp_path):
         results.read_photo_folder(folder)
 
 
-def test_points_and_shape_keys_follow_the_mesh_conversion():
+def test_points_matrix_and_shape_keys_follow_the_mesh_conversion():
     mesh = objread.parse_obj(SQUARE_OBJ)
     data = objread.to_blender_mesh(mesh, 0.001)
     # A point at a vertex lands on that converted vertex (same rotation, scale, centring).
     assert objread.points_to_blender([mesh.positions[2]], 0.001, data.offset) == [
         pytest.approx(data.vertices[2])]
-    basis = objread.flat_coords(data.vertices)
-    assert list(basis[6:9]) == pytest.approx(data.vertices[2])
+    # The matrix the add-on hands to Mesh.transform does the same conversion.
+    m = np.array(objread.blender_matrix(0.001, data.offset))
+    homogeneous = np.c_[np.array(mesh.positions), np.ones(4)]
+    assert np.allclose((homogeneous @ m.T)[:, :3], data.vertices)
+    assert np.isclose(np.linalg.det(m[:3, :3]), 1e-9)  # a rotation times 0.001: no mirroring
+    basis = objread.flat_coords(mesh.positions)
+    assert list(basis[6:9]) == [10.0, 20.0, 0.0]
     deltas = np.zeros((2, 4, 3), np.float32)
-    deltas[1, 2] = (1.0, 2.0, 3.0)  # mm in the tool's frame: x, up, towards the camera
+    deltas[1, 2] = (1.0, 2.0, 3.0)
     from array import array
 
-    key = objread.shape_key_coords(basis, array("f", deltas.tobytes()), 1, 0.001)
-    moved = np.array(key).reshape(4, 3) - np.array(basis).reshape(4, 3)
-    assert moved[2] == pytest.approx((0.001, -0.003, 0.002), abs=1e-7)  # (x, -z, y) * factor
-    assert np.abs(np.delete(moved, 2, 0)).max() == 0
-    assert list(objread.shape_key_coords(basis, array("f", deltas.tobytes()), 0, 0.001)) == \
-        list(basis)
+    key = objread.shape_key_coords(basis, array("f", deltas.tobytes()), 1)
+    assert np.array_equal(np.array(key).reshape(4, 3),
+                          np.array(basis).reshape(4, 3) + deltas[1])
     with pytest.raises(ValueError, match="not enough"):
-        objread.shape_key_coords(basis, array("f", deltas.tobytes()), 2, 0.001)
+        objread.shape_key_coords(basis, array("f", deltas.tobytes()), 2)
 
 
 def test_no_previews_flag_and_fallback_for_older_tools(tmp_path):

@@ -221,7 +221,8 @@ class IMPORT_MESH_OT_facenormals3d_photo(bpy.types.Operator, ImportHelper):
         # result polling, reading the files, making the Blender data).
         print(f"facenormals3d: timings: command {command:.2f} s, add-on overhead "
               f"{total - command:.2f} s (read {timings.get('read', 0):.2f} s, build "
-              f"{timings.get('build', 0):.2f} s) for {len(objects)} face(s)"
+              f"{timings.get('build', 0):.2f} s, CPU {timings.get('cpu', 0):.2f} s) "
+              f"for {len(objects)} face(s)"
               + (f"; the tool rejected {', '.join(self._job.dropped_flags)}"
                  if self._job.dropped_flags else ""))
         where = f"; files in {folder}" if self.keep_files else ""
