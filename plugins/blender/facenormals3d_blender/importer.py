@@ -387,8 +387,11 @@ def frame_objects(context, objects):
         region = next((r for r in area.regions if r.type == "WINDOW"), None)
         if region is None:
             continue
-        with context.temp_override(window=window, area=area, region=region):
-            bpy.ops.view3d.view_selected(use_all_regions=False)
+        try:
+            with context.temp_override(window=window, area=area, region=region):
+                bpy.ops.view3d.view_selected(use_all_regions=False)
+        except RuntimeError as err:  # a view that cannot frame now; the import stands
+            print(f"facenormals3d: could not frame the new objects: {err}")
 
 
 def _remove_datablocks(created):
