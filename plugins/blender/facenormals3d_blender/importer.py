@@ -132,11 +132,12 @@ class _Prepared:
     def names(self, stem):
         """Every datablock name this face needs (before the common suffix), by kind."""
         base = f"{stem}_face{self.face.index}"
-        objects = [base] + ([f"{base}_landmarks"] if self.landmarks else [])
-        objects += [f"{base}_{point}" for point in results.NOW_POINTS] if self.now_points else []
+        meshes = [base] + ([f"{base}_landmarks"] if self.landmarks else [])
+        objects = meshes + ([f"{base}_{point}" for point in results.NOW_POINTS]
+                            if self.now_points else [])
         images = ([f"{base}_basecolor"] if self.face.base_color else []) + (
             [f"{base}_normal"] if self.face.normal_map else [])
-        return {"objects": objects, "meshes": objects[:2], "materials": [base],
+        return {"objects": objects, "meshes": meshes, "materials": [base],
                 "images": images, "shape_keys": [base] if self.face.shape_key_names else []}
 
 
