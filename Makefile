@@ -35,7 +35,7 @@ test: setup
 	@bash scripts/run-tests.sh
 
 clean:
-	rm -rf $(VENV) .cache $(OUT) .pytest_cache .venv-blender dist
+	rm -rf $(VENV) .cache $(OUT) .pytest_cache .venv-blender .venv-blender-4.2 dist
 
 # Blender add-on: zip, separate bpy test environment, headless tests (see plugins/README.md).
 include plugins/blender/blender.mk

@@ -1,22 +1,27 @@
-"""Blender add-on: File > Import > Face from Photo (.jpg/.png).
+"""Blender add-on: File > Import > Face from Photo (.jpg/.png), and a scripting API.
 
-Runs ``facenormals3d reconstruct`` on the chosen photo in a child process (Blender stays
-responsive; progress in the status bar; Esc cancels), then imports every reconstructed
-face as a mesh object ``<photo-stem>_face<k>`` textured with the photo (Principled BSDF
-base colour from an Image Texture node on the mesh's UVs), turned from the tool's y-up
-frame to Blender's z-up (the face looks along -Y, towards a front view) and scaled from
-millimetres to the scene's units.
+The operator runs ``facenormals3d reconstruct`` on the chosen photo in a child process
+(Blender stays responsive; progress in the status bar; Esc cancels), then imports the
+photo's output folder with :func:`import_reconstruction` (see :mod:`.importer`): one object
+per face in a new collection named after the photo, with full-resolution base colour and
+normal map, expression shape keys and landmark helpers, side by side at the 3D cursor.
 
-Nothing is added to the scene unless every face was read successfully; failures are
+Scripts call the API directly on a folder the tool wrote::
+
+    import facenormals3d_blender
+    faces = facenormals3d_blender.import_reconstruction("/path/out/astronaut")
+
+Nothing is added to the scene unless every file was read successfully; failures are
 Blender error reports with one line from the tool. Stdlib + bpy only; the file reading
-and conversions live in :mod:`.objread` and :mod:`.runner`, which do not need bpy.
+and conversions live in :mod:`.objread`, :mod:`.npyread`, :mod:`.results` and
+:mod:`.runner`, which do not need bpy.
 """
 
 bl_info = {
     "name": "facenormals3d: Face from Photo",
     "author": "facenormals3d contributors",
-    "version": (0, 1, 0),
-    "blender": (3, 6, 0),
+    "version": (0, 2, 0),
+    "blender": (4, 2, 0),
     "location": "File > Import > Face from Photo (.jpg/.png)",
     "description": "Reconstruct a textured 3D face mesh from a photo with the facenormals3d tool",
     "doc_url": "",
@@ -26,18 +31,24 @@ bl_info = {
 import os
 import shutil
 import tempfile
+import time
 import traceback
 
 import bpy
 from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 from bpy_extras.io_utils import ImportHelper
 
-from . import objread, runner
+from . import importer, objread, results, runner
+from .importer import import_reconstruction
+
+__all__ = ["import_reconstruction", "register", "unregister"]
 
 #: Seconds between two polls of the child process.
-POLL_SECONDS = 0.25
+POLL_SECONDS = 0.1
 #: Longest a blocking run may take when Blender has no window (background mode), seconds.
 BACKGROUND_TIMEOUT = 3600.0
+#: Folder next to the saved .blend file that "Keep files" writes into by default.
+KEEP_FOLDER = "facenormals3d"
 
 
 class FACENORMALS3D_AddonPreferences(bpy.types.AddonPreferences):
@@ -87,21 +98,46 @@ class IMPORT_MESH_OT_facenormals3d_photo(bpy.types.Operator, ImportHelper):
                ("landmarks", "Landmarks only", "The coarse landmark face: smooth, fast, "
                                                "no network weights needed")),
         default="network")
+    shape_keys: BoolProperty(
+        name="Expression shape keys",
+        description="Shape keys Basis + one per expression blendshape the tool wrote "
+                    "(ARKit-style names such as jawOpen, eyeBlink_L)",
+        default=True)
+    landmarks: BoolProperty(
+        name="Landmark points",
+        description="A child object whose 478 vertices are the face landmarks "
+                    "(vertex i = mediapipe landmark i), for snapping a rig to",
+        default=True)
+    landmark_empties: BoolProperty(
+        name="Landmark empties",
+        description="Seven child empties at the eye corners, nose bottom and mouth corners "
+                    "(named eye_outer.R, ..., mouth_corner.L)",
+        default=False)
     keep_files: BoolProperty(
         name="Keep files",
-        description="Keep the tool's output folder (OBJ, PLY, texture, reports) and link the "
-                    "texture from there; otherwise the folder is deleted and the texture "
-                    "is packed into the .blend file",
+        description="Keep the tool's output (meshes, maps, landmarks, reports) in the files "
+                    "folder and link the images from there with relative paths; otherwise "
+                    "the images are packed into the .blend file and the output is deleted",
         default=False)
+    files_folder: StringProperty(
+        name="Files folder",
+        description="Where Keep files puts the output (a folder per photo). Empty: a "
+                    "'facenormals3d' folder next to the saved .blend file",
+        subtype="DIR_PATH", default="")
 
     def draw(self, context):
-        for name in ("max_faces", "detail", "refine", "keep_files"):
+        for name in ("max_faces", "detail", "refine", "shape_keys", "landmarks",
+                     "landmark_empties", "keep_files"):
             self.layout.prop(self, name)
+        row = self.layout.row()
+        row.enabled = self.keep_files
+        row.prop(self, "files_folder")
 
     # -- starting -----------------------------------------------------------------------
 
     def execute(self, context):
         self._job, self._timer, self._work_dir = None, None, ""
+        self._t_start = time.perf_counter()
         photo = bpy.path.abspath(self.filepath)
         if not os.path.isfile(photo):
             self.report({"ERROR"}, f"Face from Photo: no such file: {photo}")
@@ -109,12 +145,14 @@ class IMPORT_MESH_OT_facenormals3d_photo(bpy.types.Operator, ImportHelper):
         prefs = _preferences(context)
         try:
             command = runner.resolve_command(bpy.path.abspath(prefs.command) if prefs else "")
-            self._work_dir = tempfile.mkdtemp(prefix="facenormals3d_")
+            keep_root = self._keep_root() if self.keep_files else ""
+            self._work_dir = _make_work_dir(keep_root)
             argv = runner.build_argv(command, photo, self._work_dir, self.max_faces, self.refine,
-                                     "" if self.detail == "network" else self.detail)
+                                     "" if self.detail == "network" else self.detail,
+                                     no_previews=True)
             self._job = runner.ReconstructJob(argv, self._work_dir, photo, self._work_dir)
         except runner.CommandError as err:
-            self._cleanup(remove=True)
+            self._cleanup()
             self.report({"ERROR"}, f"Face from Photo: {err}")
             return {"CANCELLED"}
         print("facenormals3d:", " ".join(argv))
@@ -127,11 +165,20 @@ class IMPORT_MESH_OT_facenormals3d_photo(bpy.types.Operator, ImportHelper):
         self._set_status(context, "starting")
         return {"RUNNING_MODAL"}
 
+    def _keep_root(self):
+        """The folder Keep files writes into; CommandError when there is none yet."""
+        if self.files_folder.strip():
+            return bpy.path.abspath(self.files_folder.strip())
+        if bpy.data.filepath:
+            return os.path.join(os.path.dirname(bpy.data.filepath), KEEP_FOLDER)
+        raise runner.CommandError("Keep files: save the .blend file first (the files go next "
+                                  "to it) or choose a Files folder")
+
     def modal(self, context, event):
         if event.type == "ESC":
             self._job.cancel()
             self._stop_timer(context)
-            self._cleanup(remove=True)
+            self._cleanup()
             self.report({"WARNING"}, "Face from Photo: cancelled")
             return {"CANCELLED"}
         if event.type != "TIMER":
@@ -146,13 +193,20 @@ class IMPORT_MESH_OT_facenormals3d_photo(bpy.types.Operator, ImportHelper):
 
     def _finish(self, context, result):
         self._stop_timer(context)
+        timings = {}
         try:
             if result.error:
                 self.report({"ERROR"}, f"Face from Photo: {result.error}")
                 return {"CANCELLED"}
-            stem = os.path.splitext(os.path.basename(self.filepath))[0]
-            objects = import_faces(context, result.meshes, stem, pack=not self.keep_files)
-        except objread.ObjError as err:
+            folder = result.folder
+            if self.keep_files:
+                folder = _move_out(folder, os.path.dirname(self._work_dir))
+            objects = import_reconstruction(
+                folder, context=context, pack=not self.keep_files, shape_keys=self.shape_keys,
+                landmarks=self.landmarks, landmark_empties=self.landmark_empties,
+                name=os.path.splitext(os.path.basename(self.filepath))[0], timings=timings)
+            importer.frame_objects(context, objects)
+        except (objread.ObjError, results.ResultError, OSError) as err:
             self.report({"ERROR"}, f"Face from Photo: {err}")
             return {"CANCELLED"}
         except Exception as err:  # noqa: BLE001 - must end as a report, not a lost traceback
@@ -160,10 +214,20 @@ class IMPORT_MESH_OT_facenormals3d_photo(bpy.types.Operator, ImportHelper):
             self.report({"ERROR"}, f"Face from Photo: {type(err).__name__}: {err}")
             return {"CANCELLED"}
         finally:
-            self._cleanup(remove=not self.keep_files)
-        where = f"; files kept in {self._work_dir}" if self.keep_files else ""
+            self._cleanup()
+        command = self._job.command_seconds()
+        total = time.perf_counter() - self._t_start
+        # The add-on's own cost per import: everything but the tool's run (process start,
+        # result polling, reading the files, making the Blender data).
+        print(f"facenormals3d: timings: command {command:.2f} s, add-on overhead "
+              f"{total - command:.2f} s (read {timings.get('read', 0):.2f} s, build "
+              f"{timings.get('build', 0):.2f} s, CPU {timings.get('cpu', 0):.2f} s) "
+              f"for {len(objects)} face(s)"
+              + (f"; the tool rejected {', '.join(self._job.dropped_flags)}"
+                 if self._job.dropped_flags else ""))
+        where = f"; files in {folder}" if self.keep_files else ""
         self.report({"INFO"}, f"Face from Photo: imported {len(objects)} face(s) in "
-                              f"{self._job.elapsed():.0f} s{where}")
+                              f"{total:.0f} s{where}")
         return {"FINISHED"}
 
     def _set_status(self, context, text):
@@ -177,119 +241,34 @@ class IMPORT_MESH_OT_facenormals3d_photo(bpy.types.Operator, ImportHelper):
         if context.workspace is not None:
             context.workspace.status_text_set(None)
 
-    def _cleanup(self, remove):
-        if remove and self._work_dir:
+    def _cleanup(self):
+        """Remove the work folder (with Keep files, the results were moved out of it)."""
+        if self._work_dir:
             shutil.rmtree(self._work_dir, ignore_errors=True)
 
 
-def import_faces(context, obj_paths, stem, pack):
-    """Read every ``mesh.obj`` first, then create one textured object per face.
-
-    Returns the new objects. Raises :class:`objread.ObjError` (before anything is
-    created) for unreadable files; if creating the Blender data fails halfway, what was
-    created is removed again before the error propagates, so the scene is unchanged.
-    """
-    units = context.scene.unit_settings
-    factor = objread.mm_to_scene_factor(units.system, units.scale_length)
-    faces = []
-    for path in obj_paths:
-        mesh, texture = objread.read_obj_with_texture(path)
-        faces.append((objread.to_blender_mesh(mesh, factor), texture))
-    created = []
+def _make_work_dir(keep_root):
+    """A fresh folder for the tool's output: inside ``keep_root`` when files are kept (so
+    the results move out of it by a rename), else in the system's temporary folder."""
     try:
-        objects = _create_objects(context, faces, stem, pack, created)
-    except Exception:
-        _remove_datablocks(created)
-        raise
-    for obj in context.view_layer.objects:
-        obj.select_set(False)
-    for obj in objects:
-        obj.select_set(True)
-    context.view_layer.objects.active = objects[0]
-    return objects
+        if keep_root:
+            os.makedirs(keep_root, exist_ok=True)
+            return tempfile.mkdtemp(prefix=".facenormals3d-", dir=keep_root)
+        return tempfile.mkdtemp(prefix="facenormals3d_")
+    except OSError as err:
+        raise runner.CommandError(f"cannot make a folder in {keep_root or tempfile.gettempdir()}: "
+                                  f"{err.strerror or err}") from None
 
 
-def _create_objects(context, faces, stem, pack, created):
-    collection = context.collection or context.scene.collection
-    cursor = context.scene.cursor.location
-    spacing = 1.25 * max(_width(data.vertices) for data, _ in faces)
-    objects = []
-    for k, (data, texture) in enumerate(faces):
-        name = f"{stem}_face{k}"
-        mesh = _build_mesh(name, data, created)
-        if texture:
-            image = bpy.data.images.load(texture, check_existing=False)
-            created.append(image)
-            image.name = f"{name}_texture"
-            if pack:
-                image.pack()
-            mesh.materials.append(_photo_material(name, image, created))
-        obj = bpy.data.objects.new(name, mesh)
-        created.append(obj)
-        obj.location = (cursor.x + k * spacing, cursor.y, cursor.z)
-        objects.append(obj)
-    for obj in objects:  # linked last: until here nothing is visible in the scene
-        collection.objects.link(obj)
-    return objects
-
-
-def _width(vertices):
-    xs = [v[0] for v in vertices]
-    return (max(xs) - min(xs)) if xs else 0.0
-
-
-def _build_mesh(name, data, created):
-    mesh = bpy.data.meshes.new(name)
-    created.append(mesh)
-    mesh.from_pydata(data.vertices, [], data.polygons)
-    if data.loop_uvs:
-        layer = mesh.uv_layers.new(name="UVMap")
-        layer.data.foreach_set("uv", data.loop_uvs)
-    mesh.polygons.foreach_set("use_smooth", [True] * len(mesh.polygons))
-    if data.loop_normals:
-        # The tool's normals, not Blender's recomputed ones: they are what it exported.
-        if hasattr(mesh, "use_auto_smooth"):  # Blender < 4.1 ignores custom normals without it
-            mesh.use_auto_smooth = True
-        mesh.normals_split_custom_set(data.loop_normals)
-    mesh.update()
-    return mesh
-
-
-def _photo_material(name, image, created):
-    material = bpy.data.materials.new(name)
-    created.append(material)
-    material.use_nodes = True
-    nodes, links = material.node_tree.nodes, material.node_tree.links
-    bsdf = next((n for n in nodes if n.type == "BSDF_PRINCIPLED"), None)
-    if bsdf is None:
-        bsdf = nodes.new("ShaderNodeBsdfPrincipled")
-        output = next(n for n in nodes if n.type == "OUTPUT_MATERIAL")
-        links.new(bsdf.outputs["BSDF"], output.inputs["Surface"])
-    bsdf.inputs["Roughness"].default_value = 0.6  # skin is neither matte nor glossy
-    texture = nodes.new("ShaderNodeTexImage")
-    texture.image = image
-    texture.location = (bsdf.location.x - 320, bsdf.location.y)
-    uv = nodes.new("ShaderNodeUVMap")
-    uv.uv_map = "UVMap"
-    uv.location = (texture.location.x - 220, texture.location.y)
-    links.new(uv.outputs["UV"], texture.inputs["Vector"])
-    links.new(texture.outputs["Color"], bsdf.inputs["Base Color"])
-    return material
-
-
-def _remove_datablocks(created):
-    for block in reversed(created):  # objects before the meshes and materials they use
-        _remove_one(block)
-
-
-def _remove_one(block):
-    for coll in (bpy.data.objects, bpy.data.meshes, bpy.data.materials, bpy.data.images):
-        try:
-            if block.name in coll and coll[block.name] == block:
-                coll.remove(block)
-                return
-        except ReferenceError:  # already freed together with its owner
-            return
+def _move_out(folder, root):
+    """Move a photo's output folder to ``root/<name>`` (``<name>.001``, ... when taken)."""
+    name = os.path.basename(folder.rstrip(os.sep))
+    for n in range(100000):
+        dest = os.path.join(root, name + (f".{n:03d}" if n else ""))
+        if not os.path.exists(dest):
+            os.rename(folder, dest)
+            return dest
+    raise OSError(f"no free folder name for {name} in {root}")
 
 
 def menu_import(self, context):

@@ -84,11 +84,19 @@ def resolve_command(preference: str = "", environ: dict | None = None, which=shu
                        + "; set it in the add-on preferences (Edit > Preferences > Add-ons)")
 
 
+#: reconstruct's flag that skips the preview PNGs, which the add-on never reads.
+NO_PREVIEWS = "--no-previews"
+
+
 def build_argv(command: str, photo: str, out_dir: str, max_faces: int = 0, refine: int = -1,
-               normals: str = "") -> list:
+               normals: str = "", no_previews: bool = False) -> list:
     """The reconstruct command line; ``max_faces`` <= 0, ``refine`` < 0 and ``normals`` ''
-    mean the tool's default (``normals`` is ``network`` or ``landmarks``)."""
+    mean the tool's default (``normals`` is ``network`` or ``landmarks``). With
+    ``no_previews`` the tool skips preview rendering (:data:`NO_PREVIEWS`; a tool too old
+    to know the flag is rerun without it, see :class:`ReconstructJob`)."""
     argv = [command, "reconstruct", photo, "-o", out_dir, "--json"]
+    if no_previews:
+        argv.append(NO_PREVIEWS)
     if normals:
         argv += ["--normals", normals]
     if max_faces > 0:
@@ -151,6 +159,15 @@ def error_message(returncode: int, summary: dict | None, stderr_text: str) -> st
     return f"{COMMAND_NAME} failed with exit code {returncode}"
 
 
+def rejects_flag(returncode: int, stderr_text: str, flag: str) -> bool:
+    """Whether a run failed only because the command line had ``flag``, which this tool
+    version does not know (argparse: exit code 2, "unrecognized arguments: ... flag")."""
+    if returncode != 2:
+        return False
+    return any("unrecognized arguments" in line and flag in line.split()
+               for line in stderr_text.splitlines())
+
+
 def _face_index(name: str) -> int:
     return int(name.split("_", 1)[1]) if re.fullmatch(r"face_\d+", name) else -1
 
@@ -179,6 +196,9 @@ class JobResult:
 
     meshes: list = field(default_factory=list)
     """``mesh.obj`` paths, one per face, in face order (empty when it failed)."""
+    folder: str = ""
+    """The photo's output folder (``OUT/<photo-stem>``) holding the ``face_<k>`` folders,
+    '' when it failed."""
     error: str = ""
     """One-line reason when the run failed or found no face, else ''."""
     summary: dict | None = None
@@ -193,19 +213,40 @@ class ReconstructJob:
     """
 
     def __init__(self, argv: list, work_dir: str, photo: str, out_dir: str):
-        self.argv, self.work_dir, self.photo, self.out_dir = argv, work_dir, photo, out_dir
+        self.argv, self.work_dir, self.photo, self.out_dir = list(argv), work_dir, photo, out_dir
         self.started = time.monotonic()
+        self.finished: float | None = None
+        """``time.monotonic()`` when the child was first seen to have exited."""
+        self.dropped_flags: list = []
+        """Optional flags this tool version rejected; the run was restarted without them."""
         self._stdout_path = os.path.join(work_dir, STDOUT_NAME)
         self._stderr_path = os.path.join(work_dir, STDERR_NAME)
+        self._start()
+
+    def _start(self) -> None:
         try:
             with open(self._stdout_path, "wb") as out, open(self._stderr_path, "wb") as err:
-                self.process = subprocess.Popen(argv, stdout=out, stderr=err,
+                self.process = subprocess.Popen(self.argv, stdout=out, stderr=err,
                                                 stdin=subprocess.DEVNULL, env=child_environment())
         except OSError as err:
-            raise CommandError(f"cannot start {argv[0]}: {err.strerror or err}") from None
+            raise CommandError(f"cannot start {self.argv[0]}: {err.strerror or err}") from None
+
+    def _restarted_without_rejected_flag(self, code: int) -> bool:
+        """A tool older than an optional flag (``--no-previews``) stops at argparse; start
+        it again without the flag (costs one interpreter start, ~0.1 s)."""
+        if NO_PREVIEWS in self.argv and rejects_flag(code, self.stderr_text(), NO_PREVIEWS):
+            self.argv.remove(NO_PREVIEWS)
+            self.dropped_flags.append(NO_PREVIEWS)
+            self._start()
+            return True
+        return False
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started
+
+    def command_seconds(self) -> float:
+        """Seconds from the start until the child was seen to exit (so far, if running)."""
+        return (self.finished if self.finished is not None else time.monotonic()) - self.started
 
     def stderr_text(self, tail: int = 0) -> str:
         """What the child wrote on stderr so far (only the last ``tail`` bytes if > 0)."""
@@ -217,17 +258,25 @@ class ReconstructJob:
         return f"{int(self.elapsed())} s" + (f": {line[:120]}" if line else "")
 
     def poll(self) -> JobResult | None:
-        if self.process.poll() is None:
+        code = self.process.poll()
+        if code is None or self._restarted_without_rejected_flag(code):
             return None
-        return self._result(self.process.returncode)
+        self.finished = time.monotonic()
+        return self._result(code)
 
     def wait(self, timeout: float | None = None) -> JobResult:
         """Block until the child exits (used when Blender has no window to run a timer in)."""
-        try:
-            code = self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.cancel()
-            return JobResult(error=f"{COMMAND_NAME} did not finish within {timeout:.0f} s")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            try:
+                code = self.process.wait(None if deadline is None
+                                         else max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                self.cancel()
+                return JobResult(error=f"{COMMAND_NAME} did not finish within {timeout:.0f} s")
+            if not self._restarted_without_rejected_flag(code):
+                break
+        self.finished = time.monotonic()
         return self._result(code)
 
     def cancel(self) -> None:
@@ -243,7 +292,8 @@ class ReconstructJob:
         summary = parse_summary(_read_text(self._stdout_path))
         meshes = find_face_meshes(self.out_dir, self.photo, summary) if code in (0, 1) else []
         if meshes:
-            return JobResult(meshes=meshes, summary=summary)
+            folder = os.path.dirname(os.path.dirname(meshes[0]))
+            return JobResult(meshes=meshes, folder=folder, summary=summary)
         if code in (0, 1):
             reason = error_message(code, summary, "") if summary and summary.get("failed") else ""
             return JobResult(error=reason or f"no face found in {os.path.basename(self.photo)}",

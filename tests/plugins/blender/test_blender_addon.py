@@ -2,13 +2,18 @@
 
 Run by ``make test-blender`` with ``.venv-blender/bin/python -m pytest tests/plugins/blender``.
 The add-on is installed from its zip the way a user does (Preferences > Add-ons > Install),
-then the import operator runs:
+then:
 
-* against a stand-in ``facenormals3d`` script written here, which writes the documented
-  output layout (a textured paraboloid "face" as OBJ + MTL + PNG, in mm, y up, looking
-  along +z) and the ``--json`` summary, or fails like the tool does;
-* against the real ``facenormals3d reconstruct`` from the main .venv on the astronaut
-  photo (skipped, saying why, while that command is not available).
+* the scripting API ``facenormals3d_blender.import_reconstruction`` imports output folders
+  written here by ``tests/plugins/addon_fixture.py`` (the tool's output contract: mesh +
+  normal map + blendshapes.npz + landmarks), and the checks compare what Blender holds
+  with the arrays written (shape-key positions, landmark positions, names, placement);
+* the import operator runs against a stand-in ``facenormals3d`` script written here,
+  which writes the same layout and the ``--json`` summary, or fails like the tool does;
+* the operator runs the real ``facenormals3d reconstruct`` from the main .venv on the
+  astronaut photo; the checks that need the fitted-mesh outputs (shape keys, normal map,
+  1024 px texture) apply when the tool wrote those files. The add-on's time over the
+  command is printed in the run's summary ("facenormals3d add-on timings").
 """
 
 from __future__ import annotations
@@ -25,16 +30,23 @@ from pathlib import Path
 
 import bpy
 import addon_utils
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[3]
+sys.path.insert(0, str(REPO / "tests" / "plugins"))
+import addon_fixture  # noqa: E402
+
 ADDON = "facenormals3d_blender"
-GRID = (21, 26)  # stand-in mesh: columns x rows of vertices
-STAND_IN_WIDTH_MM = 160.0
+GRID = addon_fixture.GRID
+STAND_IN_WIDTH_MM = addon_fixture.WIDTH_MM
+N_KEYS = len(addon_fixture.ICT_EXPRESSIONS)
 
 STAND_IN = r'''
 """Stand-in for `facenormals3d reconstruct PHOTO -o OUT --json`: same layout, fake face."""
-import json, math, os, struct, sys, zlib
+import json, os, sys
+sys.path.insert(0, %(fixture_dir)r)
+from addon_fixture import write_face
 
 argv = sys.argv[1:]
 assert argv[0] == "reconstruct", argv
@@ -61,44 +73,10 @@ if "crash" in stem:
     sys.exit(4)
 print("INFO: detecting faces", file=sys.stderr)
 print("INFO: reconstructing face 0", file=sys.stderr)
-
-def png(path, w, h):
-    raw = b"".join(b"\x00" + b"".join(bytes((x * 255 // (w - 1), y * 255 // (h - 1), 128))
-                                      for x in range(w)) for y in range(h))
-    def chunk(tag, data):
-        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
-    with open(path, "wb") as fh:
-        fh.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
-                 + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
-
-nx, ny = %(nx)d, %(ny)d
-half_w, half_h = %(half_w)f, 100.0
-face = os.path.join(out, stem, "face_0")
-os.makedirs(face)
-lines = ["mtllib mesh.mtl", "usemtl photo"]
-for i in range(ny):
-    for j in range(nx):
-        x = -half_w + 2 * half_w * j / (nx - 1)
-        y = -half_h + 2 * half_h * i / (ny - 1)
-        z = 40.0 * (1 - (x / half_w) ** 2 - (y / half_h) ** 2) - 500.0  # 0.5 m from the camera
-        n = (80.0 * x / half_w ** 2, 80.0 * y / half_h ** 2, 1.0)
-        length = math.sqrt(sum(c * c for c in n))
-        lines += ["v %%.4f %%.4f %%.4f" %% (x, y, z),
-                  "vt %%.5f %%.5f" %% ((x + half_w) / (2 * half_w), (y + half_h) / (2 * half_h)),
-                  "vn %%.5f %%.5f %%.5f" %% tuple(c / length for c in n)]
-for i in range(ny - 1):
-    for j in range(nx - 1):
-        a, b, c, d = i * nx + j + 1, i * nx + j + 2, (i + 1) * nx + j + 2, (i + 1) * nx + j + 1
-        for tri in ((a, b, c), (a, c, d)):  # counter-clockwise seen from +z (the camera)
-            lines.append("f " + " ".join("%%d/%%d/%%d" %% (k, k, k) for k in tri))
-with open(os.path.join(face, "mesh.obj"), "w") as fh:
-    fh.write("\n".join(lines) + "\n")
-with open(os.path.join(face, "mesh.mtl"), "w") as fh:
-    fh.write("newmtl photo\nKd 1 1 1\nmap_Kd texture.png\n")
-png(os.path.join(face, "texture.png"), 8, 4)
+write_face(os.path.join(out, stem, "face_0"))
 print(json.dumps({"succeeded": [{"input": photo, "output": os.path.join(out, stem), "faces": 1}],
                   "failed": [], "n_succeeded": 1, "n_failed": 0, "exit_code": 0}))
-''' % {"nx": GRID[0], "ny": GRID[1], "half_w": STAND_IN_WIDTH_MM / 2}
+''' % {"fixture_dir": str(REPO / "tests" / "plugins")}
 
 
 def _load_build_zip():
@@ -147,9 +125,17 @@ def clean_scene():
     yield
 
 
+KINDS = ("objects", "meshes", "materials", "images", "collections", "shape_keys")
+
+
 def _datablocks():
-    return {kind: sorted(b.name for b in getattr(bpy.data, kind))
-            for kind in ("objects", "meshes", "materials", "images")}
+    return {kind: sorted(b.name for b in getattr(bpy.data, kind)) for kind in KINDS}
+
+
+def _api():
+    import facenormals3d_blender
+
+    return facenormals3d_blender
 
 
 def _world_mean_normal(obj):
@@ -164,14 +150,191 @@ def _world_mean_normal(obj):
     return [c / length for c in total]
 
 
+def _bsdf(material):
+    return next(n for n in material.node_tree.nodes if n.type == "BSDF_PRINCIPLED")
+
+
 def _texture_node(material):
-    nodes = material.node_tree.nodes
-    bsdf = next(n for n in nodes if n.type == "BSDF_PRINCIPLED")
-    links = bsdf.inputs["Base Color"].links
+    links = _bsdf(material).inputs["Base Color"].links
     assert links, "Base Color is not driven by a node"
     node = links[0].from_node
     assert node.type == "TEX_IMAGE"
     return node
+
+
+def _normal_map_image(material):
+    """The image behind the BSDF's Normal input, through a tangent-space Normal Map node."""
+    links = _bsdf(material).inputs["Normal"].links
+    assert links, "Normal is not driven by a node"
+    node = links[0].from_node
+    assert node.type == "NORMAL_MAP" and node.space == "TANGENT" and node.uv_map == "UVMap"
+    image_node = node.inputs["Color"].links[0].from_node
+    assert image_node.type == "TEX_IMAGE"
+    return image_node.image
+
+
+def _world_coords(obj, coords=None):
+    """(N, 3) world positions of a mesh object's vertices (or of ``coords``, local)."""
+    if coords is None:
+        coords = np.empty(3 * len(obj.data.vertices), np.float32)
+        obj.data.vertices.foreach_get("co", coords)
+    local = np.asarray(coords, np.float64).reshape(-1, 3)
+    m = np.array(obj.matrix_world)
+    return local @ m[:3, :3].T + m[:3, 3]
+
+
+def _to_blender(points_mm):
+    """The add-on's documented conversion: (x, y, z) mm -> (x, -z, y) m (metric scene)."""
+    p = np.asarray(points_mm, np.float64)
+    return np.stack([p[:, 0], -p[:, 2], p[:, 1]], -1) / 1000.0
+
+
+# -- the scripting API -------------------------------------------------------------------
+
+
+def test_api_imports_a_contract_folder(addon, tmp_path):
+    folder = addon_fixture.write_photo_output(str(tmp_path), "astro", n_faces=2)
+    bpy.context.scene.cursor.location = (1.0, 2.0, 3.0)
+    before = _datablocks()
+    timings = {}
+    faces = _api().import_reconstruction(folder, landmark_empties=True, timings=timings)
+    assert [f.name for f in faces] == ["astro_face0", "astro_face1"]
+    assert set(timings) == {"read", "build", "cpu"}
+    # Its own collection, named after the photo, holding the faces and their helpers.
+    coll = bpy.data.collections["astro"]
+    assert coll.name in bpy.context.scene.collection.children
+    assert all(f.users_collection == (coll,) for f in faces)
+    assert {o.name for o in coll.objects} == {"astro_face0", "astro_face1",
+                                              "astro_face0_landmarks", "astro_face1_landmarks"} | {
+        f"astro_face{k}_{p}" for k in (0, 1) for p in _api().results.NOW_POINTS}
+    assert bpy.context.view_layer.objects.active == faces[0] and faces[1].select_get()
+    # Side by side at the 3D cursor, a quarter of the widest face apart, not overlapping.
+    w0, w1 = faces[0].dimensions.x, faces[1].dimensions.x
+    assert w0 == pytest.approx(0.16, rel=1e-3) and w1 == pytest.approx(0.128, rel=1e-3)
+    assert tuple(faces[0].location) == pytest.approx((1.0, 2.0, 3.0))
+    assert faces[1].location.x - faces[0].location.x == pytest.approx((w0 + w1) / 2 + w0 / 4)
+    # Shape keys: Basis + the 53 expressions, each = basis + the turned, scaled delta.
+    face0 = faces[0]
+    keys = face0.data.shape_keys
+    assert keys.name == "astro_face0" and keys.use_relative
+    assert [k.name for k in keys.key_blocks] == ["Basis", *addon_fixture.ICT_EXPRESSIONS]
+    deltas = np.load(os.path.join(folder, "face_0", "blendshapes.npz"))["deltas"]
+    basis = np.empty(3 * len(face0.data.vertices), np.float32)
+    keys.key_blocks["Basis"].data.foreach_get("co", basis)
+    for k in (0, 26, N_KEYS - 1):
+        co = np.empty_like(basis)
+        keys.key_blocks[k + 1].data.foreach_get("co", co)
+        assert np.allclose(co.reshape(-1, 3) - basis.reshape(-1, 3), _to_blender(deltas[k]),
+                           atol=1e-6)
+    # The mesh is the file's, turned and scaled (up to the centring shift).
+    verts = _world_coords(face0)
+    expected = _to_blender(addon_fixture.grid_vertices())
+    assert np.allclose(verts - verts.mean(0), expected - expected.mean(0), atol=1e-6)
+    # Landmarks: a child point cloud whose vertex i sits on landmark i (= mesh vertex i
+    # in the fixture); the empties on the 7 NoW points.
+    cloud = bpy.data.objects["astro_face0_landmarks"]
+    assert cloud.parent == face0 and cloud.type == "MESH" and cloud.hide_render
+    assert len(cloud.data.vertices) == 478 and len(cloud.data.polygons) == 0
+    assert np.allclose(_world_coords(cloud), verts[:478], atol=1e-6)
+    for point, vertex in zip(_api().results.NOW_POINTS, addon_fixture.NOW_VERTICES):
+        empty = bpy.data.objects[f"astro_face0_{point}"]
+        assert empty.type == "EMPTY" and empty.parent == face0
+        assert np.allclose(np.array(empty.matrix_world.translation), verts[vertex], atol=1e-6)
+    # Material: packed base colour from the texture, packed Non-Color normal map.
+    material = face0.data.materials[0]
+    assert material.name == "astro_face0"
+    color = _texture_node(material).image
+    assert color.name == "astro_face0_basecolor" and color.packed_file is not None
+    assert tuple(color.size) == (8, 4)
+    normal = _normal_map_image(material)
+    assert normal.name == "astro_face0_normal" and normal.packed_file is not None
+    assert normal.colorspace_settings.name == "Non-Color"
+    assert face0.data.uv_layers.active.name == "UVMap"
+    added = {k: set(v) - set(before[k]) for k, v in _datablocks().items()}
+    assert added["materials"] == {"astro_face0", "astro_face1"}
+    assert added["shape_keys"] == {"astro_face0", "astro_face1"}
+
+
+def test_api_reimport_never_renames_the_first_import(addon, tmp_path):
+    folder = addon_fixture.write_photo_output(str(tmp_path), "astro", albedo=True)
+    first = _api().import_reconstruction(folder)[0]
+    owned = {"object": first, "mesh": first.data, "material": first.data.materials[0],
+             "keys": first.data.shape_keys, "collection": first.users_collection[0],
+             "color": _texture_node(first.data.materials[0]).image,
+             "normal": _normal_map_image(first.data.materials[0]),
+             "cloud": first.children[0]}
+    names = {k: v.name for k, v in owned.items()}
+    assert names == {"object": "astro_face0", "mesh": "astro_face0", "material": "astro_face0",
+                     "keys": "astro_face0", "collection": "astro",
+                     "color": "astro_face0_basecolor", "normal": "astro_face0_normal",
+                     "cloud": "astro_face0_landmarks"}
+    second = _api().import_reconstruction(folder)[0]
+    third = _api().import_reconstruction(folder)[0]
+    assert {k: v.name for k, v in owned.items()} == names  # the first import is untouched
+    # Later imports carry one common suffix on every datablock they made.
+    for obj, suffix in ((second, ".001"), (third, ".002")):
+        assert obj.name == "astro_face0" + suffix and obj.data.name == obj.name
+        assert obj.data.shape_keys.name == obj.name
+        assert obj.users_collection[0].name == "astro" + suffix
+        material = obj.data.materials[0]
+        assert material.name == obj.name
+        assert _texture_node(material).image.name == "astro_face0_basecolor" + suffix
+        assert _normal_map_image(material).name == "astro_face0_normal" + suffix
+        assert obj.children[0].name == "astro_face0_landmarks" + suffix
+    # The albedo is the base colour when the tool wrote one.
+    assert Path(_texture_node(first.data.materials[0]).image.filepath).name == "albedo.png"
+    # Each import lands beside the earlier ones, not on top of them.
+    xs = sorted(o.location.x for o in (first, second, third))
+    assert xs[1] - xs[0] >= first.dimensions.x and xs[2] - xs[1] >= first.dimensions.x
+
+
+def test_api_into_a_given_collection_linking_relative_files(addon, tmp_path):
+    bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "scene.blend"))
+    folder = addon_fixture.write_photo_output(str(tmp_path / "out"), "astro",
+                                              blendshapes=False, landmarks=False)
+    target = bpy.data.collections.new("Heads")
+    bpy.context.scene.collection.children.link(target)
+    (face,) = _api().import_reconstruction(folder, target, pack=False, location=(0, 5, 0))
+    assert face.users_collection == (target,) and "astro" not in bpy.data.collections
+    assert tuple(face.location) == pytest.approx((0, 5, 0))
+    assert face.data.shape_keys is None and not face.children  # today's outputs: no extras
+    color = _texture_node(face.data.materials[0]).image
+    assert color.packed_file is None and color.filepath == "//out/astro/face_0/texture.png"
+    assert Path(bpy.path.abspath(color.filepath)).is_file()
+
+
+def test_api_errors_leave_the_file_unchanged(addon, tmp_path, monkeypatch):
+    api = _api()
+    before = _datablocks()
+    with pytest.raises(FileNotFoundError, match="no such folder"):
+        api.import_reconstruction(str(tmp_path / "missing"))
+    with pytest.raises(api.results.ResultError, match="no face_<k>/mesh.obj"):
+        api.import_reconstruction(str(tmp_path))
+    folder = addon_fixture.write_photo_output(str(tmp_path), "astro", n_faces=2)
+    np.savez(os.path.join(folder, "face_1", "blendshapes.npz"), names=np.array(["a"]),
+             deltas=np.zeros((1, 3, 3), np.float32))
+    with pytest.raises(api.results.ResultError, match="'deltas' has shape"):
+        api.import_reconstruction(folder)
+    assert _datablocks() == before
+    # A failure while making the Blender data (here: in face 1's 6th shape key) removes
+    # everything this import had made, including face 0 and the new collection.
+    os.remove(os.path.join(folder, "face_1", "blendshapes.npz"))
+    addon_fixture.write_face(os.path.join(folder, "face_1"), seed=1)
+    real, calls = api.objread.shape_key_coords, []
+
+    def failing(*args):
+        calls.append(args)
+        if len(calls) == N_KEYS + 6:
+            raise RuntimeError("disk on fire")
+        return real(*args)
+
+    monkeypatch.setattr(api.objread, "shape_key_coords", failing)
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        api.import_reconstruction(folder)
+    assert _datablocks() == before
+
+
+# -- the import operator against a stand-in tool ------------------------------------------
 
 
 def test_imports_stand_in_face_textured_and_facing_minus_y(stand_in, photo):
@@ -179,7 +342,7 @@ def test_imports_stand_in_face_textured_and_facing_minus_y(stand_in, photo):
     result = bpy.ops.import_mesh.facenormals3d_photo(filepath=str(photo), max_faces=2, refine=3)
     assert result == {"FINISHED"}
     obj = bpy.data.objects["photo_face0"]
-    assert obj.name in bpy.context.scene.collection.all_objects
+    assert obj.users_collection[0].name == "photo"
     assert bpy.context.view_layer.objects.active == obj
     mesh = obj.data
     assert len(mesh.vertices) == GRID[0] * GRID[1]
@@ -198,26 +361,67 @@ def test_imports_stand_in_face_textured_and_facing_minus_y(stand_in, photo):
     image = _texture_node(mesh.materials[0]).image
     assert tuple(image.size) == (8, 4)
     assert image.packed_file is not None  # the temp folder is gone, the texture stays
-    # The dialog options reached the command line.
+    assert _normal_map_image(mesh.materials[0]).packed_file is not None
+    assert len(mesh.shape_keys.key_blocks) == 1 + N_KEYS
+    # The dialog options reached the command line; previews are skipped.
     argv = json.loads((stand_in / "argv.json").read_text())
     assert argv[argv.index("--max-faces") + 1] == "2" and argv[argv.index("--refine") + 1] == "3"
+    assert "--no-previews" in argv
     out_dir = Path(argv[argv.index("-o") + 1])
     assert not out_dir.exists()  # keep_files off: the work folder was deleted
     after = _datablocks()
-    assert set(after["objects"]) - set(before["objects"]) == {"photo_face0"}
+    assert set(after["objects"]) - set(before["objects"]) == {"photo_face0",
+                                                              "photo_face0_landmarks"}
 
 
-def test_millimetre_scene_keeps_millimetres_and_keep_files(stand_in, photo):
+def test_operator_options_turn_extras_off(stand_in, photo):
+    assert bpy.ops.import_mesh.facenormals3d_photo(
+        filepath=str(photo), shape_keys=False, landmarks=False, landmark_empties=True) == {
+        "FINISHED"}
+    obj = bpy.data.objects["photo_face0"]
+    assert obj.data.shape_keys is None
+    assert sorted(c.name for c in obj.children) == sorted(
+        f"photo_face0_{p}" for p in _api().results.NOW_POINTS)
+
+
+def test_millimetre_scene_keeps_millimetres(stand_in, photo):
     units = bpy.context.scene.unit_settings
     units.system, units.scale_length, units.length_unit = "METRIC", 0.001, "MILLIMETERS"
-    assert bpy.ops.import_mesh.facenormals3d_photo(filepath=str(photo), keep_files=True) == {"FINISHED"}
+    assert bpy.ops.import_mesh.facenormals3d_photo(filepath=str(photo)) == {"FINISHED"}
     obj = bpy.data.objects["photo_face0"]
     assert obj.dimensions.x == pytest.approx(STAND_IN_WIDTH_MM, rel=1e-3)
-    image = _texture_node(obj.data.materials[0]).image
-    assert image.packed_file is None and Path(image.filepath).is_file()
+    key = obj.data.shape_keys.key_blocks["jawOpen"]
+    assert max(abs(a.co[i] - b.co[i]) for a, b in zip(key.data, obj.data.vertices)
+               for i in range(3)) > 1.0  # deltas of a few mm stay mm
     argv = json.loads((stand_in / "argv.json").read_text())
     assert "--refine" not in argv  # -1 = the tool's default
-    shutil.rmtree(argv[argv.index("-o") + 1])
+
+
+def test_keep_files_go_next_to_the_saved_blend(stand_in, photo, tmp_path):
+    before = _datablocks()
+    with pytest.raises(RuntimeError, match="save the .blend file first"):
+        bpy.ops.import_mesh.facenormals3d_photo(filepath=str(photo), keep_files=True)
+    assert _datablocks() == before
+    project = tmp_path / "project"
+    project.mkdir()
+    bpy.ops.wm.save_as_mainfile(filepath=str(project / "scene.blend"))
+    for suffix in ("", ".001"):
+        assert bpy.ops.import_mesh.facenormals3d_photo(filepath=str(photo), keep_files=True) == {
+            "FINISHED"}
+        obj = bpy.data.objects["photo_face0" + suffix]
+        image = _texture_node(obj.data.materials[0]).image
+        assert image.packed_file is None
+        assert image.filepath == f"//facenormals3d/photo{suffix}/face_0/texture.png"
+        assert _normal_map_image(obj.data.materials[0]).filepath == \
+            f"//facenormals3d/photo{suffix}/face_0/normal_map.png"
+    assert sorted(p.name for p in (project / "facenormals3d").iterdir()) == ["photo",
+                                                                            "photo.001"]
+    # A chosen folder works without a saved .blend relative to it.
+    elsewhere = tmp_path / "kept"
+    assert bpy.ops.import_mesh.facenormals3d_photo(
+        filepath=str(photo), keep_files=True, files_folder=str(elsewhere)) == {"FINISHED"}
+    assert (elsewhere / "photo" / "face_0" / "mesh.obj").is_file()
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["photo"]  # no work folder left
 
 
 @pytest.mark.parametrize("name, content, expected", [
@@ -246,6 +450,9 @@ def test_missing_command_is_an_error_report(addon, photo):
         addon.command = ""
 
 
+# -- the real tool -------------------------------------------------------------------------
+
+
 def _real_command():
     home = Path(os.environ.get("FACENORMALS3D_HOME", REPO))
     command = home / ".venv" / "bin" / "facenormals3d"
@@ -267,7 +474,7 @@ def test_real_reconstruct_rejects_a_text_file_named_jpg(addon, tmp_path):
         addon.command = ""
 
 
-def test_real_reconstruct_on_astronaut(addon, tmp_path):
+def test_real_reconstruct_on_astronaut(addon, tmp_path, capsys, timing_log):
     command = _real_command()
     photo = tmp_path / "astronaut.png"
     # skimage is only in the main .venv: let its Python write the public-domain photo.
@@ -275,24 +482,69 @@ def test_real_reconstruct_on_astronaut(addon, tmp_path):
                     "import sys, imageio.v3 as iio, skimage.data; "
                     "iio.imwrite(sys.argv[1], skimage.data.astronaut())", str(photo)], check=True)
     addon.command = str(command)
+    kept = tmp_path / "kept"
     try:
         before = _datablocks()
         assert (REPO / "assets" / "normalnet.safetensors").is_file(), "shipped weights missing"
-        result = bpy.ops.import_mesh.facenormals3d_photo(filepath=str(photo), max_faces=1,
-                                                         detail="network")
-        assert result == {"FINISHED"}
-        obj = bpy.data.objects["astronaut_face0"]
-        assert set(_datablocks()["objects"]) - set(before["objects"]) == {"astronaut_face0"}
-        assert 1000 <= len(obj.data.vertices) <= 2_000_000
-        image = _texture_node(obj.data.materials[0]).image
-        assert image.size[0] > 0 and image.packed_file is not None
-        nx, ny, nz = _world_mean_normal(obj)
-        assert ny < -0.7, (nx, ny, nz)
-        # A face in a metric scene with unit scale 1: about 0.1-0.35 m wide and tall.
-        assert 0.08 < obj.dimensions.x < 0.35 and 0.08 < obj.dimensions.z < 0.4
-        assert obj.dimensions.y < obj.dimensions.z
+        capsys.readouterr()
+        result = bpy.ops.import_mesh.facenormals3d_photo(
+            filepath=str(photo), max_faces=1, detail="network", keep_files=True,
+            files_folder=str(kept), landmark_empties=True)
+        log = capsys.readouterr().out
     finally:
         addon.command = ""
+    assert result == {"FINISHED"}
+    timing = next(line for line in log.splitlines() if "timings:" in line)
+    timing_log.append("astronaut, 1 face, operator: " + timing.split("timings: ", 1)[1])
+    obj = bpy.data.objects["astronaut_face0"]
+    assert obj.users_collection[0].name == "astronaut"
+    assert set(_datablocks()["objects"]) - set(before["objects"]) == {
+        "astronaut_face0", "astronaut_face0_landmarks"} | {
+        f"astronaut_face0_{p}" for p in _api().results.NOW_POINTS}
+    assert 1000 <= len(obj.data.vertices) <= 2_000_000
+    # Facing -Y, upright, not mirrored: read off the NoW landmark empties (a mean normal
+    # would depend on how much of the head the tool's mesh covers).
+    at = {p: np.array(bpy.data.objects[f"astronaut_face0_{p}"].matrix_world.translation)
+          for p in _api().results.NOW_POINTS}
+    eyes = (at["eye_outer.R"] + at["eye_outer.L"]) / 2
+    mouth = (at["mouth_corner.R"] + at["mouth_corner.L"]) / 2
+    assert at["nose_bottom"][1] < eyes[1] - 0.005  # the nose sticks out towards -Y
+    assert eyes[2] > at["nose_bottom"][2] > mouth[2]  # eyes above the nose above the mouth
+    # The subject's right eye is on the viewer's left in a front view (numpad 1): -X.
+    assert at["eye_outer.R"][0] < at["eye_inner.R"][0] < at["eye_inner.L"][0] < at["eye_outer.L"][0]
+    assert _world_mean_normal(obj)[1] < 0
+    # A face in a metric scene with unit scale 1: about 0.1-0.35 m wide and tall.
+    assert 0.08 < obj.dimensions.x < 0.35 and 0.08 < obj.dimensions.z < 0.4
+    assert obj.dimensions.y < obj.dimensions.z
+    face_dir = kept / "astronaut" / "face_0"
+    image = _texture_node(obj.data.materials[0]).image
+    assert Path(bpy.path.abspath(image.filepath)).parent == face_dir  # kept, linked
+    # The landmark cloud lies on the face: every landmark within 5 mm of the mesh's box.
+    cloud = _world_coords(bpy.data.objects["astronaut_face0_landmarks"])
+    verts = _world_coords(obj)
+    assert cloud.shape == (478, 3)
+    assert (cloud > verts.min(0) - 0.005).all() and (cloud < verts.max(0) + 0.005).all()
+
+    # The same folder through the scripting API, packed: the first import keeps its names.
+    first = _datablocks()
+    timings = {}
+    t0 = time.perf_counter()
+    (again,) = _api().import_reconstruction(str(kept / "astronaut"), timings=timings)
+    timing_log.append(f"astronaut, 1 face, import_reconstruction: {time.perf_counter() - t0:.2f} s"
+                      f" (read {timings['read']:.2f} s, build {timings['build']:.2f} s,"
+                      f" CPU {timings['cpu']:.2f} s)")
+    assert again.name == "astronaut_face0.001"
+    assert all(set(first[k]) <= set(v) for k, v in _datablocks().items())
+    color = _texture_node(again.data.materials[0]).image
+    assert color.packed_file is not None
+    # What the fitted-mesh outputs add, checked whenever the tool wrote them.
+    if (face_dir / "blendshapes.npz").is_file():
+        assert len(again.data.shape_keys.key_blocks) == 54
+    if (face_dir / "normal_map.png").is_file():
+        assert _normal_map_image(again.data.materials[0]).packed_file is not None
+        assert min(color.size) >= 1024
+    timing_log.append("astronaut outputs: " + ", ".join(sorted(p.name for p in face_dir.iterdir()))
+                      + f"; base colour {tuple(color.size)}")
 
 
 class _FakeOperator:
@@ -300,13 +552,13 @@ class _FakeOperator:
     never sends timer events, so the interactive path is driven by hand here."""
 
     def __init__(self, job, work_dir, filepath):
-        import facenormals3d_blender as addon_module
-
-        cls = addon_module.IMPORT_MESH_OT_facenormals3d_photo
+        cls = _api().IMPORT_MESH_OT_facenormals3d_photo
         for name in ("modal", "_finish", "_set_status", "_stop_timer", "_cleanup"):
             setattr(self, name, getattr(cls, name).__get__(self))
         self._job, self._timer, self._work_dir = job, object(), str(work_dir)
+        self._t_start = time.perf_counter()
         self.filepath, self.keep_files, self.reports = str(filepath), False, []
+        self.shape_keys, self.landmarks, self.landmark_empties = True, True, False
 
     def report(self, kind, text):
         self.reports.append((set(kind), text))
@@ -319,16 +571,14 @@ class _FakeContext:
         self.window_manager = type("M", (), {
             "event_timer_remove": lambda _, t: self.removed_timers.append(t)})()
 
-    def __getattr__(self, name):  # scene, collection, view_layer: the real ones
+    def __getattr__(self, name):  # scene, collection, view_layer, window: the real ones
         return getattr(bpy.context, name)
 
 
 def _start(stand_in, photo, tmp_path):
-    import facenormals3d_blender as addon_module
-
     work = tmp_path / "work"
     work.mkdir()
-    runner = addon_module.runner
+    runner = _api().runner
     argv = runner.build_argv(str(stand_in / "facenormals3d"), str(photo), str(work))
     return runner.ReconstructJob(argv, str(work), str(photo), str(work)), work
 
@@ -352,7 +602,8 @@ def test_modal_timer_path_shows_progress_then_imports(stand_in, photo, tmp_path)
 
 def test_modal_escape_stops_the_tool_and_changes_nothing(stand_in, photo, tmp_path):
     slow = stand_in / "facenormals3d"
-    slow.write_text(slow.read_text().replace("import json,", "import time; time.sleep(60)\nimport json,"))
+    slow.write_text(slow.read_text().replace("import json, os, sys\n",
+                                             "import json, os, sys, time; time.sleep(60)\n"))
     job, work = _start(stand_in, photo, tmp_path)
     op, context = _FakeOperator(job, work, photo), _FakeContext()
     before = _datablocks()
