@@ -252,7 +252,10 @@ class Reconstructor:
         else from the 256 crop. Stage times are added to a copy of ``timings`` (e.g. from
         :meth:`align`).
         """
+        from facenormals3d.fit.landmarks import check_fit_landmarks
+
         timings = dict(timings or {})
+        check_fit_landmarks(face.landmarks_crop, f"{source} face {index}")
         if self.fitter is not None:
             return self._fitted_face(face, source, index, timings)
         normals, mask, coarse = self.predict_normals(face, timings)
