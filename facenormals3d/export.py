@@ -121,6 +121,7 @@ def preview_image(rec) -> np.ndarray:
               render(v, f, view=front),
               render(v, f, yaw_deg=-THREE_QUARTER_YAW),
               render(v, f, yaw_deg=THREE_QUARTER_YAW),
+              render(v, f, view=front) if rec.mesh.texture is None else
               render(v, f, texture=rec.mesh.texture,
                      uvs=rec.mesh.uvs if rec.mesh.corner_uvs is None else rec.mesh.corner_uvs, view=front)]
     labels = ["input crop", "normals", "mesh (front)", f"yaw -{THREE_QUARTER_YAW:g}",

@@ -44,6 +44,8 @@ class ReconstructSettings:
     """Face-model asset (.npz from ``build-face-model``); None = the shipped one."""
     texture_size: int = 1024
     """Fitted mesh: texture and normal-map height in pixels (the atlas is twice as wide)."""
+    textures: bool = True
+    """Fitted mesh: bake texture.png and normal_map.png (False: geometry only, e.g. for benchmarks)."""
     dense_fit: bool = True
     """Fitted mesh: refine the landmark fit against the depth integrated from the normals."""
     detail: bool = True
@@ -287,7 +289,6 @@ class Reconstructor:
         """The fitted face model + detail for one aligned face (see :meth:`reconstruct_face`)."""
         from facenormals3d.face.coarse import landmarks_to_mm
         from facenormals3d.fit.dense import fit_dense
-        from facenormals3d.mesh import atlas
         from facenormals3d.mesh.fitted import detail_displacement, fitted_mesh
         from facenormals3d.surface import orthographic_hits, vertex_normals
 
@@ -328,27 +329,11 @@ class Reconstructor:
             vn = vertex_normals(vertices, model.triangles)
         timings["detail"] = time.perf_counter() - t
 
-        t = time.perf_counter()
-        if self._atlas is None:
-            raster = atlas.rasterize_atlas(model.triangle_uvs, 2 * self.settings.texture_size,
-                                           self.settings.texture_size)
-            corners = model.triangles[raster.triangle]
-            self._atlas = (raster, corners, model.mirror[corners])
-        raster, corners, mirror_corners = self._atlas
-        zbuffer = orthographic_hits(vertices, model.triangles, size, s)[0]
-        facing = atlas.facing_texels(raster, vertices, model.triangles)
-        own = atlas.view_texels(raster, corners, vertices, vn, zbuffer, s, candidates=facing)
-        mirror = atlas.view_texels(raster, mirror_corners, vertices, vn, zbuffer, s,
-                                   candidates=own.weight < 0.999)
-        if face.photo is not None:
-            texture = atlas.bake_texture(raster, own, mirror, face.photo, face.transform.inverse)
-        else:
-            texture = atlas.bake_texture(raster, own, mirror, face.crop, np.eye(3)[:2])
-        normal_map = None
-        if self.settings.detail:
-            normal_map = atlas.bake_normal_map(raster, own, vertices, model.triangles, model.triangle_uvs,
-                                               vn, normals, confidence)
-        timings["texture"] = time.perf_counter() - t
+        texture = normal_map = None
+        if self.settings.textures:
+            t = time.perf_counter()
+            texture, normal_map = self._bake(face, vertices, vn, normals, confidence, s)
+            timings["texture"] = time.perf_counter() - t
 
         mesh = fitted_mesh(vertices, model.triangles, model.triangle_uvs, texture)
         info: dict[str, Any] = {"model": self.model_info, "mesh_kind": "fit", "integration": integ,
@@ -363,6 +348,34 @@ class Reconstructor:
                               mask=visible, depth=detail_depth, mesh=mesh,
                               landmarks_mesh=model.landmark_points(mesh.vertices), timings=timings,
                               info=info, fit=fitted)
+
+    def _bake(self, face: AlignedFace, vertices: np.ndarray, vn: np.ndarray, normals: np.ndarray,
+              confidence: np.ndarray, mm_per_pixel: float) -> tuple[np.ndarray, np.ndarray | None]:
+        """Photo texture and (with ``detail``) tangent normal map of the fitted mesh, in the model's atlas."""
+        from facenormals3d.mesh import atlas
+        from facenormals3d.surface import orthographic_hits
+
+        model = self.fitter.model
+        if self._atlas is None:
+            raster = atlas.rasterize_atlas(model.triangle_uvs, 2 * self.settings.texture_size,
+                                           self.settings.texture_size)
+            corners = model.triangles[raster.triangle]
+            self._atlas = (raster, corners, model.mirror[corners])
+        raster, corners, mirror_corners = self._atlas
+        zbuffer = orthographic_hits(vertices, model.triangles, face.transform.size, mm_per_pixel)[0]
+        facing = atlas.facing_texels(raster, vertices, model.triangles)
+        own = atlas.view_texels(raster, corners, vertices, vn, zbuffer, mm_per_pixel, candidates=facing)
+        mirror = atlas.view_texels(raster, mirror_corners, vertices, vn, zbuffer, mm_per_pixel,
+                                   candidates=own.weight < 0.999)
+        if face.photo is not None:
+            texture = atlas.bake_texture(raster, own, mirror, face.photo, face.transform.inverse)
+        else:
+            texture = atlas.bake_texture(raster, own, mirror, face.crop, np.eye(3)[:2])
+        normal_map = None
+        if self.settings.detail:
+            normal_map = atlas.bake_normal_map(raster, own, vertices, model.triangles, model.triangle_uvs,
+                                               vn, normals, confidence)
+        return texture, normal_map
 
     def predict_normals(self, face: AlignedFace, timings: dict[str, float] | None = None
                         ) -> tuple[np.ndarray, np.ndarray, CoarseFace]:
