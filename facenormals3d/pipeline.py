@@ -61,6 +61,9 @@ class ReconstructSettings:
     prior wins at wavelengths above ~2*pi/sqrt(w) pixels (115 px at the default)."""
     refine_iterations: int = 0
     """Shading-consistency refinement iterations (0 = off)."""
+    albedo: bool = True
+    """Fitted mesh: estimate the photo's light and write a de-lit albedo (``albedo.png``,
+    ``lighting.json``; see :mod:`facenormals3d.render.appearance`)."""
     max_faces: int = 32
     """At most this many faces per photo, largest first."""
     device: str = "auto"
@@ -138,6 +141,9 @@ class FittedFace:
     """``H x W x 3`` float32 tangent-space normal map in the model's atlas, or None."""
     dense: dict
     """Dense-stage diagnostics."""
+    appearance: Any = None
+    """:class:`facenormals3d.render.appearance.Appearance` (light, albedo and specular
+    maps), or None when ``ReconstructSettings.albedo`` is off."""
 
     def blendshape_deltas(self) -> np.ndarray:
         """``E x V x 3`` float32 expression offsets in the mesh frame (posed and scaled)."""
@@ -332,7 +338,8 @@ class Reconstructor:
             corners = model.triangles[raster.triangle]
             self._atlas = (raster, corners, model.mirror[corners])
         raster, corners, mirror_corners = self._atlas
-        zbuffer = orthographic_hits(vertices, model.triangles, size, s)[0]
+        hits = orthographic_hits(vertices, model.triangles, size, s)
+        zbuffer = hits[0]
         facing = atlas.facing_texels(raster, vertices, model.triangles)
         own = atlas.view_texels(raster, corners, vertices, vn, zbuffer, s, candidates=facing)
         mirror = atlas.view_texels(raster, mirror_corners, vertices, vn, zbuffer, s,
@@ -347,15 +354,23 @@ class Reconstructor:
                                                vn, normals, confidence)
         timings["texture"] = time.perf_counter() - t
 
+        appearance = None
+        if self.settings.albedo:
+            from facenormals3d.render.appearance import estimate_appearance
+
+            t = time.perf_counter()
+            appearance = estimate_appearance(face.crop, normals, visible, vertices, model.triangles, vn, hits, s,
+                                             raster, own, mirror, texture)
+            timings["albedo"] = time.perf_counter() - t
         mesh = fitted_mesh(vertices, model.triangles, model.triangle_uvs, texture)
         info: dict[str, Any] = {"model": self.model_info, "mesh_kind": "fit", "integration": integ,
                                 "scale": scale_assumption(s)}
         if self.settings.refine_iterations > 0:
             t = time.perf_counter()
-            mesh, info["refine"] = self._refine(mesh, face, visible, s)
+            mesh, info["refine"] = self._refine(mesh, face, visible, s, appearance)
             timings["refine"] = time.perf_counter() - t
         fitted = FittedFace(model=model, landmark_fit=lfit, final_fit=fit, base_vertices=base.astype(np.float32),
-                            normal_map=normal_map, dense=dense)
+                            normal_map=normal_map, dense=dense, appearance=appearance)
         return Reconstruction(source=source, index=index, face=face, coarse=coarse, normals=normals,
                               mask=visible, depth=detail_depth, mesh=mesh,
                               landmarks_mesh=model.landmark_points(mesh.vertices), timings=timings,
@@ -420,7 +435,7 @@ class Reconstructor:
         return depth_to_mesh(depth, mask, pixel_size_mm=mm_per_pixel, texture=crop,
                              settings=MeshSettings(smooth_outline=OUTLINE_SMOOTHING))
 
-    def _refine(self, mesh, face: AlignedFace, mask: np.ndarray, mm_per_pixel: float):
+    def _refine(self, mesh, face: AlignedFace, mask: np.ndarray, mm_per_pixel: float, appearance=None):
         from facenormals3d.render.refine import RefineSettings, refine_mesh
 
         res = refine_mesh(mesh.vertices, mesh.faces, face.crop, mask, mm_per_pixel,
