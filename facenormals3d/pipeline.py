@@ -438,9 +438,11 @@ class Reconstructor:
     def _refine(self, mesh, face: AlignedFace, mask: np.ndarray, mm_per_pixel: float, appearance=None):
         from facenormals3d.render.refine import RefineSettings, refine_mesh
 
+        albedo = None if appearance is None else appearance.filled_albedo_crop()
         res = refine_mesh(mesh.vertices, mesh.faces, face.crop, mask, mm_per_pixel,
                           RefineSettings(iterations=self.settings.refine_iterations, device=self.device,
-                                         rasterizer="pytorch3d"))
+                                         rasterizer="pytorch3d", albedo="smoothed" if albedo is None else "given"),
+                          albedo_image=albedo)
         from facenormals3d.mesh import with_vertices
 
         diag = {"iterations": res.iterations, "photometric_error_before": res.photometric_error_before,

@@ -51,6 +51,16 @@ class Appearance:
     info: dict = field(default_factory=dict)
     """Diagnostics: residual, pixel count, seconds."""
 
+    def filled_albedo_crop(self, sigma_px: float = 4.0) -> np.ndarray:
+        """``S x S x 3`` float32 linear albedo: :attr:`albedo_crop` on the fitted pixels, a
+        normalised blur of it elsewhere (for refinement, whose pixels may differ a little)."""
+        size = self.pixels.shape[0]
+        pixels = np.flatnonzero(self.pixels)
+        flat = self.albedo_crop.reshape(-1, 3).copy()
+        rest = np.flatnonzero(~self.pixels.reshape(-1))
+        flat[rest] = masked_blur(flat[pixels], pixels, size, sigma_px, at=rest)
+        return flat.reshape(size, size, 3)
+
 
 def srgb8_to_linear(image: np.ndarray) -> np.ndarray:
     """uint8 sRGB -> float32 linear [0, 1] through a 256-entry table."""
