@@ -74,7 +74,7 @@ def linear_to_srgb8(image: np.ndarray) -> np.ndarray:
     """float linear [0, 1] -> uint8 sRGB."""
     from facenormals3d.data.albedo import linear_to_srgb8 as convert
 
-    return convert(np.clip(image, 0.0, 1.0))
+    return convert(image)  # clips through its table index
 
 
 def crop_points(depth: np.ndarray, mm_per_pixel: float) -> np.ndarray:

@@ -142,3 +142,12 @@ def test_soft_alpha_is_zero_outside_and_one_deep_inside():
     region[5:35, 5:35] = True
     a = soft_alpha(region, 5.0)
     assert a[~region].max() == 0 and a[20, 20] == 1 and 0 < a[6, 20] < 1
+
+
+def test_numpy_sh_basis_matches_the_torch_reference():
+    import torch
+
+    from facenormals3d.render.shading import sh_basis
+
+    n, _ = sphere_pixels(16)
+    assert np.allclose(sh_basis_np(n), sh_basis(torch.as_tensor(n)).numpy(), atol=1e-12)
