@@ -63,6 +63,9 @@ class ReconstructSettings:
     prior wins at wavelengths above ~2*pi/sqrt(w) pixels (115 px at the default)."""
     refine_iterations: int = 0
     """Shading-consistency refinement iterations (0 = off)."""
+    albedo: bool = True
+    """Fitted mesh: estimate the photo's light and write a de-lit albedo (``albedo.png``,
+    ``lighting.json``; see :mod:`facenormals3d.render.appearance`)."""
     max_faces: int = 32
     """At most this many faces per photo, largest first."""
     device: str = "auto"
@@ -140,6 +143,9 @@ class FittedFace:
     """``H x W x 3`` float32 tangent-space normal map in the model's atlas, or None."""
     dense: dict
     """Dense-stage diagnostics."""
+    appearance: Any = None
+    """:class:`facenormals3d.render.appearance.Appearance` (light, albedo and specular
+    maps), or None when ``ReconstructSettings.albedo`` is off."""
 
     def blendshape_deltas(self) -> np.ndarray:
         """``E x V x 3`` float32 expression offsets in the mesh frame (posed and scaled)."""
@@ -160,6 +166,24 @@ class FittedFace:
                 "camera": {"projection": "orthographic", "view_direction": "-z"},
                 "landmarks": {"landmark_only": self.landmark_fit.summary(), "final": f.summary()},
                 "dense": self.dense}
+
+
+@dataclass
+class _Baked:
+    """What atlas baking made, and the views later stages (albedo) reuse."""
+
+    texture: np.ndarray
+    """``H x W x 3`` uint8 photo texture in the model's atlas."""
+    normal_map: np.ndarray | None
+    """``H x W x 3`` float32 tangent-space normal map, or None."""
+    raster: Any
+    """:class:`facenormals3d.mesh.atlas.AtlasRaster` of the atlas."""
+    own: Any
+    """:class:`facenormals3d.mesh.atlas.TexelView` of the texels themselves."""
+    mirror: Any
+    """The same for their mirror images."""
+    hits: tuple
+    """:func:`facenormals3d.surface.orthographic_hits` of the final mesh in the crop."""
 
 
 class Reconstructor:
@@ -329,28 +353,37 @@ class Reconstructor:
             vn = vertex_normals(vertices, model.triangles)
         timings["detail"] = time.perf_counter() - t
 
-        texture = normal_map = None
+        texture = normal_map = baked = None
         if self.settings.textures:
             t = time.perf_counter()
-            texture, normal_map = self._bake(face, vertices, vn, normals, confidence, s)
+            baked = self._bake(face, vertices, vn, normals, confidence, s)
+            texture, normal_map = baked.texture, baked.normal_map
             timings["texture"] = time.perf_counter() - t
 
+        appearance = None
+        if self.settings.albedo and baked is not None:
+            from facenormals3d.render.appearance import estimate_appearance
+
+            t = time.perf_counter()
+            appearance = estimate_appearance(face.crop, normals, visible, vertices, model.triangles, vn, baked.hits,
+                                             s, baked.raster, baked.own, baked.mirror, texture)
+            timings["albedo"] = time.perf_counter() - t
         mesh = fitted_mesh(vertices, model.triangles, model.triangle_uvs, texture)
         info: dict[str, Any] = {"model": self.model_info, "mesh_kind": "fit", "integration": integ,
                                 "scale": scale_assumption(s)}
         if self.settings.refine_iterations > 0:
             t = time.perf_counter()
-            mesh, info["refine"] = self._refine(mesh, face, visible, s)
+            mesh, info["refine"] = self._refine(mesh, face, visible, s, appearance)
             timings["refine"] = time.perf_counter() - t
         fitted = FittedFace(model=model, landmark_fit=lfit, final_fit=fit, base_vertices=base.astype(np.float32),
-                            normal_map=normal_map, dense=dense)
+                            normal_map=normal_map, dense=dense, appearance=appearance)
         return Reconstruction(source=source, index=index, face=face, coarse=coarse, normals=normals,
                               mask=visible, depth=detail_depth, mesh=mesh,
                               landmarks_mesh=model.landmark_points(mesh.vertices), timings=timings,
                               info=info, fit=fitted)
 
     def _bake(self, face: AlignedFace, vertices: np.ndarray, vn: np.ndarray, normals: np.ndarray,
-              confidence: np.ndarray, mm_per_pixel: float) -> tuple[np.ndarray, np.ndarray | None]:
+              confidence: np.ndarray, mm_per_pixel: float) -> "_Baked":
         """Photo texture and (with ``detail``) tangent normal map of the fitted mesh, in the model's atlas."""
         from facenormals3d.mesh import atlas
         from facenormals3d.surface import orthographic_hits
@@ -362,7 +395,8 @@ class Reconstructor:
             corners = model.triangles[raster.triangle]
             self._atlas = (raster, corners, model.mirror[corners])
         raster, corners, mirror_corners = self._atlas
-        zbuffer = orthographic_hits(vertices, model.triangles, face.transform.size, mm_per_pixel)[0]
+        hits = orthographic_hits(vertices, model.triangles, face.transform.size, mm_per_pixel)
+        zbuffer = hits[0]
         facing = atlas.facing_texels(raster, vertices, model.triangles)
         own = atlas.view_texels(raster, corners, vertices, vn, zbuffer, mm_per_pixel, candidates=facing)
         mirror = atlas.view_texels(raster, mirror_corners, vertices, vn, zbuffer, mm_per_pixel,
@@ -375,7 +409,7 @@ class Reconstructor:
         if self.settings.detail:
             normal_map = atlas.bake_normal_map(raster, own, vertices, model.triangles, model.triangle_uvs,
                                                vn, normals, confidence)
-        return texture, normal_map
+        return _Baked(texture=texture, normal_map=normal_map, raster=raster, own=own, mirror=mirror, hits=hits)
 
     def predict_normals(self, face: AlignedFace, timings: dict[str, float] | None = None
                         ) -> tuple[np.ndarray, np.ndarray, CoarseFace]:
@@ -436,12 +470,14 @@ class Reconstructor:
         return depth_to_mesh(depth, mask, pixel_size_mm=mm_per_pixel, texture=crop,
                              settings=MeshSettings(smooth_outline=OUTLINE_SMOOTHING))
 
-    def _refine(self, mesh, face: AlignedFace, mask: np.ndarray, mm_per_pixel: float):
+    def _refine(self, mesh, face: AlignedFace, mask: np.ndarray, mm_per_pixel: float, appearance=None):
         from facenormals3d.render.refine import RefineSettings, refine_mesh
 
+        albedo = None if appearance is None else appearance.filled_albedo_crop()
         res = refine_mesh(mesh.vertices, mesh.faces, face.crop, mask, mm_per_pixel,
                           RefineSettings(iterations=self.settings.refine_iterations, device=self.device,
-                                         rasterizer="pytorch3d"))
+                                         rasterizer="pytorch3d", albedo="smoothed" if albedo is None else "given"),
+                          albedo_image=albedo)
         from facenormals3d.mesh import with_vertices
 
         diag = {"iterations": res.iterations, "photometric_error_before": res.photometric_error_before,

@@ -18,6 +18,9 @@ LAYOUT = """output layout, per photo OUT/<photo-stem>/ (written under a temporar
   face_<k>/normal_map.png      tangent-space normal map (16-bit, OpenGL +y) in the texture's UV layout
   face_<k>/blendshapes.npz     names (53,) and deltas (53 x V x 3 float32, mm): expression shape keys
   face_<k>/fit.json            identity and expression coefficients, pose, residuals
+  face_<k>/albedo.png          de-lit diffuse albedo in texture.png's layout (sRGB); the MTL's map_Kd
+  face_<k>/specular.png        low-resolution specular strength map in the same layout
+  face_<k>/lighting.json       the photo's light: SH irradiance + dominant directional light (camera frame)
   The fitted mesh has the face model's topology: the same vertex count and order for every
   face and photo (vertex i is the same point of the face for everyone). texture.png is a
   2:1 atlas (face left, head right) unwrapped from the full-resolution photo; parts the

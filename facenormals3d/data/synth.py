@@ -180,8 +180,13 @@ class SynthEngine:
         ident = identity_id(seed, index, split, self.settings.images_per_identity)
         return self.render(sample_seed(seed, index), ident)
 
-    def render(self, seed: int, identity: int) -> Sample:
-        """Render the sample with this seed and identity id."""
+    def render(self, seed: int, identity: int, lighting: dict | None = None) -> Sample:
+        """Render the sample with this seed and identity id.
+
+        ``lighting`` (a :func:`facenormals3d.data.render.sample_lighting` dict) replaces the
+        drawn light: the same face, pose and skin under another light (exposure is
+        re-metered; the background, occluders and camera effects drawn after the shading
+        may differ, so compare inside the face mask with camera effects off)."""
         s = self.settings
         rng = np.random.default_rng(int(seed))
         scene, cam, hits, vc, params = self._geometry(rng, identity)
@@ -197,7 +202,8 @@ class SynthEngine:
         app = alb.sample_appearance(rng)
         albedo, spec_w = alb.albedo(app, px["parts"], px["rest"], px["regions"], px["iris"], px["noise"],
                                     self.rest_landmarks)
-        lighting = render.sample_lighting(rng)
+        drawn = render.sample_lighting(rng)  # drawn even when replaced: the same stream up to here
+        lighting = drawn if lighting is None else lighting
         shading, spec = render.shade(rng, scene, hits, px["normals"], spec_w, px["ao"], lighting, shadows=s.shadows)
         face = self.face_part[px["parts"]]
         linear_face = albedo * shading + spec
