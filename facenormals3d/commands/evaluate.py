@@ -122,11 +122,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                      "mediapipe mesh, the depth-map mesh, the landmark-only model "
                                      "fit and the fit with detail.",
                          epilog=SYNTHETIC_EPILOG, formatter_class=fmt)
-    q.add_argument("--ict-dir", required=True, type=Path, help="ICT FaceKit folder (public layout)")
-    q.add_argument("-n", type=int, default=20, help="number of held-out samples (default 20)")
-    q.add_argument("--seed", type=int, default=777, help="dataset seed of the samples")
-    q.add_argument("--split", choices=["test", "val"], default="test", help="identity split (default test)")
-    q.add_argument("--weights", default=None, help="network weights (default: shipped)")
+    _add_held_out_options(q, n=20)
     q.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS),
                    help="methods to compare (default all)")
     q.add_argument("-o", "--out", type=Path, default=None, help="write summary.json and per_sample.csv here")
@@ -134,6 +130,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     q.set_defaults(func=run_synthetic)
 
     _add_relight_parser(inner, fmt)
+
+
+def _add_held_out_options(q: argparse.ArgumentParser, n: int) -> None:
+    """Options of the benchmarks on held-out synthetic faces."""
+    q.add_argument("--ict-dir", required=True, type=Path, help="ICT FaceKit folder (public layout)")
+    q.add_argument("-n", type=int, default=n, help=f"number of held-out samples (default {n})")
+    q.add_argument("--seed", type=int, default=777, help="dataset seed of the samples")
+    q.add_argument("--split", choices=["test", "val"], default="test", help="identity split (default test)")
+    q.add_argument("--weights", default=None, help="network weights (default: shipped)")
 
 
 def _add_relight_parser(inner, fmt) -> None:
@@ -146,11 +151,7 @@ def _add_relight_parser(inner, fmt) -> None:
                                      "(PSNR, SSIM), and albedo consistency between the two lights; "
                                      "each against texture.png used as albedo.",
                          epilog=doc, formatter_class=fmt)
-    q.add_argument("--ict-dir", required=True, type=Path, help="ICT FaceKit folder (public layout)")
-    q.add_argument("-n", type=int, default=8, help="number of held-out samples (default 8)")
-    q.add_argument("--seed", type=int, default=777, help="dataset seed of the samples")
-    q.add_argument("--split", choices=["test", "val"], default="test", help="identity split (default test)")
-    q.add_argument("--weights", default=None, help="network weights (default: shipped)")
+    _add_held_out_options(q, n=8)
     q.add_argument("-o", "--out", type=Path, default=None, help="write summary.json here")
     add_common_options(q)
     q.set_defaults(func=run_relight)
