@@ -53,3 +53,22 @@ def test_degenerate_landmarks_fail_one_face_only(group_photo):
             rec.reconstruct_face(bad, "group.jpg", 1, timings)
         ok = rec.reconstruct_face(aligned[0][0], "group.jpg", 0, aligned[0][1])
         assert ok.mesh.vertices.shape == (rec.fitter.model.n_vertices, 3)
+
+
+def test_fitted_mesh_does_not_depend_on_where_the_face_is_in_the_photo(astronaut):
+    """The same face shifted and enlarged inside a bigger photo gives the same fitted shape."""
+    import cv2
+
+    from facenormals3d.pipeline import Reconstructor, ReconstructSettings
+    from facenormals3d.similarity import umeyama
+
+    big = np.full((1100, 1300, 3), 200, np.uint8)
+    scaled = cv2.resize(astronaut, (768, 768), interpolation=cv2.INTER_LINEAR)
+    big[250:250 + 768, 420:420 + 768] = scaled
+    settings = ReconstructSettings(normal_source="landmarks", dense_fit=False, detail=False, textures=False)
+    with Reconstructor(settings) as rec:
+        a = rec.run(astronaut, "small")[0].mesh.vertices.astype(np.float64)
+        b = rec.run(big, "big")[0].mesh.vertices.astype(np.float64)
+    # Same shape up to a similarity (the crop frame absorbs position and size).
+    aligned = umeyama(b, a).apply(b)
+    assert np.median(np.linalg.norm(aligned - a, axis=1)) < 1.0
