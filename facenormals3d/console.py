@@ -164,13 +164,3 @@ def claim_stem(path, claimed: set[str]) -> None:
     claimed.add(stem)
 
 
-def resolve_device(name: str) -> str:
-    """Map --device to a torch device string; say so when auto picks the CPU."""
-    import torch
-
-    if name == "cuda" and not torch.cuda.is_available():
-        raise FaceNormalsError("--device cuda was asked for but CUDA is not available")
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-        log.info("device auto -> %s", name)
-    return name

@@ -197,7 +197,7 @@ class Reconstructor:
         self.model_info: dict[str, Any] = {"normal_source": settings.normal_source}
         self.device = "cpu"
         if settings.normal_source == "network" or settings.refine_iterations > 0:
-            from facenormals3d.console import resolve_device
+            from facenormals3d.device import resolve_device
 
             self.device = resolve_device(settings.device)
         if settings.normal_source == "network":

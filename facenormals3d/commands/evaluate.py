@@ -50,7 +50,7 @@ UNITS = ["mm", "cm", "m"]
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from facenormals3d.console import add_common_options
-    from facenormals3d.evaluate.synthetic import METHODS
+    from facenormals3d.bench.eval_synthetic import METHODS
 
     p = sub.add_parser("evaluate", help="score normal maps and meshes against ground truth",
                        description="Score predictions against ground truth: normal maps "
@@ -143,7 +143,7 @@ def _add_held_out_options(q: argparse.ArgumentParser, n: int) -> None:
 
 def _add_relight_parser(inner, fmt) -> None:
     from facenormals3d.console import add_common_options
-    from facenormals3d.evaluate.relight import __doc__ as doc
+    from facenormals3d.bench.eval_relight import __doc__ as doc
 
     q = inner.add_parser("relight", help="albedo and relighting vs the synthetic engine's ground truth",
                          description="Held-out synthetic faces under two lights: scale-invariant albedo "
@@ -160,7 +160,7 @@ def _add_relight_parser(inner, fmt) -> None:
 def run_relight(args: argparse.Namespace) -> int:
     from facenormals3d.bench import BenchReport
     from facenormals3d.console import emit, progress
-    from facenormals3d.evaluate.relight import RelightEvalSettings, evaluate_relight
+    from facenormals3d.bench.eval_relight import RelightEvalSettings, evaluate_relight
     from facenormals3d.outputs import write_json
 
     settings = RelightEvalSettings(n=args.n, seed=args.seed, split=args.split, weights=args.weights)
@@ -326,7 +326,7 @@ def run_now_export(args: argparse.Namespace) -> int:
 def run_synthetic(args: argparse.Namespace) -> int:
     from facenormals3d.bench import BenchReport
     from facenormals3d.console import emit, progress
-    from facenormals3d.evaluate.synthetic import SyntheticEvalSettings, evaluate_synthetic
+    from facenormals3d.bench.eval_synthetic import SyntheticEvalSettings, evaluate_synthetic
     from facenormals3d.outputs import write_json
 
     settings = SyntheticEvalSettings(n=args.n, seed=args.seed, split=args.split,

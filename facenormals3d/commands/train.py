@@ -113,7 +113,8 @@ def build_data(args: argparse.Namespace, size: int):
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from facenormals3d.console import emit, resolve_device
+    from facenormals3d.console import emit
+    from facenormals3d.device import resolve_device
     from facenormals3d.train import export_weights, train
 
     if args.export_weights:

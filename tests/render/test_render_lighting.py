@@ -88,7 +88,7 @@ def test_shadow_rays_are_blocked_under_a_roof_and_free_elsewhere():
 
 def test_engine_light_converts_exactly_to_sh():
     from facenormals3d.data.render import env_irradiance, sample_lighting
-    from facenormals3d.evaluate.relight import engine_lighting
+    from facenormals3d.bench.eval_relight import engine_lighting
 
     light = sample_lighting(np.random.default_rng(3))
     light["env"]["a"] = [2.0, 2.0, 2.0]  # keep the engine's floor clamp out of the way

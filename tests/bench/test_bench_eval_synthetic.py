@@ -3,7 +3,7 @@
 import numpy as np
 
 from facenormals3d.conventions import NOW_IBUG68
-from facenormals3d.evaluate.synthetic import SyntheticEvalSettings, evaluate_synthetic, ground_truth_surface
+from facenormals3d.bench.eval_synthetic import SyntheticEvalSettings, evaluate_synthetic, ground_truth_surface
 
 
 def test_ground_truth_surface_is_the_posed_face(ict_dir):
@@ -43,7 +43,7 @@ def test_baseline_and_landmark_fit_score_on_held_out_faces(ict_dir):
 def test_visible_points_are_the_front_of_the_face(ict_dir):
     from facenormals3d.data.ict import load_ict
     from facenormals3d.data.synth import SynthEngine
-    from facenormals3d.evaluate.synthetic import visible_points
+    from facenormals3d.bench.eval_synthetic import visible_points
 
     model = load_ict(ict_dir)
     sample = SynthEngine(model).render_index(5, 0, "test")
