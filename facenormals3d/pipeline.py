@@ -22,6 +22,7 @@ import numpy as np
 
 from facenormals3d.face.align import AlignedFace
 from facenormals3d.face.coarse import CoarseFace
+from facenormals3d.face.detect import DetectSettings
 
 #: Outline relaxation passes of the face mesh (see :class:`facenormals3d.mesh.MeshSettings`).
 OUTLINE_SMOOTHING = 4
@@ -32,7 +33,7 @@ DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "assets" / "normalnet.sa
 DEFAULT_WEIGHTS_SHA256 = "59efe1a0876812c62ea63f271745974a1cb03c11ef116cbe92eac82e13027725"
 
 
-@dataclass
+@dataclass(frozen=True)
 class ReconstructSettings:
     """Choices for :func:`reconstruct`; defaults are what ``facenormals3d reconstruct`` uses."""
 
@@ -66,7 +67,7 @@ class ReconstructSettings:
     albedo: bool = True
     """Fitted mesh: estimate the photo's light and write a de-lit albedo (``albedo.png``,
     ``lighting.json``; see :mod:`facenormals3d.render.appearance`)."""
-    max_faces: int = 32
+    max_faces: int = DetectSettings.max_faces
     """At most this many faces per photo, largest first."""
     device: str = "auto"
     """Torch device for the network and refinement: auto, cpu or cuda."""

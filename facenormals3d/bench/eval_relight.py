@@ -29,7 +29,7 @@ import numpy as np
 from facenormals3d.errors import InputError
 
 
-@dataclass
+@dataclass(frozen=True)
 class RelightEvalSettings:
     """What :func:`evaluate_relight` renders and runs."""
 

@@ -48,7 +48,7 @@ CAVEAT = ("optimistic: the fitted model is derived from the same ICT model that 
           "(new identities, 50 of the generator's 100 identity modes, engine detail layer on)")
 
 
-@dataclass
+@dataclass(frozen=True)
 class SyntheticEvalSettings:
     """What :func:`evaluate_synthetic` renders and runs."""
 

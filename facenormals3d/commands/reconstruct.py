@@ -53,10 +53,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        epilog=LAYOUT, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_photo_job_options(p)
     add_network_options(p)
-    p.add_argument("--integration", default="fusion", choices=["fusion", "poisson", "bilateral"],
+    p.add_argument("--integration", default=ReconstructSettings.integration, choices=["fusion", "poisson", "bilateral"],
                    help="normals -> depth: fusion with the landmark depth prior (default), plain "
                         "Poisson, or discontinuity-preserving bilateral")
-    p.add_argument("--prior-weight", type=float, default=3e-3,
+    p.add_argument("--prior-weight", type=float, default=ReconstructSettings.prior_weight,
                    help="fusion: weight of the landmark depth against the normals (default 3e-3)")
     p.add_argument("--mesh", default=ReconstructSettings.mesh, choices=["fit", "depth"],
                    help="fit: the face model fitted to the landmarks and normals, full head, "
@@ -65,7 +65,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="fitted mesh: texture and normal-map height (the atlas is twice as wide; default 1024)")
     p.add_argument("--no-previews", action="store_true",
                    help="skip preview.png (the slowest file; tools that import the mesh don't need it)")
-    p.add_argument("--refine", type=int, default=0, metavar="N",
+    p.add_argument("--refine", type=int, default=ReconstructSettings.refine_iterations, metavar="N",
                    help="N iterations of shading-consistency refinement (default 0 = off)")
     add_common_options(p)
     p.set_defaults(func=run)

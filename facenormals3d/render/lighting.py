@@ -172,7 +172,7 @@ def light_terms(normals: np.ndarray, lighting: Lighting, visibility: list[np.nda
     return diffuse, spec
 
 
-@dataclass
+@dataclass(frozen=True)
 class LightingSettings:
     """How :func:`fit_lighting` solves for the light and the smooth albedo."""
 

@@ -48,7 +48,7 @@ ALBEDO_MODES = ("constant", "smoothed", "given")
 CHARBONNIER_EPS = 1e-3
 
 
-@dataclass
+@dataclass(frozen=True)
 class RefineSettings:
     """Parameters of :func:`refine_mesh`."""
 
