@@ -9,6 +9,8 @@ Layout (``OUT`` = the folder ``facenormals3d synth -o`` writes)::
         normals.npy    N x S x S x 3  float16  unit camera-frame normals (x right, y up,
                                                z toward the camera); 0 outside the mask
         mask.npy       N x S x S      uint8    1 = face (see facenormals3d.data.synth)
+        hair.npy       N x S x S      uint8    hair coverage x 255 (normals and mask under
+                                               hair stay the skin's; layout 2, optional)
         depth.npy      N x S x S      float16  depth minus depth_offset (mm); NaN = background
         depth_offset.npy  N           float32  per-sample offset (mm, the mean face depth): depth = depth.npy + offset
         albedo.npy     N x S x S x 3  uint8    linear albedo, sRGB-encoded for precision
@@ -33,11 +35,13 @@ from facenormals3d.data.albedo import linear_to_srgb8, srgb_to_linear
 from facenormals3d.errors import InputError
 from facenormals3d.outputs import json_default
 
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2
 #: 8-bit sRGB code -> linear float32 (the albedo decoding table).
 _SRGB8_TO_LINEAR = srgb_to_linear(np.arange(256) / 255.0).astype(np.float32)
-ARRAYS = ("image", "normals", "mask", "depth", "depth_offset", "albedo", "shading",
+ARRAYS = ("image", "normals", "mask", "hair", "depth", "depth_offset", "albedo", "shading",
           "landmarks68", "identity", "seed")
+#: Arrays that shards of an older layout may lack; readers fill them with zeros.
+OPTIONAL = ("hair",)
 
 
 def encode(sample) -> dict[str, np.ndarray]:
@@ -48,7 +52,7 @@ def encode(sample) -> dict[str, np.ndarray]:
     offset = float(sample.depth.sum(dtype=np.float64) / max(int(hit.sum()), 1))
     rel = np.where(hit, sample.depth - offset, np.nan).astype(np.float16)
     return {"image": sample.image.astype(np.uint8), "normals": sample.normals.astype(np.float16),
-            "mask": sample.mask.astype(np.uint8), "depth": rel, "depth_offset": np.float32(offset),
+            "mask": sample.mask.astype(np.uint8), "hair": _hair_u8(sample), "depth": rel, "depth_offset": np.float32(offset),
             "albedo": linear_to_srgb8(sample.albedo),
             "shading": np.minimum(sample.shading, 60000).astype(np.float16),
             "landmarks68": sample.landmarks68.astype(np.float32),
@@ -62,10 +66,19 @@ def decode(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {"image": arrays["image"].astype(np.float32) / 255.0,
             "normals": arrays["normals"].astype(np.float32),
             "mask": arrays["mask"].astype(np.float32), "depth": depth,
+            "hair": (arrays["hair"].astype(np.float32) / 255.0 if "hair" in arrays
+                     else np.zeros(arrays["mask"].shape, dtype=np.float32)),
             "albedo": _SRGB8_TO_LINEAR[arrays["albedo"]],
             "shading": arrays["shading"].astype(np.float32),
             "landmarks68": np.asarray(arrays["landmarks68"], dtype=np.float32),
             "identity": np.int64(arrays["identity"]), "seed": np.int64(arrays["seed"])}
+
+
+def _hair_u8(sample) -> np.ndarray:
+    hair = getattr(sample, "hair", None)
+    if hair is None:
+        return np.zeros(sample.mask.shape, dtype=np.uint8)
+    return np.round(np.clip(hair, 0, 1) * 255).astype(np.uint8)
 
 
 def write_shard(folder: Path, samples: list[dict[str, np.ndarray]], params: list[dict]) -> None:

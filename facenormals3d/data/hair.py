@@ -1,0 +1,262 @@
+"""Hair as alpha layers with their own shading: scalp hair (with volume and long hair),
+fringes, beards, moustaches and eyebrow strands.
+
+Hair is drawn in image space over the rendered head, as a coverage ``alpha`` (the
+fraction of a pixel that strands hide) and the hair's own linear radiance. Strands follow
+a flow field: scalp hair and fringes radiate from a crown point above the forehead;
+beards and moustaches run down the face; eyebrow hairs slant outward and up. Along a
+strand the coverage is constant, across strands it follows a random 1-D profile of
+several octaves, so strands show as fine parallel streaks with gaps.
+
+Ground truth under hair (the one place this is decided)
+    The normal map keeps the **skin's** normals under hair, and the face mask keeps
+    those pixels: the network is asked for the face surface behind the hair, which is
+    what the mesh needs. The sample's ``hair`` map (``S x S`` float in [0, 1], this
+    module's ``alpha``) says how much of each pixel hair hides, so training can
+    down-weight those pixels (``TrainConfig.w_hair``) and evaluation can score them apart.
+
+Shading (linear RGB, per hair pixel): environment irradiance at the hair mass's normal,
+Kajiya-Kay diffuse ``sin(T, L)`` and two specular lobes (a white primary and a tinted,
+broader secondary) around the strand tangent ``T``; gaps between strands are darker (a
+stand-in for self-shadowing inside the hair volume). No cast shadows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from facenormals3d.data import textures as tx
+from facenormals3d.data.albedo import REGIONS, scalp_weight
+from facenormals3d.data.blur import gaussian_blur
+from facenormals3d.data.ict import PART_FACE, PART_FACE_OUTER, PART_HEAD
+from facenormals3d.data.render import env_irradiance
+
+#: Scalp styles and how often they are drawn (for a non-bald appearance).
+STYLES = ("short", "medium", "long")
+STYLE_P = (0.45, 0.25, 0.30)
+
+
+@dataclass
+class HairLayer:
+    """Hair over the whole crop (``S`` = crop side)."""
+
+    alpha: np.ndarray
+    """``S x S`` float32 coverage in [0, 1]."""
+    radiance: np.ndarray
+    """``S x S x 3`` float32 linear radiance of the hair (meaningful where alpha > 0)."""
+
+
+def sample_hair(rng: np.random.Generator, app: dict) -> dict:
+    """Random hair style of one person (JSON-friendly); ``app`` from ``sample_appearance``."""
+    style = "none" if app["bald"] else str(rng.choice(STYLES, p=STYLE_P))
+    male_ish = app["stubble"] > 0 or rng.random() < 0.3
+    beard = "none"
+    if male_ish and rng.random() < 0.45:
+        beard = str(rng.choice(["full", "goatee", "moustache", "chin_strap"], p=[0.45, 0.2, 0.2, 0.15]))
+    return {
+        "style": style,
+        "volume_mm": float(rng.uniform(3, 10) if style == "short" else rng.uniform(8, 28)),
+        # Where the hair mass ends, in face lengths above the chin (chin 0, nose bridge 1).
+        "end_level": float({"short": rng.uniform(1.0, 1.4), "medium": rng.uniform(0.1, 0.8),
+                            "long": rng.uniform(-2.0, -0.4)}.get(style, 2.0)),
+        "fringe": bool(style != "none" and rng.random() < 0.35),
+        "fringe_mm": float(rng.uniform(-4, 25)),
+        # Waviness: the strands' sideways swing in pixels (of a 256 crop) and its period.
+        "curl_px": float(rng.uniform(1.5, 5.0) if rng.random() < 0.3 else rng.uniform(0.0, 1.5)),
+        "curl_period_px": float(rng.uniform(30, 90)),
+        # Profile samples per pixel across the strands (about 2 per strand at 3).
+        "strand_rate": float(rng.uniform(2.0, 4.0)),
+        "density": float(rng.uniform(0.8, 1.0)),
+        "shine": float(rng.uniform(0.05, 0.5)),
+        "beard": beard, "beard_density": float(rng.uniform(0.5, 1.0)),
+        "crown_shift": float(rng.uniform(-0.25, 0.25)),
+        "brow_strands": float(rng.uniform(0.3, 0.8)),
+    }
+
+
+def _strand_profile(rng: np.random.Generator, n: int = 2048) -> np.ndarray:
+    """``n`` float32 periodic 1-D profile in [0, 1]: several octaves of smoothed noise."""
+    out = np.zeros(n, dtype=np.float64)
+    k = np.fft.rfftfreq(n, 1.0 / n)
+    for f0, weight in ((n / 6, 0.5), (n / 20, 0.3), (n / 80, 0.2)):
+        spec = np.fft.rfft(rng.standard_normal(n)) * np.exp(-0.5 * (k / f0) ** 2)
+        band = np.fft.irfft(spec, n)
+        out += weight * band / (band.std() + 1e-12)
+    return (0.5 + 0.5 * np.tanh(1.4 * out)).astype(np.float32)
+
+
+def _lookup(profile: np.ndarray, coord: np.ndarray) -> np.ndarray:
+    """Linear, wrapping lookup of a periodic profile at real-valued ``coord`` (any shape)."""
+    n = len(profile)
+    c = np.mod(coord, n).astype(np.float32)
+    i0 = c.astype(np.int32)
+    t = c - i0
+    i0 %= n  # float rounding can give exactly n
+    return profile[i0] * (1 - t) + profile[(i0 + 1) % n] * t
+
+
+def _face_frame(lm2d: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Image-space face frame from ``68 x 2`` crop landmarks: (chin, up unit vector, face length px)."""
+    chin, bridge = lm2d[8].astype(np.float64), lm2d[27].astype(np.float64)
+    up = bridge - chin
+    length = float(np.linalg.norm(up))
+    return chin, up / max(length, 1e-6), max(length, 1e-6)
+
+
+def _shade(rng_state: dict, n: np.ndarray, t_img: np.ndarray, base: np.ndarray, lighting: dict,
+           shine: float) -> np.ndarray:
+    """``P x 3`` linear radiance of hair with mass normals ``n`` (``P x 3``, camera frame),
+    image-plane strand directions ``t_img`` (``P x 2``, x right, y down) and albedo ``base``
+    (``P x 3``). Kajiya-Kay diffuse and specular per light, plus the environment."""
+    t = np.stack([t_img[:, 0], -t_img[:, 1], np.zeros(len(t_img), np.float32)], axis=1)
+    t -= np.einsum("ij,ij->i", t, n)[:, None] * n
+    t /= np.maximum(np.sqrt(np.einsum("ij,ij->i", t, t)), 1e-6)[:, None]
+    out = env_irradiance(lighting["env"], n) * 0.8
+    view = np.array([0, 0, 1], dtype=np.float32)
+    spec = np.zeros(len(n), dtype=np.float32)
+    spec2 = np.zeros(len(n), dtype=np.float32)
+    for light in lighting["lights"]:
+        ld = np.asarray(light["direction"], dtype=np.float32)
+        ld /= np.linalg.norm(ld)
+        radiance = light["intensity"] * np.asarray(light["color"], dtype=np.float32)
+        tl = t @ ld
+        facing = tx.smoothstep(-0.3, 0.3, n @ ld)
+        out += (np.sqrt(np.clip(1 - tl * tl, 0, 1)) * facing)[:, None] * radiance[None] * 0.7
+        h = ld + view
+        h /= np.linalg.norm(h)
+        th = t @ h
+        sin_th = np.sqrt(np.clip(1 - th * th, 0, 1))
+        spec += facing * sin_th ** rng_state["p1"] * float(np.max(radiance))
+        spec2 += facing * sin_th ** rng_state["p2"] * float(np.max(radiance))
+    return out * base + shine * (0.35 * spec[:, None] + 0.25 * spec2[:, None] * base / max(float(base.max()), 1e-3))
+
+
+def render_hair(rng: np.random.Generator, style: dict, app: dict, size: int, hit: np.ndarray,
+                index: np.ndarray, parts: np.ndarray, rest: np.ndarray, normals: np.ndarray,
+                regions: np.ndarray, lm_rest: np.ndarray, lm2d: np.ndarray,
+                mm_per_px: float, lighting: dict) -> HairLayer:
+    """The hair layer of one sample.
+
+    Args:
+        style: from :func:`sample_hair`; app: from ``sample_appearance``.
+        size: crop side ``S``.
+        hit: ``S x S`` bool, the head was hit; ``index``: ``P`` flat indices of the hits.
+        parts: ``P`` part labels; rest: ``P x 3`` neutral-frame positions (mm);
+        normals: ``P x 3`` smooth camera-frame normals of the head at the hits.
+        regions: ``P x len(albedo.REGIONS)`` interpolated region weights.
+        lm_rest: ``68 x 3`` neutral landmarks (mm); lm2d: ``68 x 2`` crop landmarks (px).
+        mm_per_px: size of a crop pixel on the face (mm).
+        lighting: from ``render.sample_lighting``.
+    """
+    alpha = np.zeros(size * size, dtype=np.float32)
+    radiance = np.zeros((size * size, 3), dtype=np.float32)
+    base = np.asarray(app["hair"], dtype=np.float32)
+    lobes = {"p1": float(rng.uniform(60, 200)), "p2": float(rng.uniform(8, 25))}
+    profile = _strand_profile(rng)
+    chin, up, face_len = _face_frame(lm2d)
+    right = np.array([-up[1], up[0]])
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5
+    pix = np.stack([xx.ravel(), yy.ravel()], axis=1)
+    skin = (parts == PART_FACE) | (parts == PART_FACE_OUTER) | (parts == PART_HEAD)
+    face_part = (parts == PART_FACE) | (parts == PART_FACE_OUTER)
+    level = ((pix - chin) @ up / face_len).astype(np.float32)  # 0 at the chin, 1 at the bridge
+
+    if style["style"] != "none":
+        crown = chin + up * face_len * 1.9 + right * face_len * style["crown_shift"]
+        rel = pix - crown
+        dist = np.sqrt(np.einsum("ij,ij->i", rel, rel)) + 1e-3
+        theta = np.arctan2(rel @ right, -(rel @ up))  # 0 straight down from the crown
+        unit = size / 256.0
+        theta += style["curl_px"] * unit / dist * np.sin(dist / (style["curl_period_px"] * unit) * 2 * np.pi + 3.0 * theta)
+        # Across strands the profile advances ``strand_rate`` samples per pixel at 80 px
+        # (of a 256 crop) from the crown, where the forehead hair is.
+        strands = _lookup(profile, theta * style["strand_rate"] * 80.0 * unit)
+        # On the head: the scalp and, with a fringe, the forehead down to a ragged edge.
+        on_head = np.zeros(size * size, dtype=np.float32)
+        w = scalp_weight(app, rest, lm_rest) * skin
+        if style["fringe"]:
+            brow_y = float(lm_rest[17:27, 1].max())
+            ragged = 8.0 * (_lookup(profile, theta[index] * 20.0 * unit) - 0.5)
+            w = np.maximum(w, face_part * tx.smoothstep(-2, 2, rest[:, 1] - brow_y - style["fringe_mm"] + ragged))
+        on_head[index] = w
+        # Volume: the hair mass reaches past the skull by its thickness (never over the face).
+        thick = style["volume_mm"] / mm_per_px
+        import cv2
+
+        scalp_px = (on_head.reshape(size, size) > 0.5).astype(np.uint8)
+        d_out = cv2.distanceTransform(1 - scalp_px, cv2.DIST_L2, 3).ravel()
+        ragged_out = thick * (0.6 + 0.8 * _lookup(profile, theta * 25.0 * unit))
+        around = tx.smoothstep(ragged_out, 0.6 * ragged_out, d_out) * scalp_px.any()
+        # Long and medium hair falls beside the face and the neck.
+        if style["end_level"] < 1.0:
+            head_px = hit.astype(np.uint8)
+            d_head = cv2.distanceTransform(1 - head_px, cv2.DIST_L2, 3).ravel()
+            side = tx.smoothstep(2.2 * thick + 4, 1.2 * thick, d_head) * tx.smoothstep(1.3, 0.9, level)
+            around = np.maximum(around, side)
+        around *= tx.smoothstep(style["end_level"] - 0.15 * _lookup(profile, theta * 7.0) - 0.1,
+                                style["end_level"] + 0.05, level)
+        allowed = np.ones(size * size, dtype=np.float32)
+        allowed[index] = (parts == PART_HEAD).astype(np.float32)  # ears, neck, scalp; never face or eyes
+        mass = np.maximum(on_head, around * allowed)
+        # Inside the mass hair is nearly opaque (strands show in the shading); toward its
+        # edges the gaps between strands open up.
+        cover = np.clip(mass * 1.5 - 0.5 * (1 - strands) - 0.1, 0, 1) * style["density"]
+        # The hair mass's normal: from a blurred silhouette (a soft dome over the head).
+        height = gaussian_blur((np.maximum(mass, hit.ravel() * 0.6)).reshape(size, size), max(2.0, 0.6 * thick + 2))
+        gy, gx = np.gradient(height)
+        n_mass = np.stack([-gx.ravel() * size * 0.15, gy.ravel() * size * 0.15, np.ones(size * size)], axis=1)
+        n_mass = (n_mass / np.linalg.norm(n_mass, axis=1, keepdims=True)).astype(np.float32)
+        sel = np.flatnonzero(cover > 0.01)
+        t_img = (rel[sel] / dist[sel, None]).astype(np.float32)
+        col = base[None] * (0.6 + 0.8 * strands[sel, None]) * (0.45 + 0.55 * strands[sel, None])
+        radiance[sel] = _shade(lobes, n_mass[sel], t_img, col, lighting, style["shine"])
+        alpha = cover
+
+    # Face hair on the skin: beards / moustaches (down the face) and eyebrow strands.
+    x, y = rest[:, 0], rest[:, 1]
+    eye_w = float(lm_rest[45, 0] - lm_rest[36, 0])
+    face_w = np.zeros(len(rest), dtype=np.float32)
+    lips = regions[:, REGIONS.index("lips")]
+    if style["beard"] != "none":
+        nose_y, mouth_y, chin_y = float(lm_rest[33, 1]), float(lm_rest[51, 1]), float(lm_rest[8, 1])
+        moustache = (tx.smoothstep(nose_y - 1, nose_y - 4, y) * tx.smoothstep(mouth_y - 1, mouth_y + 1.5, y)
+                     * tx.smoothstep(0.38 * eye_w, 0.3 * eye_w, np.abs(x)))
+        lower = tx.smoothstep(float(lm_rest[57, 1]) + 1, float(lm_rest[57, 1]) - 2, y)
+        kind = style["beard"]
+        if kind == "full":
+            region = np.maximum(moustache, tx.smoothstep(nose_y + 6, nose_y - 6, y) * tx.smoothstep(0.8 * eye_w, 0.65 * eye_w, np.abs(x)))
+        elif kind == "goatee":
+            region = np.maximum(moustache, lower * tx.smoothstep(0.3 * eye_w, 0.22 * eye_w, np.abs(x)))
+        elif kind == "chin_strap":
+            region = tx.smoothstep(mouth_y - 8, mouth_y - 14, y) * tx.smoothstep(0.8 * eye_w, 0.7 * eye_w, np.abs(x))
+        else:
+            region = moustache
+        region = region * (1 - lips) * tx.smoothstep(chin_y - 45, chin_y - 20, y) * skin
+        face_w = region * style["beard_density"]
+        coord = x + 1.5 * np.sin(0.4 * y) + 0.3 * style["curl_px"] * np.sin(0.9 * y)
+        beard_alpha = face_w * np.clip(0.3 + 1.1 * _lookup(profile, coord * (style["strand_rate"] / mm_per_px)), 0, 1)
+    else:
+        beard_alpha = face_w
+    # Eyebrow hairs slant outward and up from the nose.
+    brow_coord = (np.abs(x) * 0.8 - y * 0.6) * (style["strand_rate"] / mm_per_px)
+    brow_alpha = regions[:, REGIONS.index("brows")] * app["brow_density"] * style["brow_strands"] * _lookup(profile, brow_coord)
+    face_alpha = np.maximum(beard_alpha, brow_alpha).astype(np.float32)
+    sel = np.flatnonzero(face_alpha > 0.01)
+    if len(sel):
+        down = -up if style["beard"] != "none" else right
+        t_img = np.broadcast_to(np.array([down[0], down[1]], dtype=np.float32), (len(sel), 2))
+        strands = _lookup(profile, x[sel] * (style["strand_rate"] / mm_per_px) + 500.0)[:, None]
+        col = base[None] * (0.5 + 0.7 * strands)
+        rad = _shade(lobes, normals[sel].astype(np.float32), t_img, col, lighting, 0.5 * style["shine"])
+        a_old = alpha[index[sel]]
+        a_new = face_alpha[sel]
+        # "Over" with the scalp layer where both exist (rare: sideburns under long hair).
+        total = a_new + a_old * (1 - a_new)
+        radiance[index[sel]] = (rad * a_new[:, None] + radiance[index[sel]] * (a_old * (1 - a_new))[:, None]) \
+            / np.maximum(total, 1e-6)[:, None]
+        alpha[index[sel]] = total
+    return HairLayer(alpha=np.clip(alpha, 0, 1).reshape(size, size).astype(np.float32),
+                     radiance=radiance.reshape(size, size, 3))
+
