@@ -107,6 +107,21 @@ class SynthDataset(Dataset):
         return sample_to_item(self.sample(int(index)))
 
 
+class SynthStreamDataset(SynthDataset):
+    """Synthetic data that never repeats: item ``i`` (any ``i >= 0``) is sample ``i`` of the
+    dataset with seed ``seed``, from the identities of ``split``.
+
+    ``endless = True`` tells the trainer to read it with
+    :class:`facenormals3d.train.StreamBatches` (consecutive indices, resumable by
+    position) instead of epochs; ``len`` is only a bound (2^62).
+    """
+
+    endless = True
+
+    def __init__(self, ict_dir: str | Path, seed: int = 0, split: str | None = "train", settings=None):
+        super().__init__(ict_dir, 2 ** 62, seed, split, settings)
+
+
 class ShardDataset(Dataset):
     """Samples written by ``facenormals3d synth`` (see :mod:`facenormals3d.data.shards`).
 
