@@ -63,7 +63,7 @@ def vmf_nll(pred: torch.Tensor, log_kappa: torch.Tensor, gt: torch.Tensor, weigh
     """
     kappa = log_kappa.exp()
     cos = (pred * gt).sum(dim=1, keepdim=True).clamp(-1.0, 1.0)
-    log_norm = torch.log(-torch.expm1(-2.0 * kappa).clamp_min(1e-12))
+    log_norm = torch.log((-torch.expm1(-2.0 * kappa)).clamp_min(1e-12))
     nll = kappa * (1.0 - cos) - log_kappa + math.log(2.0 * math.pi) + log_norm
     return masked_mean(nll, weight)
 
