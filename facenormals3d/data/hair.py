@@ -110,6 +110,8 @@ def _shade(rng_state: dict, n: np.ndarray, t_img: np.ndarray, base: np.ndarray, 
     """``P x 3`` linear radiance of hair with mass normals ``n`` (``P x 3``, camera frame),
     image-plane strand directions ``t_img`` (``P x 2``, x right, y down) and albedo ``base``
     (``P x 3``). Kajiya-Kay diffuse and specular per light, plus the environment."""
+    if len(n) == 0:
+        return np.zeros((0, 3), dtype=np.float32)
     t = np.stack([t_img[:, 0], -t_img[:, 1], np.zeros(len(t_img), np.float32)], axis=1)
     t -= np.einsum("ij,ij->i", t, n)[:, None] * n
     t /= np.maximum(np.sqrt(np.einsum("ij,ij->i", t, t)), 1e-6)[:, None]
