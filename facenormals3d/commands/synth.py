@@ -13,7 +13,7 @@ train / val / test (identity id mod 20: 0 -> test, 1 -> val, else train).
 
 Output layout (OUT):
   manifest.json          settings, seed, counts per split, shard list, layout
-  contact_sheet.png      64 samples: image | normals | mask
+  contact_sheet.png      64 samples: image | normals | mask (hair in red)
   SPLIT/shard-NNNNN/     up to --shard-size samples each, plain .npy (memory-mappable):
     image.npy        N x S x S x 3 uint8    sRGB photo
     normals.npy      N x S x S x 3 float16  camera-frame unit normals (x right, y up,

@@ -25,6 +25,8 @@ SKIN_LADDER_SRGB = np.array([[236, 200, 180], [220, 172, 142], [196, 142, 108],
 #: sRGB hair colours: black, dark brown, brown, auburn, blond, grey.
 HAIR_SRGB = np.array([[20, 16, 14], [48, 32, 24], [92, 62, 42], [120, 56, 30],
                       [190, 150, 100], [150, 145, 140]], dtype=np.float64)
+#: Brow colour as a fraction of the scalp hair's (linear).
+BROW_SHADE = 0.5
 #: sRGB iris colours: dark brown, brown, hazel, green, blue, grey.
 IRIS_SRGB = np.array([[50, 30, 20], [100, 60, 30], [120, 100, 50], [80, 110, 70],
                       [70, 110, 160], [120, 130, 140]], dtype=np.float64)
@@ -188,7 +190,8 @@ def albedo(app: dict, parts: np.ndarray, rest: np.ndarray, regions: np.ndarray, 
     lip_col = col * np.array([0.85, 0.5, 0.55], dtype=np.float32) if app["lipstick"] is None \
         else np.asarray(app["lipstick"], dtype=np.float32)[None]
     mix(col, r["lips"], lip_col)
-    mix(col, app["brow_density"] * r["brows"] * np.clip(0.65 + 0.5 * nz[tx.STREAK], 0, 1), hair)
+    # Brows are darker than the scalp hair (most visibly for blond and grey hair).
+    mix(col, app["brow_density"] * r["brows"] * np.clip(0.65 + 0.5 * nz[tx.STREAK], 0, 1), BROW_SHADE * hair)
     if app["stubble"]:
         # Stubble darkens (short hairs over skin), even for light hair colours.
         w = app["stubble"] * r["stubble"] * np.clip(0.5 + 0.6 * nz[tx.FINE], 0, 1) * 0.6

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from facenormals3d.data import textures as tx
-from facenormals3d.data.albedo import REGIONS, scalp_weight
+from facenormals3d.data.albedo import BROW_SHADE, REGIONS, scalp_weight
 from facenormals3d.data.blur import gaussian_blur
 from facenormals3d.data.ict import PART_FACE, PART_FACE_OUTER, PART_HEAD
 from facenormals3d.data.render import env_irradiance
@@ -64,12 +64,13 @@ def sample_hair(rng: np.random.Generator, app: dict) -> dict:
         "fringe": bool(style != "none" and rng.random() < 0.35),
         "fringe_mm": float(rng.uniform(-4, 25)),
         # Waviness: the strands' sideways swing in pixels (of a 256 crop) and its period.
-        "curl_px": float(rng.uniform(1.5, 5.0) if rng.random() < 0.3 else rng.uniform(0.0, 1.5)),
-        "curl_period_px": float(rng.uniform(30, 90)),
+        "curl_px": float(rng.uniform(1.0, 3.5) if rng.random() < 0.3 else rng.uniform(0.0, 1.0)),
+        "curl_period_px": float(rng.uniform(40, 120)),
         # Profile samples per pixel across the strands (about 2 per strand at 3).
         "strand_rate": float(rng.uniform(2.0, 4.0)),
         "density": float(rng.uniform(0.8, 1.0)),
-        "shine": float(rng.uniform(0.05, 0.5)),
+        "shine": float(rng.uniform(0.03, 0.25)),
+        "beard_hair_mm": float(rng.uniform(2.0, 8.0)),
         "beard": beard, "beard_density": float(rng.uniform(0.5, 1.0)),
         "crown_shift": float(rng.uniform(-0.25, 0.25)),
         "brow_strands": float(rng.uniform(0.3, 0.8)),
@@ -237,8 +238,12 @@ def render_hair(rng: np.random.Generator, style: dict, app: dict, size: int, hit
             region = moustache
         region = region * (1 - lips) * tx.smoothstep(chin_y - 45, chin_y - 20, y) * skin
         face_w = region * style["beard_density"]
-        coord = x + 1.5 * np.sin(0.4 * y) + 0.3 * style["curl_px"] * np.sin(0.9 * y)
-        beard_alpha = face_w * np.clip(0.3 + 1.1 * _lookup(profile, coord * (style["strand_rate"] / mm_per_px)), 0, 1)
+        # Short hairs: bands ``beard_hair_mm`` long down the face, each with its own
+        # random shift of the strand profile (the band edges are jittered per strand).
+        rate = style["strand_rate"] / mm_per_px
+        band = np.floor(y / style["beard_hair_mm"] + _lookup(profile, x * rate * 0.7 + 911.0))
+        coord = x * rate + band * 137.0
+        beard_alpha = face_w * np.clip(0.45 + 1.0 * _lookup(profile, coord), 0, 1)
     else:
         beard_alpha = face_w
     # Eyebrow hairs slant outward and up from the nose.
@@ -250,7 +255,9 @@ def render_hair(rng: np.random.Generator, style: dict, app: dict, size: int, hit
         down = -up if style["beard"] != "none" else right
         t_img = np.broadcast_to(np.array([down[0], down[1]], dtype=np.float32), (len(sel), 2))
         strands = _lookup(profile, x[sel] * (style["strand_rate"] / mm_per_px) + 500.0)[:, None]
-        col = base[None] * (0.5 + 0.7 * strands)
+        # Brows take the albedo's darker brow shade; beards are a little darker than the scalp.
+        shade = np.where(beard_alpha[sel] >= brow_alpha[sel], 0.8, BROW_SHADE)[:, None]
+        col = base[None] * shade * (0.5 + 0.7 * strands)
         rad = _shade(lobes, normals[sel].astype(np.float32), t_img, col, lighting, 0.5 * style["shine"])
         a_old = alpha[index[sel]]
         a_new = face_alpha[sel]

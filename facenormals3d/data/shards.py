@@ -3,7 +3,7 @@
 Layout (``OUT`` = the folder ``facenormals3d synth -o`` writes)::
 
     OUT/manifest.json            settings, seed, counts per split, shard list, this layout
-    OUT/contact_sheet.png        64 samples: image | normals | mask, for a person to look at
+    OUT/contact_sheet.png        64 samples: image | normals | mask (hair in red), for a person to look at
     OUT/<split>/shard-NNNNN/     split = train | val | test; up to ``shard_size`` samples
         image.npy      N x S x S x 3  uint8    sRGB photo
         normals.npy    N x S x S x 3  float16  unit camera-frame normals (x right, y up,
@@ -137,10 +137,11 @@ def read_manifest(root: str | Path) -> dict:
 
 
 def contact_sheet(samples: list[dict], columns: int = 4, tile: int = 128) -> np.ndarray:
-    """``uint8`` RGB sheet: per sample image | normals | mask, ``tile`` pixels each.
+    """``uint8`` RGB sheet: per sample image | normals | mask (hair coverage in red), ``tile`` pixels each.
 
-    ``samples`` are dicts with ``image`` (uint8 S x S x 3), ``normals`` (S x S x 3) and
-    ``mask`` (S x S), e.g. the output of :func:`encode`.
+    ``samples`` are dicts with ``image`` (uint8 S x S x 3), ``normals`` (S x S x 3),
+    ``mask`` (S x S) and optionally ``hair`` (S x S, uint8 x 255 or float), e.g. the
+    output of :func:`encode`.
     """
     from PIL import Image
 
@@ -149,7 +150,13 @@ def contact_sheet(samples: list[dict], columns: int = 4, tile: int = 128) -> np.
     cells = []
     for s in samples:
         mask = np.asarray(s["mask"]).astype(bool)
-        parts = [np.asarray(s["image"]), normals_to_preview(np.asarray(s["normals"], dtype=np.float32), mask), np.repeat(mask[..., None] * 255, 3, 2).astype(np.uint8)]
+        third = np.repeat(mask[..., None] * 255.0, 3, 2)
+        if "hair" in s:  # hair coverage in red over the mask
+            hair = np.asarray(s["hair"], dtype=np.float32)
+            hair = hair / 255.0 if np.asarray(s["hair"]).dtype == np.uint8 else hair
+            third = third * (1 - hair[..., None]) + hair[..., None] * np.array([230.0, 40.0, 40.0])
+        parts = [np.asarray(s["image"]), normals_to_preview(np.asarray(s["normals"], dtype=np.float32), mask),
+                 third.astype(np.uint8)]
         parts = [np.asarray(Image.fromarray(p).resize((tile, tile), Image.BILINEAR)) for p in parts]
         cells.append(np.concatenate(parts, axis=1))
     if not cells:
