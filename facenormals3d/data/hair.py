@@ -1,5 +1,5 @@
 """Hair as alpha layers with their own shading: scalp hair (with volume and long hair),
-fringes, beards, moustaches and eyebrow strands.
+fringes, beards, moustaches, eyebrow strands and eyelashes.
 
 Hair is drawn in image space over the rendered head, as a coverage ``alpha`` (the
 fraction of a pixel that strands hide) and the hair's own linear radiance. Strands follow
@@ -74,6 +74,7 @@ def sample_hair(rng: np.random.Generator, app: dict) -> dict:
         "beard": beard, "beard_density": float(rng.uniform(0.5, 1.0)),
         "crown_shift": float(rng.uniform(-0.25, 0.25)),
         "brow_strands": float(rng.uniform(0.3, 0.8)),
+        "lashes": float(rng.uniform(0.5, 0.95)),
     }
 
 
@@ -250,6 +251,7 @@ def render_hair(rng: np.random.Generator, style: dict, app: dict, size: int, hit
     brow_coord = (np.abs(x) * 0.8 - y * 0.6) * (style["strand_rate"] / mm_per_px)
     brow_alpha = regions[:, REGIONS.index("brows")] * app["brow_density"] * style["brow_strands"] * _lookup(profile, brow_coord)
     face_alpha = np.maximum(beard_alpha, brow_alpha).astype(np.float32)
+    lashes = _lash_alpha(rest, lm_rest, style["lashes"])
     sel = np.flatnonzero(face_alpha > 0.01)
     if len(sel):
         down = -up if style["beard"] != "none" else right
@@ -266,6 +268,35 @@ def render_hair(rng: np.random.Generator, style: dict, app: dict, size: int, hit
         radiance[index[sel]] = (rad * a_new[:, None] + radiance[index[sel]] * (a_old * (1 - a_new))[:, None]) \
             / np.maximum(total, 1e-6)[:, None]
         alpha[index[sel]] = total
+    # Eyelashes: a dark fringe along the lid margins, over the lid and the eyeball's edge.
+    lash = np.flatnonzero(lashes > 0.01)
+    if len(lash):
+        a_new = lashes[lash]
+        a_old = alpha[index[lash]]
+        dark = base[None] * 0.25 + np.float32(0.004)
+        radiance[index[lash]] = dark * a_new[:, None] + radiance[index[lash]] * (1 - a_new)[:, None]
+        alpha[index[lash]] = a_new + a_old * (1 - a_new)
     return HairLayer(alpha=np.clip(alpha, 0, 1).reshape(size, size).astype(np.float32),
                      radiance=radiance.reshape(size, size, 3))
 
+
+
+def _lash_alpha(rest: np.ndarray, lm_rest: np.ndarray, strength: float) -> np.ndarray:
+    """``P`` float32 eyelash coverage: a band along each upper lid margin (landmarks
+    36-39, 42-45, neutral frame, mm), thickest mid-lid and thinning to the corners, and a
+    fainter, thinner one along the lower margin."""
+    out = np.zeros(len(rest), dtype=np.float32)
+    xy = rest[:, :2]
+    for upper, lower in (((36, 37, 38, 39), (39, 40, 41, 36)), ((42, 43, 44, 45), (45, 46, 47, 42))):
+        for chain, width, weight in ((upper, 1.1, 1.0), (lower, 0.5, 0.45)):
+            pts = lm_rest[list(chain), :2].astype(np.float64)
+            for k, (a, b) in enumerate(zip(pts[:-1], pts[1:])):
+                idx = tx.near_segment(xy, a, b, 2.5)
+                if len(idx) == 0:
+                    continue
+                d, t = tx.segment_distance(xy[idx], a, b)
+                along = (k + t) / (len(pts) - 1)  # 0 at one corner, 1 at the other
+                taper = np.sin(np.pi * np.clip(along, 0, 1)) ** 0.5
+                w = strength * weight * taper * tx.smoothstep(width * taper + 0.3, 0.2, d)
+                out[idx] = np.maximum(out[idx], w)
+    return out
