@@ -107,7 +107,7 @@ def _face_frame(lm2d: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     return chin, up / max(length, 1e-6), max(length, 1e-6)
 
 
-def _shade(rng_state: dict, n: np.ndarray, t_img: np.ndarray, base: np.ndarray, lighting: dict,
+def _shade(lobes: dict, n: np.ndarray, t_img: np.ndarray, base: np.ndarray, lighting: dict,
            shine: float) -> np.ndarray:
     """``P x 3`` linear radiance of hair with mass normals ``n`` (``P x 3``, camera frame),
     image-plane strand directions ``t_img`` (``P x 2``, x right, y down) and albedo ``base``
@@ -132,8 +132,8 @@ def _shade(rng_state: dict, n: np.ndarray, t_img: np.ndarray, base: np.ndarray, 
         h /= np.linalg.norm(h)
         th = t @ h
         sin_th = np.sqrt(np.clip(1 - th * th, 0, 1))
-        spec += facing * sin_th ** rng_state["p1"] * float(np.max(radiance))
-        spec2 += facing * sin_th ** rng_state["p2"] * float(np.max(radiance))
+        spec += facing * sin_th ** lobes["p1"] * float(np.max(radiance))
+        spec2 += facing * sin_th ** lobes["p2"] * float(np.max(radiance))
     return out * base + shine * (0.35 * spec[:, None] + 0.25 * spec2[:, None] * base / max(float(base.max()), 1e-3))
 
 
@@ -141,7 +141,8 @@ def render_hair(rng: np.random.Generator, style: dict, app: dict, size: int, hit
                 index: np.ndarray, parts: np.ndarray, rest: np.ndarray, normals: np.ndarray,
                 regions: np.ndarray, lm_rest: np.ndarray, lm2d: np.ndarray,
                 mm_per_px: float, lighting: dict) -> HairLayer:
-    """The hair layer of one sample.
+    """The hair layer of one sample: scalp hair, then face hair, then eyelashes, each
+    composited over the last.
 
     Args:
         style: from :func:`sample_hair`; app: from ``sample_appearance``.
@@ -154,131 +155,159 @@ def render_hair(rng: np.random.Generator, style: dict, app: dict, size: int, hit
         mm_per_px: size of a crop pixel on the face (mm).
         lighting: from ``render.sample_lighting``.
     """
+    look = _Look(base=np.asarray(app["hair"], dtype=np.float32), profile=_strand_profile(rng),
+                 lobes={"p1": float(rng.uniform(60, 200)), "p2": float(rng.uniform(8, 25))},
+                 lighting=lighting, shine=style["shine"])
     alpha = np.zeros(size * size, dtype=np.float32)
     radiance = np.zeros((size * size, 3), dtype=np.float32)
-    base = np.asarray(app["hair"], dtype=np.float32)
-    lobes = {"p1": float(rng.uniform(60, 200)), "p2": float(rng.uniform(8, 25))}
-    profile = _strand_profile(rng)
-    chin, up, face_len = _face_frame(lm2d)
-    right = np.array([-up[1], up[0]])
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5
-    pix = np.stack([xx.ravel(), yy.ravel()], axis=1)
-    skin = (parts == PART_FACE) | (parts == PART_FACE_OUTER) | (parts == PART_HEAD)
-    face_part = (parts == PART_FACE) | (parts == PART_FACE_OUTER)
-    level = ((pix - chin) @ up / face_len).astype(np.float32)  # 0 at the chin, 1 at the bridge
-
+    frame = _face_frame(lm2d)
     if style["style"] != "none":
-        crown = chin + up * face_len * 1.9 + right * face_len * style["crown_shift"]
-        rel = pix - crown
-        dist = np.sqrt(np.einsum("ij,ij->i", rel, rel)) + 1e-3
-        theta = np.arctan2(rel @ right, -(rel @ up))  # 0 straight down from the crown
-        unit = size / 256.0
-        theta += style["curl_px"] * unit / dist * np.sin(dist / (style["curl_period_px"] * unit) * 2 * np.pi + 3.0 * theta)
-        # Across strands the profile advances ``strand_rate`` samples per pixel at 80 px
-        # (of a 256 crop) from the crown, where the forehead hair is.
-        strands = _lookup(profile, theta * style["strand_rate"] * 80.0 * unit)
-        # On the head: the scalp and, with a fringe, the forehead down to a ragged edge.
-        on_head = np.zeros(size * size, dtype=np.float32)
-        w = scalp_weight(app, rest, lm_rest) * skin
-        if style["fringe"]:
-            brow_y = float(lm_rest[17:27, 1].max())
-            ragged = 8.0 * (_lookup(profile, theta[index] * 20.0 * unit) - 0.5)
-            w = np.maximum(w, face_part * tx.smoothstep(-2, 2, rest[:, 1] - brow_y - style["fringe_mm"] + ragged))
-        on_head[index] = w
-        # Volume: the hair mass reaches past the skull by its thickness (never over the face).
-        thick = style["volume_mm"] / mm_per_px
-        import cv2
-
-        scalp_px = (on_head.reshape(size, size) > 0.5).astype(np.uint8)
-        d_out = cv2.distanceTransform(1 - scalp_px, cv2.DIST_L2, 3).ravel()
-        ragged_out = thick * (0.6 + 0.8 * _lookup(profile, theta * 25.0 * unit))
-        around = tx.smoothstep(ragged_out, 0.6 * ragged_out, d_out) * scalp_px.any()
-        # Long and medium hair falls beside the face and the neck.
-        if style["end_level"] < 1.0:
-            head_px = hit.astype(np.uint8)
-            d_head = cv2.distanceTransform(1 - head_px, cv2.DIST_L2, 3).ravel()
-            side = tx.smoothstep(2.2 * thick + 4, 1.2 * thick, d_head) * tx.smoothstep(1.3, 0.9, level)
-            around = np.maximum(around, side)
-        around *= tx.smoothstep(style["end_level"] - 0.15 * _lookup(profile, theta * 7.0) - 0.1,
-                                style["end_level"] + 0.05, level)
-        allowed = np.ones(size * size, dtype=np.float32)
-        allowed[index] = (parts == PART_HEAD).astype(np.float32)  # ears, neck, scalp; never face or eyes
-        mass = np.maximum(on_head, around * allowed)
-        # Inside the mass hair is nearly opaque (strands show in the shading); toward its
-        # edges the gaps between strands open up.
-        cover = np.clip(mass * 1.5 - 0.5 * (1 - strands) - 0.1, 0, 1) * style["density"]
-        # The hair mass's normal: from a blurred silhouette (a soft dome over the head).
-        height = gaussian_blur((np.maximum(mass, hit.ravel() * 0.6)).reshape(size, size), max(2.0, 0.6 * thick + 2))
-        gy, gx = np.gradient(height)
-        n_mass = np.stack([-gx.ravel() * size * 0.15, gy.ravel() * size * 0.15, np.ones(size * size)], axis=1)
-        n_mass = (n_mass / np.linalg.norm(n_mass, axis=1, keepdims=True)).astype(np.float32)
-        sel = np.flatnonzero(cover > 0.01)
-        t_img = (rel[sel] / dist[sel, None]).astype(np.float32)
-        col = base[None] * (0.6 + 0.8 * strands[sel, None]) * (0.45 + 0.55 * strands[sel, None])
-        radiance[sel] = _shade(lobes, n_mass[sel], t_img, col, lighting, style["shine"])
-        alpha = cover
+        alpha, radiance = _scalp_hair(look, style, app, size, hit, index, parts, rest, lm_rest, frame, mm_per_px)
 
     # Face hair on the skin: beards / moustaches (down the face) and eyebrow strands.
     x, y = rest[:, 0], rest[:, 1]
-    eye_w = float(lm_rest[45, 0] - lm_rest[36, 0])
-    face_w = np.zeros(len(rest), dtype=np.float32)
-    lips = regions[:, REGIONS.index("lips")]
-    if style["beard"] != "none":
-        nose_y, mouth_y, chin_y = float(lm_rest[33, 1]), float(lm_rest[51, 1]), float(lm_rest[8, 1])
-        moustache = (tx.smoothstep(nose_y - 1, nose_y - 4, y) * tx.smoothstep(mouth_y - 1, mouth_y + 1.5, y)
-                     * tx.smoothstep(0.38 * eye_w, 0.3 * eye_w, np.abs(x)))
-        lower = tx.smoothstep(float(lm_rest[57, 1]) + 1, float(lm_rest[57, 1]) - 2, y)
-        kind = style["beard"]
-        if kind == "full":
-            region = np.maximum(moustache, tx.smoothstep(nose_y + 6, nose_y - 6, y) * tx.smoothstep(0.8 * eye_w, 0.65 * eye_w, np.abs(x)))
-        elif kind == "goatee":
-            region = np.maximum(moustache, lower * tx.smoothstep(0.3 * eye_w, 0.22 * eye_w, np.abs(x)))
-        elif kind == "chin_strap":
-            region = tx.smoothstep(mouth_y - 8, mouth_y - 14, y) * tx.smoothstep(0.8 * eye_w, 0.7 * eye_w, np.abs(x))
-        else:
-            region = moustache
-        region = region * (1 - lips) * tx.smoothstep(chin_y - 45, chin_y - 20, y) * skin
-        face_w = region * style["beard_density"]
-        # Short hairs: bands ``beard_hair_mm`` long down the face, each with its own
-        # random shift of the strand profile (the band edges are jittered per strand).
-        rate = style["strand_rate"] / mm_per_px
-        band = np.floor(y / style["beard_hair_mm"] + _lookup(profile, x * rate * 0.7 + 911.0))
-        coord = x * rate + band * 137.0
-        beard_alpha = face_w * np.clip(0.45 + 1.0 * _lookup(profile, coord), 0, 1)
-    else:
-        beard_alpha = face_w
+    rate = style["strand_rate"] / mm_per_px  # profile samples per mm across the hairs
+    skin = (parts == PART_FACE) | (parts == PART_FACE_OUTER) | (parts == PART_HEAD)
+    beard = _beard_alpha(style, rest, lm_rest, regions[:, REGIONS.index("lips")], skin, look.profile, rate)
     # Eyebrow hairs slant outward and up from the nose.
-    brow_coord = (np.abs(x) * 0.8 - y * 0.6) * (style["strand_rate"] / mm_per_px)
-    brow_alpha = regions[:, REGIONS.index("brows")] * app["brow_density"] * style["brow_strands"] * _lookup(profile, brow_coord)
-    face_alpha = np.maximum(beard_alpha, brow_alpha).astype(np.float32)
-    lashes = _lash_alpha(rest, lm_rest, style["lashes"])
+    brow_coord = (np.abs(x) * 0.8 - y * 0.6) * rate
+    brows = (regions[:, REGIONS.index("brows")] * app["brow_density"] * style["brow_strands"]
+             * _lookup(look.profile, brow_coord))
+    face_alpha = np.maximum(beard, brows).astype(np.float32)
     sel = np.flatnonzero(face_alpha > 0.01)
     if len(sel):
-        down = -up if style["beard"] != "none" else right
-        t_img = np.broadcast_to(np.array([down[0], down[1]], dtype=np.float32), (len(sel), 2))
-        strands = _lookup(profile, x[sel] * (style["strand_rate"] / mm_per_px) + 500.0)[:, None]
+        chin, up, _ = frame
+        along = -up if style["beard"] != "none" else np.array([-up[1], up[0]])
+        t_img = np.broadcast_to(along.astype(np.float32), (len(sel), 2))
+        strands = _lookup(look.profile, x[sel] * rate + 500.0)[:, None]
         # Brows take the albedo's darker brow shade; beards are a little darker than the scalp.
-        shade = np.where(beard_alpha[sel] >= brow_alpha[sel], 0.8, BROW_SHADE)[:, None]
-        col = base[None] * shade * (0.5 + 0.7 * strands)
-        rad = _shade(lobes, normals[sel].astype(np.float32), t_img, col, lighting, 0.5 * style["shine"])
-        a_old = alpha[index[sel]]
-        a_new = face_alpha[sel]
-        # "Over" with the scalp layer where both exist (rare: sideburns under long hair).
-        total = a_new + a_old * (1 - a_new)
-        radiance[index[sel]] = (rad * a_new[:, None] + radiance[index[sel]] * (a_old * (1 - a_new))[:, None]) \
-            / np.maximum(total, 1e-6)[:, None]
-        alpha[index[sel]] = total
+        shade = np.where(beard[sel] >= brows[sel], 0.8, BROW_SHADE)[:, None]
+        col = look.base[None] * shade * (0.5 + 0.7 * strands)
+        rad = _shade(look.lobes, normals[sel].astype(np.float32), t_img, col, lighting, 0.5 * look.shine)
+        _over(alpha, radiance, index[sel], face_alpha[sel], rad)
     # Eyelashes: a dark fringe along the lid margins, over the lid and the eyeball's edge.
-    lash = np.flatnonzero(lashes > 0.01)
-    if len(lash):
-        a_new = lashes[lash]
-        a_old = alpha[index[lash]]
-        dark = base[None] * 0.25 + np.float32(0.004)
-        radiance[index[lash]] = dark * a_new[:, None] + radiance[index[lash]] * (1 - a_new)[:, None]
-        alpha[index[lash]] = a_new + a_old * (1 - a_new)
+    lashes = _lash_alpha(rest, lm_rest, style["lashes"])
+    sel = np.flatnonzero(lashes > 0.01)
+    if len(sel):
+        dark = np.broadcast_to(look.base[None] * 0.25 + np.float32(0.004), (len(sel), 3))
+        _over(alpha, radiance, index[sel], lashes[sel], dark)
     return HairLayer(alpha=np.clip(alpha, 0, 1).reshape(size, size).astype(np.float32),
                      radiance=radiance.reshape(size, size, 3))
 
+
+@dataclass
+class _Look:
+    """What all hair of one person shares: albedo, strand profile, highlights, lights."""
+
+    base: np.ndarray
+    profile: np.ndarray
+    lobes: dict
+    lighting: dict
+    shine: float
+
+
+def _over(alpha: np.ndarray, radiance: np.ndarray, at: np.ndarray, a_new: np.ndarray, rad_new: np.ndarray) -> None:
+    """Composite a layer (coverage ``a_new``, radiance ``rad_new`` at flat pixels ``at``)
+    over ``alpha`` / ``radiance`` (``S*S`` and ``S*S x 3``, straight colour), in place."""
+    a_old = alpha[at]
+    total = a_new + a_old * (1 - a_new)
+    radiance[at] = (rad_new * a_new[:, None] + radiance[at] * (a_old * (1 - a_new))[:, None]) \
+        / np.maximum(total, 1e-6)[:, None]
+    alpha[at] = total
+
+
+def _scalp_hair(look: _Look, style: dict, app: dict, size: int, hit: np.ndarray, index: np.ndarray,
+                parts: np.ndarray, rest: np.ndarray, lm_rest: np.ndarray, frame: tuple,
+                mm_per_px: float) -> tuple[np.ndarray, np.ndarray]:
+    """Scalp hair, fringe and hair volume: ``S*S`` coverage and ``S*S x 3`` radiance.
+
+    Strands radiate from a crown point above the forehead (image space). The mass covers
+    the scalp (and, with a fringe, the forehead down to a ragged edge), reaches past the
+    skull by the hair's thickness and, for medium and long styles, falls beside the face
+    down to ``end_level``; it never covers face or eye pixels except for the fringe.
+    """
+    import cv2
+
+    chin, up, face_len = frame
+    right = np.array([-up[1], up[0]])
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5
+    pix = np.stack([xx.ravel(), yy.ravel()], axis=1)
+    level = ((pix - chin) @ up / face_len).astype(np.float32)  # 0 at the chin, 1 at the bridge
+    skin = (parts == PART_FACE) | (parts == PART_FACE_OUTER) | (parts == PART_HEAD)
+    face_part = (parts == PART_FACE) | (parts == PART_FACE_OUTER)
+    profile = look.profile
+    unit = size / 256.0
+    crown = chin + up * face_len * 1.9 + right * face_len * style["crown_shift"]
+    rel = pix - crown
+    dist = np.sqrt(np.einsum("ij,ij->i", rel, rel)) + 1e-3
+    theta = np.arctan2(rel @ right, -(rel @ up))  # 0 straight down from the crown
+    theta += style["curl_px"] * unit / dist * np.sin(dist / (style["curl_period_px"] * unit) * 2 * np.pi + 3.0 * theta)
+    # Across strands the profile advances ``strand_rate`` samples per pixel at 80 px (of a
+    # 256 crop) from the crown, where the forehead hair is.
+    strands = _lookup(profile, theta * style["strand_rate"] * 80.0 * unit)
+    on_head = np.zeros(size * size, dtype=np.float32)
+    w = scalp_weight(app, rest, lm_rest) * skin
+    if style["fringe"]:
+        brow_y = float(lm_rest[17:27, 1].max())
+        ragged = 8.0 * (_lookup(profile, theta[index] * 20.0 * unit) - 0.5)
+        w = np.maximum(w, face_part * tx.smoothstep(-2, 2, rest[:, 1] - brow_y - style["fringe_mm"] + ragged))
+    on_head[index] = w
+    thick = style["volume_mm"] / mm_per_px
+    scalp_px = (on_head.reshape(size, size) > 0.5).astype(np.uint8)
+    d_out = cv2.distanceTransform(1 - scalp_px, cv2.DIST_L2, 3).ravel()
+    ragged_out = thick * (0.6 + 0.8 * _lookup(profile, theta * 25.0 * unit))
+    around = tx.smoothstep(ragged_out, 0.6 * ragged_out, d_out) * scalp_px.any()
+    if style["end_level"] < 1.0:  # medium and long hair falls beside the face and the neck
+        d_head = cv2.distanceTransform(1 - hit.astype(np.uint8), cv2.DIST_L2, 3).ravel()
+        side = tx.smoothstep(2.2 * thick + 4, 1.2 * thick, d_head) * tx.smoothstep(1.3, 0.9, level)
+        around = np.maximum(around, side)
+    around *= tx.smoothstep(style["end_level"] - 0.15 * _lookup(profile, theta * 7.0) - 0.1,
+                            style["end_level"] + 0.05, level)
+    allowed = np.ones(size * size, dtype=np.float32)
+    allowed[index] = (parts == PART_HEAD).astype(np.float32)  # ears, neck, scalp; never face or eyes
+    mass = np.maximum(on_head, around * allowed)
+    # Inside the mass hair is nearly opaque (strands show in the shading); toward its edges
+    # the gaps between strands open up.
+    alpha = (np.clip(mass * 1.5 - 0.5 * (1 - strands) - 0.1, 0, 1) * style["density"]).astype(np.float32)
+    # The hair mass's normal: from a blurred silhouette (a soft dome over the head).
+    height = gaussian_blur(np.maximum(mass, hit.ravel() * 0.6).reshape(size, size), max(2.0, 0.6 * thick + 2))
+    gy, gx = np.gradient(height)
+    n_mass = np.stack([-gx.ravel() * size * 0.15, gy.ravel() * size * 0.15, np.ones(size * size)], axis=1)
+    n_mass = (n_mass / np.linalg.norm(n_mass, axis=1, keepdims=True)).astype(np.float32)
+    radiance = np.zeros((size * size, 3), dtype=np.float32)
+    sel = np.flatnonzero(alpha > 0.01)
+    t_img = (rel[sel] / dist[sel, None]).astype(np.float32)
+    col = look.base[None] * (0.6 + 0.8 * strands[sel, None]) * (0.45 + 0.55 * strands[sel, None])
+    radiance[sel] = _shade(look.lobes, n_mass[sel], t_img, col, look.lighting, look.shine)
+    return alpha, radiance
+
+
+def _beard_alpha(style: dict, rest: np.ndarray, lm_rest: np.ndarray, lips: np.ndarray, skin: np.ndarray,
+                 profile: np.ndarray, rate: float) -> np.ndarray:
+    """``P`` float32 beard / moustache coverage on the skin (neutral-frame regions from the
+    landmarks), as short hairs: bands ``beard_hair_mm`` long down the face, each with its
+    own shift of the strand profile (band edges jittered per strand)."""
+    if style["beard"] == "none":
+        return np.zeros(len(rest), dtype=np.float32)
+    x, y = rest[:, 0], rest[:, 1]
+    eye_w = float(lm_rest[45, 0] - lm_rest[36, 0])
+    nose_y, mouth_y, chin_y = float(lm_rest[33, 1]), float(lm_rest[51, 1]), float(lm_rest[8, 1])
+    moustache = (tx.smoothstep(nose_y - 1, nose_y - 4, y) * tx.smoothstep(mouth_y - 1, mouth_y + 1.5, y)
+                 * tx.smoothstep(0.38 * eye_w, 0.3 * eye_w, np.abs(x)))
+    kind = style["beard"]
+    if kind == "full":
+        region = np.maximum(moustache, tx.smoothstep(nose_y + 6, nose_y - 6, y)
+                            * tx.smoothstep(0.8 * eye_w, 0.65 * eye_w, np.abs(x)))
+    elif kind == "goatee":
+        lower = tx.smoothstep(float(lm_rest[57, 1]) + 1, float(lm_rest[57, 1]) - 2, y)
+        region = np.maximum(moustache, lower * tx.smoothstep(0.3 * eye_w, 0.22 * eye_w, np.abs(x)))
+    elif kind == "chin_strap":
+        region = tx.smoothstep(mouth_y - 8, mouth_y - 14, y) * tx.smoothstep(0.8 * eye_w, 0.7 * eye_w, np.abs(x))
+    else:
+        region = moustache
+    region = region * (1 - lips) * tx.smoothstep(chin_y - 45, chin_y - 20, y) * skin * style["beard_density"]
+    band = np.floor(y / style["beard_hair_mm"] + _lookup(profile, x * rate * 0.7 + 911.0))
+    return (region * np.clip(0.45 + 1.0 * _lookup(profile, x * rate + band * 137.0), 0, 1)).astype(np.float32)
 
 
 def _lash_alpha(rest: np.ndarray, lm_rest: np.ndarray, strength: float) -> np.ndarray:
