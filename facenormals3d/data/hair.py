@@ -79,7 +79,7 @@ def sample_hair(rng: np.random.Generator, app: dict) -> dict:
 
 
 def _strand_profile(rng: np.random.Generator, n: int = 2048) -> np.ndarray:
-    """``n`` float32 periodic 1-D profile in [0, 1]: several octaves of smoothed noise."""
+    """``n`` (a power of two) float32 periodic 1-D profile in [0, 1]: several octaves of smoothed noise."""
     out = np.zeros(n, dtype=np.float64)
     k = np.fft.rfftfreq(n, 1.0 / n)
     for f0, weight in ((n / 6, 0.5), (n / 20, 0.3), (n / 80, 0.2)):
@@ -90,13 +90,14 @@ def _strand_profile(rng: np.random.Generator, n: int = 2048) -> np.ndarray:
 
 
 def _lookup(profile: np.ndarray, coord: np.ndarray) -> np.ndarray:
-    """Linear, wrapping lookup of a periodic profile at real-valued ``coord`` (any shape)."""
+    """Linear, wrapping lookup of a periodic profile (length a power of two) at
+    real-valued ``coord`` (any shape); float32 out."""
     n = len(profile)
-    c = np.mod(coord, n).astype(np.float32)
-    i0 = c.astype(np.int32)
-    t = c - i0
-    i0 %= n  # float rounding can give exactly n
-    return profile[i0] * (1 - t) + profile[(i0 + 1) % n] * t
+    c = np.asarray(coord, dtype=np.float32)
+    f = np.floor(c)
+    t = c - f
+    i0 = f.astype(np.int64) & (n - 1)  # wraps negatives too (two's complement)
+    return profile[i0] * (1 - t) + profile[(i0 + 1) & (n - 1)] * t
 
 
 def _face_frame(lm2d: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
@@ -228,9 +229,9 @@ def _scalp_hair(look: _Look, style: dict, app: dict, size: int, hit: np.ndarray,
     """
     import cv2
 
-    chin, up, face_len = frame
-    right = np.array([-up[1], up[0]])
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5
+    chin, up, face_len = (np.float32(v) if np.isscalar(v) else np.asarray(v, np.float32) for v in frame)
+    right = np.array([-up[1], up[0]], dtype=np.float32)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) + np.float32(0.5)
     pix = np.stack([xx.ravel(), yy.ravel()], axis=1)
     level = ((pix - chin) @ up / face_len).astype(np.float32)  # 0 at the chin, 1 at the bridge
     skin = (parts == PART_FACE) | (parts == PART_FACE_OUTER) | (parts == PART_HEAD)
