@@ -502,6 +502,8 @@ def train(cfg: TrainConfig, data: DataSources, out_dir: str | Path, device: str 
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
+    if cfg.prior != "none" and not cfg.model.coarse_normals:
+        raise InputError("--prior", "prior normals need a prior-conditioned model (--coarse-normals)")
     data = with_prior(data, cfg.prior)
     model = CrossModalNet(cfg.model).to(dev)
     if cfg.channels_last:

@@ -114,3 +114,11 @@ def test_training_on_an_endless_stream_with_a_prior_and_confidence(tmp_path, mon
 def test_unknown_prior_name_is_refused():
     with pytest.raises(ValueError, match="unknown prior"):
         prior_mod.make_prior("no-such-prior")
+
+
+def test_a_prior_needs_a_prior_conditioned_model(tmp_path):
+    from facenormals3d.errors import InputError
+
+    cfg = TrainConfig(model=ModelConfig(width=1 / 16, input_size=SIZE), steps=1, batch_size=2, prior="landmarks")
+    with pytest.raises(InputError, match="coarse-normals"):
+        train(cfg, DataSources(paired_train=Endless()), tmp_path)
