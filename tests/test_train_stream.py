@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from facenormals3d.data import prior as prior_mod
-from facenormals3d.data.prior import WithPrior, prior_item
+from facenormals3d.training import prior as prior_mod
+from facenormals3d.training.prior import WithPrior, prior_item
 from facenormals3d.model.config import ModelConfig
-from facenormals3d.train import (DataSources, StreamBatches, TrainConfig, fit_to_input, load_checkpoint,
+from facenormals3d.training.train import (DataSources, StreamBatches, TrainConfig, fit_to_input, load_checkpoint,
                                  pixel_weights, train)
 
 SIZE = 32

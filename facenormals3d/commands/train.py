@@ -69,7 +69,7 @@ def build_config(args: argparse.Namespace):
     """TrainConfig from ``--config`` (or defaults) with the given flags applied."""
     import json
 
-    from facenormals3d.train import TrainConfig
+    from facenormals3d.training.train import TrainConfig
 
     cfg = TrainConfig()
     if args.config:
@@ -98,7 +98,7 @@ def build_config(args: argparse.Namespace):
 
 def build_data(args: argparse.Namespace, size: int, cfg):
     """``(data sources, cfg)``; with ``--synth`` the returned config records the synthetic settings."""
-    from facenormals3d.train import DataSources
+    from facenormals3d.training.train import DataSources
 
     data = DataSources()
     if args.synth:
@@ -138,9 +138,9 @@ def build_data(args: argparse.Namespace, size: int, cfg):
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from facenormals3d.console import emit
+    from facenormals3d.console import emit, progress
     from facenormals3d.device import resolve_device
-    from facenormals3d.train import export_weights, train
+    from facenormals3d.training.train import export_weights, train
 
     if args.export_weights:
         path = export_weights(*args.export_weights)
@@ -164,13 +164,13 @@ def run(args: argparse.Namespace) -> int:
     cfg = build_config(args)
     if args.resume and (out / "checkpoint.pt").is_file():
         # Data settings come from the run being resumed (train() keeps its config too).
-        from facenormals3d.train import RUN_LENGTH_FIELDS, TrainConfig, load_checkpoint
+        from facenormals3d.training.train import RUN_LENGTH_FIELDS, TrainConfig, load_checkpoint
 
         saved = TrainConfig.from_dict(load_checkpoint(out / "checkpoint.pt")["train_config"])
         cfg = replace(saved, **{k: getattr(cfg, k) for k in RUN_LENGTH_FIELDS})
     data, cfg = build_data(args, cfg.model.input_size, cfg)
     result = train(cfg, data, out, device=resolve_device(args.device), resume=args.resume,
-                   show_progress=not args.quiet)
+                   progress=lambda it, total: progress(it, total=total, desc="train", args=args, unit="step"))
     payload = {"step": result.step, "interrupted": result.interrupted,
                "checkpoint": str(result.checkpoint), "last_val": result.last_val}
     if rank0:

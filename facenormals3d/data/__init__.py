@@ -14,6 +14,5 @@ Stages, one module each:
 * :mod:`~facenormals3d.data.shards`    the on-disk shard layout, manifest and contact sheet
 * :mod:`~facenormals3d.data.generate`  multi-process rendering into shards (``facenormals3d synth``)
 * :mod:`~facenormals3d.data.datasets`  torch Datasets (on the fly, endless, and from shards)
-* :mod:`~facenormals3d.data.prior`     prior normals (the front end's face) for prior-conditioned training
 * :mod:`~facenormals3d.data.fake_ict`  a tiny ICT-layout folder for tests and demos
 """

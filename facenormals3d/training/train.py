@@ -28,7 +28,7 @@ import signal
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import torch
@@ -86,7 +86,7 @@ class TrainConfig:
     ``ModelConfig.confidence``; the normals are detached in this term)."""
     prior: str = "none"
     """Prior normals fed to a ``coarse_normals`` model: a name in
-    :data:`facenormals3d.data.prior.PRIORS`, run on every training image in the data
+    :data:`facenormals3d.training.prior.PRIORS`, run on every training image in the data
     workers; "none" = the data brings ``coarse_normals`` itself."""
     data_seed: int = 1
     """Seed of the synthetic data (``--synth``): with the model seed and this config it
@@ -376,11 +376,11 @@ def fit_to_input(batch: dict, size: int) -> dict:
 
 
 def with_prior(data: DataSources, prior: str) -> DataSources:
-    """``data`` with the named prior (see :mod:`facenormals3d.data.prior`) added to every
+    """``data`` with the named prior (see :mod:`facenormals3d.training.prior`) added to every
     photo source's items as ``coarse_normals``; unchanged for ``"none"``."""
     if prior == "none":
         return data
-    from facenormals3d.data.prior import WithPrior, make_prior
+    from facenormals3d.training.prior import WithPrior, make_prior
 
     fn = make_prior(prior)
     wrap = {k: WithPrior(getattr(data, k), fn) for k in ("paired_train", "paired_val", "images")
@@ -478,14 +478,14 @@ def _distributed(device_name: str) -> tuple[int, int, torch.device]:
 
 
 def train(cfg: TrainConfig, data: DataSources, out_dir: str | Path, device: str = "cpu",
-          resume: bool = False, show_progress: bool = False) -> TrainResult:
+          resume: bool = False, progress: Callable[..., Iterable] | None = None) -> TrainResult:
     """Train (or, with ``resume``, continue training from ``out_dir/checkpoint.pt``).
 
     On resume the checkpoint's settings are used except :data:`RUN_LENGTH_FIELDS`,
     which come from ``cfg`` (so a run can be extended). Returns when ``cfg.steps`` are
     done, or early (``interrupted``) on SIGTERM/SIGINT or after ``cfg.max_minutes``.
+    ``progress(steps, total=N)`` wraps the step range (e.g. a progress bar); None = none.
     """
-    from facenormals3d.console import progress
     from facenormals3d.model.validation import validate, write_sample_grid
 
     out = Path(out_dir)
@@ -570,8 +570,8 @@ def train(cfg: TrainConfig, data: DataSources, out_dir: str | Path, device: str 
     t_start = t_log = time.perf_counter()
     samples_since = 0
     model.train()
-    bar = progress(range(step, cfg.steps), total=cfg.steps, desc="train", unit="step",
-                   args=None if show_progress else _Quiet())
+    steps = range(step, cfg.steps)
+    bar = steps if progress is None else progress(steps, total=cfg.steps)
     try:
         for _ in bar:
             batches = {k: s.next() for k, s in streams.items()}
@@ -618,8 +618,3 @@ def train(cfg: TrainConfig, data: DataSources, out_dir: str | Path, device: str 
             dist.barrier()
     return TrainResult(step=step, interrupted=step < cfg.steps, last_val=last_val, checkpoint=ckpt_path)
 
-
-class _Quiet:
-    """Stand-in for parsed arguments that turns the progress bar off."""
-
-    quiet = True
