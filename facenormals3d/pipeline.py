@@ -230,8 +230,13 @@ class Reconstructor:
         if path == DEFAULT_WEIGHTS and info["sha256"] != DEFAULT_WEIGHTS_SHA256:
             raise FaceNormalsError(f"{path}: SHA-256 {info['sha256']} is not the pinned "
                                    f"{DEFAULT_WEIGHTS_SHA256}; reinstall the shipped weights")
+        meta = info.get("metadata", {})
+        # A prior-conditioned network reads the prior it was trained with (training/prior.py).
+        prior = meta.get("train_config", {}).get("prior", "landmarks") if self.model.cfg.coarse_normals else None
+        if prior not in (None, "landmarks", "fit"):
+            raise FaceNormalsError(f"{path}: trained with prior {prior!r}, which reconstruct cannot compute")
         self.model_info.update({"weights": str(path), "sha256": info["sha256"],
-                                "config": info["config"], "version": info.get("metadata", {}).get("version")})
+                                "config": info["config"], "version": meta.get("version"), "prior": prior})
 
     def __enter__(self) -> "Reconstructor":
         return self
@@ -312,18 +317,24 @@ class Reconstructor:
     def _fitted_face(self, face: AlignedFace, source: str, index: int, timings: dict[str, float]
                      ) -> Reconstruction:
         """The fitted face model + detail for one aligned face (see :meth:`reconstruct_face`)."""
-        from facenormals3d.face.coarse import landmarks_to_mm
+        from facenormals3d.face.coarse import coarse_face
         from facenormals3d.fit.dense import fit_dense
+        from facenormals3d.fit.landmarks import fit_crop, fitted_normals
         from facenormals3d.mesh.fitted import detail_displacement, fitted_mesh
         from facenormals3d.surface import orthographic_hits, vertex_normals
 
         model = self.fitter.model
-        normals, mask, coarse = self.predict_normals(face, timings)
-        size, s = face.transform.size, coarse.mm_per_pixel
+        size = face.transform.size
         t = time.perf_counter()
-        target = landmarks_to_mm(face.landmarks_crop, size, s)
-        lfit = self.fitter.fit(target, f"{source} face {index}")
+        coarse = coarse_face(face.landmarks_crop, size)
+        timings["coarse_face"] = time.perf_counter() - t
+        t = time.perf_counter()
+        lfit, target, s = fit_crop(self.fitter, face.landmarks_crop, size, f"{source} face {index}")
         timings["fit_landmarks"] = time.perf_counter() - t
+        prior = None
+        if self.model_info.get("prior") == "fit":
+            prior = fitted_normals(model, lfit, size, s)
+        normals, mask = self._normals(face, coarse, timings, prior)
 
         t = time.perf_counter()
         fit, dense = lfit, {"ran": False}
@@ -425,20 +436,30 @@ class Reconstructor:
         t = time.perf_counter()
         coarse = coarse_face(face.landmarks_crop, face.transform.size)
         timings["coarse_face"] = time.perf_counter() - t
+        normals, mask = self._normals(face, coarse, timings)
+        return normals, mask, coarse
+
+    def _normals(self, face: AlignedFace, coarse: CoarseFace, timings: dict[str, float],
+                 prior: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``(normals, mask)`` of :meth:`predict_normals`; ``prior`` (``S x S x 3``, NaN off
+        the face) replaces the landmark face's normals as a prior-conditioned network's input."""
         t = time.perf_counter()
-        normals = self._network_normals(face, coarse) if self.model is not None else coarse.normals.copy()
+        if self.model is not None:
+            normals = self._network_normals(face, coarse.normals if prior is None else prior)
+        else:
+            normals = coarse.normals.copy()
         timings["normals"] = time.perf_counter() - t
         mask = face.mask & coarse.coverage & np.all(np.isfinite(normals), axis=-1)
-        return np.where(mask[..., None], normals, np.nan).astype(np.float32), mask, coarse
+        return np.where(mask[..., None], normals, np.nan).astype(np.float32), mask
 
-    def _network_normals(self, face: AlignedFace, coarse: CoarseFace) -> np.ndarray:
+    def _network_normals(self, face: AlignedFace, prior: np.ndarray) -> np.ndarray:
         import torch
 
         from facenormals3d.model.infer import predict_normals
 
         coarse_in = None
         if self.model.cfg.coarse_normals:
-            coarse_in = torch.from_numpy(np.nan_to_num(coarse.normals).transpose(2, 0, 1)[None].copy())
+            coarse_in = torch.from_numpy(np.nan_to_num(prior).transpose(2, 0, 1)[None].copy())
         n = predict_normals(self.model, face.crop[None], coarse_in)[0]
         return n.permute(1, 2, 0).numpy().astype(np.float32)
 

@@ -122,3 +122,45 @@ def test_a_prior_needs_a_prior_conditioned_model(tmp_path):
     cfg = TrainConfig(model=ModelConfig(width=1 / 16, input_size=SIZE), steps=1, batch_size=2, prior="landmarks")
     with pytest.raises(InputError, match="coarse-normals"):
         train(cfg, DataSources(paired_train=Endless()), tmp_path)
+
+
+def test_init_weights_widen_the_first_convolution_for_a_prior(tmp_path):
+    """A prior-conditioned model started from an image-only network behaves like it:
+    same weights, zeros on the prior's input channels, so the prior is ignored at first."""
+    import torch
+
+    from facenormals3d.model.config import ModelConfig
+    from facenormals3d.model.crossmodal import CrossModalNet
+    from facenormals3d.model.weights import save_weights
+    from facenormals3d.training.train import init_from_weights
+
+    torch.manual_seed(0)
+    small = dict(width=0.125, input_size=64)
+    plain = CrossModalNet(ModelConfig(**small)).eval()
+    path = save_weights(tmp_path / "plain.safetensors", plain)
+    prior_net = CrossModalNet(ModelConfig(coarse_normals=True, **small)).eval()
+    counts = init_from_weights(prior_net, path)
+    assert counts["widened"] == 1 and counts["skipped"] == 0 and counts["copied"] > 10
+    image = torch.rand(1, 3, 64, 64)
+    prior = torch.nn.functional.normalize(torch.randn(1, 3, 64, 64), dim=1)
+    with torch.no_grad():
+        torch.testing.assert_close(prior_net(image, prior), plain(image))
+
+
+def test_fitted_prior_is_the_fitted_face_seen_in_the_crop(astronaut):
+    import cv2
+
+    from facenormals3d.training.prior import make_prior
+
+    prior = make_prior("fit")
+    crop = np.ascontiguousarray(cv2.resize(astronaut[0:300, 100:400], (256, 256), interpolation=cv2.INTER_AREA))
+    n = prior(crop)
+    assert n.shape == (256, 256, 3) and n.dtype == np.float32
+    face = np.all(np.isfinite(n), axis=-1)
+    assert 0.15 < face.mean() < 0.95  # the head, not the whole crop
+    np.testing.assert_allclose(np.linalg.norm(n[face], axis=-1), 1.0, atol=1e-4)
+    assert np.median(n[face][:, 2]) > 0.5  # facing the camera
+    assert prior(np.full((256, 256, 3), 128, np.uint8)) is None
+    import pickle
+
+    assert pickle.loads(pickle.dumps(prior))._finder is None  # picklable into data workers

@@ -28,7 +28,7 @@ FLAG_FIELDS = {
     "val_samples": "val_samples", "checkpoint_every": "checkpoint_every", "log_every": "log_every",
     "max_minutes": "max_minutes", "seed": "seed", "num_workers": "num_workers",
     "latent_weight": "w_latent", "width": "model.width", "input_size": "model.input_size",
-    "data_seed": "data_seed", "prior": "prior", "hair_weight": "w_hair",
+    "data_seed": "data_seed", "prior": "prior", "hair_weight": "w_hair", "init_weights": "init_weights",
 }
 
 
@@ -49,7 +49,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                       ("val-samples", int), ("checkpoint-every", int), ("log-every", int),
                       ("max-minutes", float), ("seed", int), ("num-workers", int),
                       ("latent-weight", float), ("width", float), ("input-size", int),
-                      ("data-seed", int), ("prior", str), ("hair-weight", float)):
+                      ("data-seed", int), ("prior", str), ("hair-weight", float), ("init-weights", str)):
         p.add_argument(f"--{flag}", type=typ, default=None,
                        help=f"TrainConfig.{FLAG_FIELDS[flag.replace('-', '_')]} (default from the config)")
     p.add_argument("--coarse-normals", action="store_true",

@@ -71,6 +71,44 @@ class LandmarkPrior:
             return None
 
 
+@dataclass
+class FittedPrior:
+    """The face model fitted to the landmarks mediapipe finds (landmark-only fit), as at inference.
+
+    The same functions as :meth:`facenormals3d.pipeline.Reconstructor._fitted_face` use
+    (:func:`facenormals3d.fit.landmarks.fit_crop`, :func:`~facenormals3d.fit.landmarks.fitted_normals`).
+    Heavy state (mediapipe graphs, the model's landmark bases) is built on the first call
+    in each process and dropped when pickled.
+    """
+
+    min_score: float = 0.5
+    """Minimum face-detection confidence."""
+    _finder: object = field(default=None, init=False, repr=False, compare=False)
+    _fitter: object = field(default=None, init=False, repr=False, compare=False)
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_finder"] = state["_fitter"] = None
+        return state
+
+    def __call__(self, image: np.ndarray) -> np.ndarray | None:
+        from facenormals3d.errors import InputError
+        from facenormals3d.face.detect import DetectSettings, FaceFinder
+        from facenormals3d.fit.landmarks import LandmarkFitter, fit_crop, fitted_normals
+        from facenormals3d.fit.model import load_face_model
+
+        img = _check_image(image)
+        if self._finder is None:
+            self._finder = FaceFinder(DetectSettings(min_score=self.min_score))
+            self._fitter = LandmarkFitter(load_face_model())
+        try:
+            landmarks = self._finder.find(img)[0].landmarks
+            fit, _, s = fit_crop(self._fitter, landmarks, img.shape[0])
+        except InputError:  # no face, or degenerate landmarks
+            return None
+        return fitted_normals(self._fitter.model, fit, img.shape[0], s)
+
+
 def _check_image(image: np.ndarray) -> np.ndarray:
     img = np.asarray(image)
     if img.ndim != 3 or img.shape[2] != 3 or img.shape[0] != img.shape[1] or img.dtype != np.uint8:
@@ -81,6 +119,7 @@ def _check_image(image: np.ndarray) -> np.ndarray:
 #: Prior functions by name (``facenormals3d train --prior NAME``); each entry builds one.
 PRIORS: dict[str, Callable[[], PriorFn]] = {
     "landmarks": LandmarkPrior,
+    "fit": FittedPrior,
 }
 
 

@@ -88,6 +88,11 @@ class TrainConfig:
     """Prior normals fed to a ``coarse_normals`` model: a name in
     :data:`facenormals3d.training.prior.PRIORS`, run on every training image in the data
     workers; "none" = the data brings ``coarse_normals`` itself."""
+    init_weights: str | None = None
+    """Start from these ``.safetensors`` weights (e.g. the shipped network): tensors of the
+    same name and shape are copied; a first convolution with more input channels (a prior-
+    conditioned model) gets their weights for the RGB channels and zeros for the prior's,
+    so training starts from the given network's behaviour. Ignored when resuming."""
     data_seed: int = 1
     """Seed of the synthetic data (``--synth``): with the model seed and this config it
     reproduces the run's data exactly."""
@@ -432,6 +437,41 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return ckpt
 
 
+def init_from_weights(model: nn.Module, path: str | Path) -> dict[str, int]:
+    """Copy matching tensors of a ``.safetensors`` file into ``model`` (see ``TrainConfig.init_weights``).
+
+    Returns counts of tensors ``copied``, ``widened`` (input channels zero-padded) and ``skipped``.
+    """
+    from safetensors.torch import load_file
+
+    from facenormals3d.model.weights import read_sidecar, sha256_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "initial weights file not found")
+    if sha256_file(path) != read_sidecar(path)["sha256"]:
+        raise InputError(path, "SHA-256 does not match its .json sidecar")
+    source = load_file(str(path), device="cpu")
+    counts = {"copied": 0, "widened": 0, "skipped": 0}
+    with torch.no_grad():
+        for name, param in model.state_dict().items():
+            src = source.get(name)
+            if src is None:
+                counts["skipped"] += 1
+            elif src.shape == param.shape:
+                param.copy_(src)
+                counts["copied"] += 1
+            elif (src.ndim == 4 and src.shape[0] == param.shape[0] and src.shape[2:] == param.shape[2:]
+                  and src.shape[1] < param.shape[1]):
+                param.zero_()
+                param[:, :src.shape[1]] = src
+                counts["widened"] += 1
+            else:
+                counts["skipped"] += 1
+    log.info("initial weights from %s: %s", path, counts)
+    return counts
+
+
 def export_weights(checkpoint: str | Path, out: str | Path, metadata: dict | None = None) -> Path:
     """Write the model of a training checkpoint as shipped weights (``.safetensors`` + JSON)."""
     from facenormals3d.model.weights import save_weights
@@ -519,6 +559,8 @@ def train(cfg: TrainConfig, data: DataSources, out_dir: str | Path, device: str 
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     streams = {k: make_stream(v, cfg, rank, world) for k, v in sources.items()}
     step, last_val, best = 0, None, math.inf
+    if ckpt is None and cfg.init_weights:
+        init_from_weights(model, cfg.init_weights)
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
