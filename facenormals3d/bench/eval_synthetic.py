@@ -15,7 +15,8 @@ Scores:
 * normals: the method's normals in the crop (network normals for ``depth_mesh`` and
   ``fit_detail``; the landmark face's for ``mediapipe_mesh``; the fitted surface's own for
   ``fit_landmarks``), warped onto the rendered image's grid, against the exact normals
-  inside both masks (pooled); ``coverage`` = share of ground-truth face pixels predicted;
+  inside both masks (pooled), overall and per face region (:mod:`facenormals3d.evaluate.regions`,
+  from the true landmarks); ``coverage`` = share of ground-truth face pixels predicted;
 * meshes: the NoW protocol (:func:`facenormals3d.evaluate.scan.evaluate_scan`) with the
   posed ICT face-area vertices as the "scan" and its 7 landmarks from the ICT iBUG-68
   vertices: median / mean / std (mm), averaged over images; ``visible_median_mm``: the
@@ -129,7 +130,9 @@ def evaluate_synthetic(ict_dir: str, settings: SyntheticEvalSettings = Synthetic
     runners = {m: Reconstructor(configs[m]) for m in settings.methods if m in configs}
     finder = next(iter(runners.values())) if runners else Reconstructor(
         ReconstructSettings(mesh="depth", normal_source="landmarks", **common))
-    acc = {m: {"errors": [], "coverage": [], "mesh": [], "visible": [], "seconds": [], "failed": 0}
+    from facenormals3d.evaluate.regions import face_regions
+
+    acc = {m: {"errors": [], "regions": [], "coverage": [], "mesh": [], "visible": [], "seconds": [], "failed": 0}
            for m in settings.methods}
     samples = []
     try:
@@ -137,6 +140,7 @@ def evaluate_synthetic(ict_dir: str, settings: SyntheticEvalSettings = Synthetic
             sample = engine.render_index(settings.seed, i, settings.split)
             gt_points, gt_lm7 = ground_truth_surface(sample, model)
             seen = visible_points(sample, model)
+            regions = face_regions(sample.landmarks68, sample.mask)
             try:
                 face, timings = finder.align(sample.image, f"sample {i}")[0]
             except InputError as e:  # no face found: a scored miss for every method
@@ -151,7 +155,7 @@ def evaluate_synthetic(ict_dir: str, settings: SyntheticEvalSettings = Synthetic
                     t = time.perf_counter()
                     verts, faces, lm7, normals, nmask = _run(method, runners, face, timings)
                     seconds = time.perf_counter() - t
-                    err, cover = _normal_errors(normals, nmask, face, sample)
+                    err, region, cover = _normal_errors(normals, nmask, face, sample, regions)
                     scan = _mesh_scores(verts, faces, lm7, gt_points, gt_lm7, seen)
                 except InputError as e:  # degenerate landmarks: a scored miss
                     acc[method]["failed"] += 1
@@ -160,6 +164,7 @@ def evaluate_synthetic(ict_dir: str, settings: SyntheticEvalSettings = Synthetic
                     continue
                 a = acc[method]
                 a["errors"].append(err)
+                a["regions"].append(region)
                 a["coverage"].append(cover)
                 a["mesh"].append(scan[:3])
                 a["visible"].append(scan[3])
@@ -199,8 +204,9 @@ def _surface_normals(rec) -> np.ndarray:
     return (n / np.linalg.norm(n, axis=-1, keepdims=True)).astype(np.float32)
 
 
-def _normal_errors(normals, nmask, face, sample) -> tuple[np.ndarray, float]:
-    """Angular errors (deg) on the rendered image's grid, and the coverage of its face mask."""
+def _normal_errors(normals, nmask, face, sample, regions) -> tuple[np.ndarray, np.ndarray, float]:
+    """Angular errors (deg) on the rendered image's grid, their face-region labels, and the
+    coverage of the face mask."""
     from facenormals3d.evaluate.metrics import angular_error_deg
     from facenormals3d.face.crop import warp_to_photo
 
@@ -210,7 +216,8 @@ def _normal_errors(normals, nmask, face, sample) -> tuple[np.ndarray, float]:
                               shape, order=0) > 0
     both = pred_mask & sample.mask
     err = angular_error_deg(pred[both], sample.normals[both])
-    return err[np.isfinite(err)], float(both.sum() / max(sample.mask.sum(), 1))
+    ok = np.isfinite(err)
+    return err[ok], regions[both][ok], float(both.sum() / max(sample.mask.sum(), 1))
 
 
 def _mesh_scores(verts, faces, lm7, gt_points, gt_lm7, seen) -> tuple[float, float, float, float]:
@@ -229,8 +236,13 @@ def _row(method: str, a: dict, n: int) -> dict[str, Any]:
     if not a["errors"]:
         return row
     m = summarize(np.concatenate(a["errors"]))
+    from facenormals3d.evaluate.regions import REGIONS
+
+    errors, labels = np.concatenate(a["errors"]), np.concatenate(a["regions"])
     row.update({"normal_mean_deg": m.mean, "normal_median_deg": m.median, "normal_std_deg": m.std,
                 **{f"under_{k}": v for k, v in m.under.items()},
+                **{f"mean_deg_{r}": float(errors[labels == k].mean()) if np.any(labels == k) else float("nan")
+                   for k, r in enumerate(REGIONS)},
                 "coverage": float(np.mean(a["coverage"]))})
     mesh = np.array(a["mesh"])
     row.update({"mesh_median_mm": float(mesh[:, 0].mean()), "mesh_mean_mm": float(mesh[:, 1].mean()),
