@@ -11,7 +11,6 @@ renamed when complete.
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 from typing import Any
 
@@ -107,22 +106,27 @@ def face_report(rec) -> dict[str, Any]:
 
 
 def preview_image(rec) -> np.ndarray:
-    """One picture to judge a face by: crop | normals | grey front | two 3/4 views | textured."""
+    """One picture to judge a face by: crop | normals | grey front | two 3/4 views | textured.
+
+    PyTorch3D rasterises the three views in one call (binned on CPU); the grey and the
+    textured front panels are shaded from the same fragments.
+    """
     from facenormals3d.conventions import normals_to_preview
     from facenormals3d.render.camera import frame_mesh
-    from facenormals3d.render.preview import contact_sheet, render_mesh
+    from facenormals3d.render.preview import contact_sheet, rasterize_views, shade
+    from facenormals3d.surface import vertex_normals
 
     size = PREVIEW_PANEL
     v, f = rec.mesh.vertices, rec.mesh.faces
-    front = frame_mesh(v, size=size)
-    # PyTorch3D's rasteriser (tiled on CPU), as the product promises for previews.
-    render = functools.partial(render_mesh, size=size, rasterizer="pytorch3d")
+    views = [frame_mesh(v, size=size), frame_mesh(v, yaw_deg=-THREE_QUARTER_YAW, size=size),
+             frame_mesh(v, yaw_deg=THREE_QUARTER_YAW, size=size)]
+    fragments = rasterize_views(v, f, views, rasterizer="pytorch3d")
+    vn = vertex_normals(v, f)
+    grey = [shade(v, f, frag, view, vertex_normals_=vn) for frag, view in zip(fragments, views)]
+    uvs = rec.mesh.uvs if rec.mesh.corner_uvs is None else rec.mesh.corner_uvs
+    textured = shade(v, f, fragments[0], views[0], texture=rec.mesh.texture, uvs=uvs)
     panels = [_resize(rec.face.crop, size), _resize(normals_to_preview(rec.normals, rec.mask), size),
-              render(v, f, view=front),
-              render(v, f, yaw_deg=-THREE_QUARTER_YAW),
-              render(v, f, yaw_deg=THREE_QUARTER_YAW),
-              render(v, f, texture=rec.mesh.texture,
-                     uvs=rec.mesh.uvs if rec.mesh.corner_uvs is None else rec.mesh.corner_uvs, view=front)]
+              *grey, textured]
     labels = ["input crop", "normals", "mesh (front)", f"yaw -{THREE_QUARTER_YAW:g}",
               f"yaw +{THREE_QUARTER_YAW:g}", "textured"]
     return contact_sheet(panels, labels, columns=6)
