@@ -33,9 +33,7 @@ def write_face(rec, folder: Path, previews: bool = True) -> dict[str, Any]:
     import time
 
     t0 = time.perf_counter()
-    import imageio.v3 as iio
-
-    from facenormals3d.conventions import write_normal_png
+    from facenormals3d.conventions import write_normal_png, write_png
     from facenormals3d.mesh import write_obj, write_ply
     from facenormals3d.outputs import write_json
 
@@ -52,7 +50,7 @@ def write_face(rec, folder: Path, previews: bool = True) -> dict[str, Any]:
     write_normal_png(folder / "normals.png", rec.normals, rec.mask)
     np.save(folder / "normals.npy", rec.normals)
     np.save(folder / "depth.npy", rec.depth)
-    iio.imwrite(folder / "mask.png", rec.mask.astype(np.uint8) * 255)
+    write_png(folder / "mask.png", rec.mask.astype(np.uint8) * 255)
     np.save(folder / "landmarks7.npy", rec.landmarks7)
     np.save(folder / "landmarks.npy", rec.landmarks_mesh)
     np.save(folder / "landmarks_photo.npy", rec.face.landmarks_photo)
@@ -60,7 +58,7 @@ def write_face(rec, folder: Path, previews: bool = True) -> dict[str, Any]:
     rec.timings["write"] = time.perf_counter() - t0
     if previews:
         t0 = time.perf_counter()
-        iio.imwrite(folder / "preview.png", preview_image(rec))
+        write_png(folder / "preview.png", preview_image(rec))
         rec.timings["preview"] = time.perf_counter() - t0
     report = face_report(rec)
     write_json(folder / "report.json", report)

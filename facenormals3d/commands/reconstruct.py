@@ -97,8 +97,7 @@ def run(args: argparse.Namespace) -> int:
 def _one_photo(path: Path, out: Path, rec, overwrite: bool, claimed: set[str], previews: bool = True) -> dict:
     import shutil
 
-    import imageio.v3 as iio
-
+    from facenormals3d.conventions import write_png
     from facenormals3d.export import write_face
     from facenormals3d.face import report as report_faces
     from facenormals3d.outputs import staged_dir
@@ -113,7 +112,7 @@ def _one_photo(path: Path, out: Path, rec, overwrite: bool, claimed: set[str], p
     dest = out / photo.stem
     faces, failed = [], []
     with staged_dir(dest, overwrite=overwrite) as stage:
-        iio.imwrite(stage / "overlay.png", report_faces.overlay(photo.pixels, [f for f, _ in aligned], search))
+        write_png(stage / "overlay.png", report_faces.overlay(photo.pixels, [f for f, _ in aligned], search))
         first_error: Exception | None = None
         for k, (face, timings) in enumerate(aligned):
             folder = stage / f"face_{k}"
