@@ -22,7 +22,6 @@ Targets (issue 15, 2 cores): <= 1.0 s per face in the batch, <= 3.0 s cold for o
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import subprocess
 import sys
@@ -39,16 +38,6 @@ DESCRIPTION = ("reconstruct as users meet it: cold start on one photo, a 12-face
 #: What a fresh ``reconstruct`` process has to import whatever it does (the reference).
 IMPORT_FLOOR = ("import numpy, scipy.ndimage, scipy.sparse, pyamg, cv2, PIL.Image, torch, open3d, mediapipe; "
                 "from pytorch3d.renderer.mesh import rasterize_meshes")
-
-#: Runs the CLI in this process and appends its exit code and peak memory to stdout.
-_CHILD = r"""
-import json, resource, sys
-from facenormals3d.cli import main
-code = main(sys.argv[1:])
-print(json.dumps({"exit_code": code,
-                  "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2}))
-"""
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repeats", type=int, default=3, help="warm timed runs per configuration (median kept)")
@@ -96,18 +85,22 @@ def batch_photos(folder: Path) -> tuple[list[Path], int]:
 
 
 def _fresh_process(argv: list[str]) -> dict:
-    """Wall clock of ``python -c _CHILD argv`` (interpreter start included), its exit code
-    and peak memory."""
-    t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", _CHILD, *argv], capture_output=True, text=True, check=False)
-    wall = time.perf_counter() - t0
-    try:
-        info = json.loads(proc.stdout.strip().splitlines()[-1])
-    except (IndexError, ValueError):
-        raise RuntimeError(f"bench pipeline: child failed ({proc.returncode}): {proc.stderr.strip()[-800:]}") from None
-    if info["exit_code"] != 0:
-        raise RuntimeError(f"bench pipeline: reconstruct exited {info['exit_code']}: {proc.stderr.strip()[-800:]}")
-    return {"wall_s": wall, "peak_rss_gb": info["peak_rss_gb"]}
+    """``python -m facenormals3d argv`` as users run it: wall clock (interpreter start and
+    exit included) and the child's own peak resident memory (``wait4``)."""
+    import os
+
+    with tempfile.TemporaryFile() as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-m", "facenormals3d", *argv], stdout=subprocess.DEVNULL,
+                                stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        proc.returncode = code = os.waitstatus_to_exitcode(status)
+        if code != 0:
+            err.seek(0)
+            raise RuntimeError(f"bench pipeline: reconstruct exited {code}: "
+                               f"{err.read().decode(errors='replace').strip()[-800:]}")
+    return {"wall_s": wall, "peak_rss_gb": usage.ru_maxrss / 1024 ** 2}
 
 
 def _import_floor() -> float:

@@ -69,7 +69,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--refine", type=int, default=0, metavar="N",
                    help="N iterations of shading-consistency refinement (default 0 = off)")
     add_common_options(p)
-    p.set_defaults(func=run)
+    # Results are complete when run() returns: the process may end without teardown (cli.main).
+    p.set_defaults(func=run, exit_without_teardown=True)
 
 
 def run(args: argparse.Namespace) -> int:
