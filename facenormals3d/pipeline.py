@@ -170,23 +170,6 @@ class Reconstructor:
         from facenormals3d.face.detect import DetectSettings, FaceFinder
 
         self.settings = settings
-        self.fitter = None
-        self._atlas = None
-        self._atlas_pool = None
-        if settings.mesh == "fit":
-            from concurrent.futures import ThreadPoolExecutor
-
-            from facenormals3d.fit.landmarks import LandmarkFitter
-            from facenormals3d.fit.model import load_face_model
-
-            self.fitter = LandmarkFitter(load_face_model(settings.face_model))
-            # The atlas raster depends on the model only (~0.2-0.7 s, mostly open3d ray casting
-            # outside the GIL): made on a thread while torch and mediapipe start and the first
-            # photo is searched.
-            self._atlas_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="facenormals3d-atlas")
-            self._atlas_future = self._atlas_pool.submit(self._atlas_raster)
-        elif settings.mesh != "depth":
-            raise ValueError(f"mesh must be 'fit' or 'depth', got {settings.mesh!r}")
         self.model = None
         self.model_info: dict[str, Any] = {"normal_source": settings.normal_source}
         self.device = "cpu"
@@ -199,6 +182,15 @@ class Reconstructor:
         elif settings.normal_source != "landmarks":
             raise ValueError(f"normal_source must be 'network' or 'landmarks', got {settings.normal_source!r}")
         self.finder = FaceFinder(DetectSettings(max_faces=settings.max_faces))
+        self.fitter = None
+        self._atlas = None
+        if settings.mesh == "fit":
+            from facenormals3d.fit.landmarks import LandmarkFitter
+            from facenormals3d.fit.model import load_face_model
+
+            self.fitter = LandmarkFitter(load_face_model(settings.face_model))
+        elif settings.mesh != "depth":
+            raise ValueError(f"mesh must be 'fit' or 'depth', got {settings.mesh!r}")
 
     def _load_model(self) -> None:
         from facenormals3d.errors import FaceNormalsError
@@ -222,18 +214,6 @@ class Reconstructor:
 
     def __exit__(self, *exc) -> None:
         self.finder.close()
-        if self._atlas_pool is not None:
-            self._atlas_pool.shutdown(wait=True)
-
-    def _atlas_raster(self):
-        """``(raster, corners, mirror corners)`` of the model's texture atlas (see :meth:`_fitted_face`)."""
-        from facenormals3d.mesh import atlas
-
-        model = self.fitter.model
-        raster = atlas.rasterize_atlas(model.triangle_uvs, 2 * self.settings.texture_size,
-                                       self.settings.texture_size)
-        corners = model.triangles[raster.triangle]
-        return raster, corners, model.mirror[corners]
 
     def run(self, image: np.ndarray, source: str = "<array>") -> list[Reconstruction]:
         """All faces of ``image`` (``H x W x 3`` uint8 RGB). Raises NoFaceError when none."""
@@ -350,7 +330,10 @@ class Reconstructor:
 
         t = time.perf_counter()
         if self._atlas is None:
-            self._atlas = self._atlas_future.result()
+            raster = atlas.rasterize_atlas(model.triangle_uvs, 2 * self.settings.texture_size,
+                                           self.settings.texture_size)
+            corners = model.triangles[raster.triangle]
+            self._atlas = (raster, corners, model.mirror[corners])
         raster, corners, mirror_corners = self._atlas
         zbuffer = orthographic_hits(vertices, model.triangles, size, s)[0]
         facing = atlas.facing_texels(raster, vertices, model.triangles)

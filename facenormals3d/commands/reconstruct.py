@@ -108,12 +108,14 @@ def _one_photo(item: str, out: Path, rec, overwrite: bool, claimed: set[str], pr
     """One photo: faces are computed here, their files written by ``writer``
     (:class:`~facenormals3d.overlap.BackgroundWriter`); ``photos`` reads ahead."""
     import shutil
+    import time
 
     from facenormals3d.conventions import write_png
     from facenormals3d.face import report as report_faces
     from facenormals3d.outputs import staged_dir
     from facenormals3d.console import claim_stem
 
+    t0 = time.perf_counter()
     path = Path(item)
     claim_stem(path, claimed)
     photo = photos.get(item)
@@ -156,8 +158,9 @@ def _one_photo(item: str, out: Path, rec, overwrite: bool, claimed: set[str], pr
                 first_error = first_error or err
         if not faces:
             raise first_error
+    # Wall clock of the photo: read (or waited for) to every file renamed into place.
     return {"input": str(path), "output": str(dest), "faces": faces, "failed_faces": failed,
-            "skipped_faces": skipped}
+            "skipped_faces": skipped, "seconds": time.perf_counter() - t0}
 
 
 def _write_face(r, folder: Path, dest: Path, previews: bool, search) -> dict:
