@@ -19,7 +19,7 @@ from facenormals3d.console import setup_logging
 from facenormals3d.errors import ExitCode, FaceNormalsError
 
 #: Subcommands in the order ``--help`` lists them.
-COMMANDS = ("faces", "normals", "reconstruct", "synth", "train", "evaluate", "bench", "build-face-model")
+COMMANDS = ("faces", "normals", "reconstruct", "relight", "synth", "train", "evaluate", "bench", "build-face-model")
 
 EPILOG = """exit codes:
   0  OK             everything requested was written

@@ -31,8 +31,11 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
                         help="only errors on stderr, no progress bars")
 
 
-def add_photo_job_options(parser: argparse.ArgumentParser, max_faces: int = 32) -> None:
-    """Inputs, output folder, face limit, normal source and --overwrite of the photo jobs."""
+def add_photo_job_options(parser: argparse.ArgumentParser) -> None:
+    """Inputs, output folder, face limit and --overwrite of the photo jobs (defaults: the settings dataclasses)."""
+    from facenormals3d.face.detect import DetectSettings
+
+    max_faces = DetectSettings.max_faces
     parser.add_argument("photos", nargs="+", metavar="PHOTO", help="image files (JPEG, PNG, ...)")
     parser.add_argument("-o", "--out", required=True, help="output folder")
     parser.add_argument("--max-faces", type=int, default=max_faces,
@@ -44,13 +47,18 @@ def add_photo_job_options(parser: argparse.ArgumentParser, max_faces: int = 32) 
 def add_network_options(parser: argparse.ArgumentParser) -> None:
     """Where normals come from: --weights, --normals network|landmarks, --device."""
     parser.add_argument("--weights", default=None, help="network weights .safetensors (default: shipped)")
-    parser.add_argument("--normals", dest="normal_source", default="network", choices=["network", "landmarks"],
+    from facenormals3d.pipeline import ReconstructSettings
+
+    parser.add_argument("--normals", dest="normal_source", default=ReconstructSettings.normal_source,
+                        choices=["network", "landmarks"],
                         help="normal source: the network (default), or the coarse landmark face (baseline)")
     add_device_option(parser)
 
 
 def add_device_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+    from facenormals3d.pipeline import ReconstructSettings
+
+    parser.add_argument("--device", default=ReconstructSettings.device, choices=["auto", "cpu", "cuda"],
                         help="where torch runs: auto uses CUDA when present (default: auto)")
 
 
@@ -164,13 +172,3 @@ def claim_stem(path, claimed: set[str]) -> None:
     claimed.add(stem)
 
 
-def resolve_device(name: str) -> str:
-    """Map --device to a torch device string; say so when auto picks the CPU."""
-    import torch
-
-    if name == "cuda" and not torch.cuda.is_available():
-        raise FaceNormalsError("--device cuda was asked for but CUDA is not available")
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-        log.info("device auto -> %s", name)
-    return name

@@ -5,7 +5,8 @@ Per face, ``OUT/<photo-stem>/face_<k>/`` holds (see ``facenormals3d reconstruct 
 ``normals.npy``, ``depth.npy``, ``mask.png``, ``landmarks7.npy`` (the 7 NoW points),
 ``landmarks.npy`` (all 478, mesh coordinates), ``landmarks_photo.npy``, ``transform.json``,
 ``preview.png`` and ``report.json``; for the fitted face model also ``normal_map.png``
-(tangent space, 16-bit), ``blendshapes.npz`` and ``fit.json``. The folder is assembled under a temporary name and
+(tangent space, 16-bit), ``blendshapes.npz``, ``fit.json`` and, with the light estimate,
+``albedo.png`` (the MTL's ``map_Kd``), ``specular.png`` and ``lighting.json``. The folder is assembled under a temporary name and
 renamed when complete.
 """
 
@@ -42,7 +43,9 @@ def write_face(rec, folder: Path, previews: bool = True) -> dict[str, Any]:
     if rec.fit is not None and rec.fit.normal_map is not None:
         normal_map = "normal_map.png"
         write_normal_png(folder / normal_map, rec.fit.normal_map)
-    write_obj(rec.mesh, folder / "mesh.obj", texture_name="texture.png", normal_map_name=normal_map)
+    albedo = write_appearance(rec, folder)
+    write_obj(rec.mesh, folder / "mesh.obj", texture_name="texture.png", normal_map_name=normal_map,
+              diffuse_name=albedo)
     write_ply(rec.mesh, folder / "mesh.ply")
     if rec.fit is not None:
         write_json(folder / "fit.json", rec.fit.report())
@@ -63,6 +66,25 @@ def write_face(rec, folder: Path, previews: bool = True) -> dict[str, Any]:
     report = face_report(rec)
     write_json(folder / "report.json", report)
     return report
+
+
+def write_appearance(rec, folder: Path) -> str | None:
+    """``albedo.png`` (the texture's atlas, de-lit, sRGB), ``specular.png`` (low-resolution
+    specular strength, 8-bit = ks / ``specular_map_scale``) and ``lighting.json`` of a fitted face; returns the
+    albedo's file name, or None when the reconstruction has none."""
+    appearance = rec.fit.appearance if rec.fit is not None else None
+    if appearance is None:
+        return None
+    from facenormals3d.conventions import write_png
+    from facenormals3d.outputs import write_json
+    from facenormals3d.render.lighting import LightingSettings
+
+    top = LightingSettings.max_specular
+    write_png(folder / "albedo.png", appearance.albedo)
+    write_png(folder / "specular.png", np.clip(appearance.specular / top * 255 + 0.5, 0, 255).astype(np.uint8))
+    write_json(folder / "lighting.json", {**appearance.lighting.to_dict(), "specular_map": "specular.png",
+                                          "specular_map_scale": top, "fit": appearance.info})
+    return "albedo.png"
 
 
 def write_blendshapes(path: Path, names, deltas: np.ndarray) -> Path:
@@ -122,7 +144,8 @@ def preview_image(rec) -> np.ndarray:
     vn = vertex_normals(v, f)
     grey = [shade(v, f, frag, view, vertex_normals_=vn) for frag, view in zip(fragments, views)]
     uvs = rec.mesh.uvs if rec.mesh.corner_uvs is None else rec.mesh.corner_uvs
-    textured = shade(v, f, fragments[0], views[0], texture=rec.mesh.texture, uvs=uvs)
+    textured = grey[0] if rec.mesh.texture is None else shade(v, f, fragments[0], views[0],
+                                                               texture=rec.mesh.texture, uvs=uvs)
     panels = [_resize(rec.face.crop, size), _resize(normals_to_preview(rec.normals, rec.mask), size),
               *grey, textured]
     labels = ["input crop", "normals", "mesh (front)", f"yaw -{THREE_QUARTER_YAW:g}",

@@ -22,6 +22,7 @@ import numpy as np
 
 from facenormals3d.face.align import AlignedFace
 from facenormals3d.face.coarse import CoarseFace
+from facenormals3d.face.detect import DetectSettings
 
 #: Outline relaxation passes of the face mesh (see :class:`facenormals3d.mesh.MeshSettings`).
 OUTLINE_SMOOTHING = 4
@@ -32,7 +33,7 @@ DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "assets" / "normalnet.sa
 DEFAULT_WEIGHTS_SHA256 = "59efe1a0876812c62ea63f271745974a1cb03c11ef116cbe92eac82e13027725"
 
 
-@dataclass
+@dataclass(frozen=True)
 class ReconstructSettings:
     """Choices for :func:`reconstruct`; defaults are what ``facenormals3d reconstruct`` uses."""
 
@@ -44,6 +45,8 @@ class ReconstructSettings:
     """Face-model asset (.npz from ``build-face-model``); None = the shipped one."""
     texture_size: int = 1024
     """Fitted mesh: texture and normal-map height in pixels (the atlas is twice as wide)."""
+    textures: bool = True
+    """Fitted mesh: bake texture.png and normal_map.png (False: geometry only, e.g. for benchmarks)."""
     dense_fit: bool = True
     """Fitted mesh: refine the landmark fit against the depth integrated from the normals."""
     detail: bool = True
@@ -61,7 +64,10 @@ class ReconstructSettings:
     prior wins at wavelengths above ~2*pi/sqrt(w) pixels (115 px at the default)."""
     refine_iterations: int = 0
     """Shading-consistency refinement iterations (0 = off)."""
-    max_faces: int = 32
+    albedo: bool = True
+    """Fitted mesh: estimate the photo's light and write a de-lit albedo (``albedo.png``,
+    ``lighting.json``; see :mod:`facenormals3d.render.appearance`)."""
+    max_faces: int = DetectSettings.max_faces
     """At most this many faces per photo, largest first."""
     device: str = "auto"
     """Torch device for the network and refinement: auto, cpu or cuda."""
@@ -138,6 +144,9 @@ class FittedFace:
     """``H x W x 3`` float32 tangent-space normal map in the model's atlas, or None."""
     dense: dict
     """Dense-stage diagnostics."""
+    appearance: Any = None
+    """:class:`facenormals3d.render.appearance.Appearance` (light, albedo and specular
+    maps), or None when ``ReconstructSettings.albedo`` is off."""
 
     def blendshape_deltas(self) -> np.ndarray:
         """``E x V x 3`` float32 expression offsets in the mesh frame (posed and scaled)."""
@@ -163,6 +172,24 @@ class FittedFace:
                 "dense": self.dense}
 
 
+@dataclass
+class _Baked:
+    """What atlas baking made, and the views later stages (albedo) reuse."""
+
+    texture: np.ndarray
+    """``H x W x 3`` uint8 photo texture in the model's atlas."""
+    normal_map: np.ndarray | None
+    """``H x W x 3`` float32 tangent-space normal map, or None."""
+    raster: Any
+    """:class:`facenormals3d.mesh.atlas.AtlasRaster` of the atlas."""
+    own: Any
+    """:class:`facenormals3d.mesh.atlas.TexelView` of the texels themselves."""
+    mirror: Any
+    """The same for their mirror images."""
+    hits: tuple
+    """:func:`facenormals3d.surface.orthographic_hits` of the final mesh in the crop."""
+
+
 class Reconstructor:
     """Holds the face finder and the network across photos (use as a context manager)."""
 
@@ -174,7 +201,7 @@ class Reconstructor:
         self.model_info: dict[str, Any] = {"normal_source": settings.normal_source}
         self.device = "cpu"
         if settings.normal_source == "network" or settings.refine_iterations > 0:
-            from facenormals3d.console import resolve_device
+            from facenormals3d.device import resolve_device
 
             self.device = resolve_device(settings.device)
         if settings.normal_source == "network":
@@ -255,7 +282,10 @@ class Reconstructor:
         else from the 256 crop. Stage times are added to a copy of ``timings`` (e.g. from
         :meth:`align`).
         """
+        from facenormals3d.fit.landmarks import check_fit_landmarks
+
         timings = dict(timings or {})
+        check_fit_landmarks(face.landmarks_crop, f"{source} face {index}")
         if self.fitter is not None:
             return self._fitted_face(face, source, index, timings)
         normals, mask, coarse = self.predict_normals(face, timings)
@@ -287,7 +317,6 @@ class Reconstructor:
         """The fitted face model + detail for one aligned face (see :meth:`reconstruct_face`)."""
         from facenormals3d.face.coarse import landmarks_to_mm
         from facenormals3d.fit.dense import fit_dense
-        from facenormals3d.mesh import atlas
         from facenormals3d.mesh.fitted import detail_displacement, fitted_mesh
         from facenormals3d.surface import orthographic_hits, vertex_normals
 
@@ -328,17 +357,53 @@ class Reconstructor:
             vn = vertex_normals(vertices, model.triangles)
         timings["detail"] = time.perf_counter() - t
 
-        t = time.perf_counter()
+        texture = normal_map = baked = None
+        if self.settings.textures:
+            t = time.perf_counter()
+            baked = self._bake(face, vertices, vn, normals, confidence, s)
+            texture, normal_map = baked.texture, baked.normal_map
+            timings["texture"] = time.perf_counter() - t
+
+        appearance = None
+        if self.settings.albedo and baked is not None:
+            from facenormals3d.render.appearance import estimate_appearance
+
+            t = time.perf_counter()
+            appearance = estimate_appearance(face.crop, normals, visible, vertices, model.triangles, vn, baked.hits,
+                                             s, baked.raster, baked.own, baked.mirror, texture)
+            timings["albedo"] = time.perf_counter() - t
+        mesh = fitted_mesh(vertices, model.triangles, model.triangle_uvs, texture)
+        info: dict[str, Any] = {"model": self.model_info, "mesh_kind": "fit", "integration": integ,
+                                "scale": scale_assumption(s)}
+        if self.settings.refine_iterations > 0:
+            t = time.perf_counter()
+            mesh, info["refine"] = self._refine(mesh, face, visible, s, appearance)
+            timings["refine"] = time.perf_counter() - t
+        fitted = FittedFace(model=model, landmark_fit=lfit, final_fit=fit, base_vertices=base.astype(np.float32),
+                            normal_map=normal_map, dense=dense, appearance=appearance)
+        return Reconstruction(source=source, index=index, face=face, coarse=coarse, normals=normals,
+                              mask=visible, depth=detail_depth, mesh=mesh,
+                              landmarks_mesh=model.landmark_points(mesh.vertices), timings=timings,
+                              info=info, fit=fitted)
+
+    def _bake(self, face: AlignedFace, vertices: np.ndarray, vn: np.ndarray, normals: np.ndarray,
+              confidence: np.ndarray, mm_per_pixel: float) -> "_Baked":
+        """Photo texture and (with ``detail``) tangent normal map of the fitted mesh, in the model's atlas."""
+        from facenormals3d.mesh import atlas
+        from facenormals3d.surface import orthographic_hits
+
+        model = self.fitter.model
         if self._atlas is None:
             raster = atlas.rasterize_atlas(model.triangle_uvs, 2 * self.settings.texture_size,
                                            self.settings.texture_size)
             corners = model.triangles[raster.triangle]
             self._atlas = (raster, corners, model.mirror[corners])
         raster, corners, mirror_corners = self._atlas
-        zbuffer = orthographic_hits(vertices, model.triangles, size, s)[0]
+        hits = orthographic_hits(vertices, model.triangles, face.transform.size, mm_per_pixel)
+        zbuffer = hits[0]
         facing = atlas.facing_texels(raster, vertices, model.triangles)
-        own = atlas.view_texels(raster, corners, vertices, vn, zbuffer, s, candidates=facing)
-        mirror = atlas.view_texels(raster, mirror_corners, vertices, vn, zbuffer, s,
+        own = atlas.view_texels(raster, corners, vertices, vn, zbuffer, mm_per_pixel, candidates=facing)
+        mirror = atlas.view_texels(raster, mirror_corners, vertices, vn, zbuffer, mm_per_pixel,
                                    candidates=own.weight < 0.999)
         if face.photo is not None:
             texture = atlas.bake_texture(raster, own, mirror, face.photo, face.transform.inverse)
@@ -348,21 +413,7 @@ class Reconstructor:
         if self.settings.detail:
             normal_map = atlas.bake_normal_map(raster, own, vertices, model.triangles, model.triangle_uvs,
                                                vn, normals, confidence)
-        timings["texture"] = time.perf_counter() - t
-
-        mesh = fitted_mesh(vertices, model.triangles, model.triangle_uvs, texture)
-        info: dict[str, Any] = {"model": self.model_info, "mesh_kind": "fit", "integration": integ,
-                                "scale": scale_assumption(s)}
-        if self.settings.refine_iterations > 0:
-            t = time.perf_counter()
-            mesh, info["refine"] = self._refine(mesh, face, visible, s)
-            timings["refine"] = time.perf_counter() - t
-        fitted = FittedFace(model=model, landmark_fit=lfit, final_fit=fit, base_vertices=base.astype(np.float32),
-                            normal_map=normal_map, dense=dense)
-        return Reconstruction(source=source, index=index, face=face, coarse=coarse, normals=normals,
-                              mask=visible, depth=detail_depth, mesh=mesh,
-                              landmarks_mesh=model.landmark_points(mesh.vertices), timings=timings,
-                              info=info, fit=fitted)
+        return _Baked(texture=texture, normal_map=normal_map, raster=raster, own=own, mirror=mirror, hits=hits)
 
     def predict_normals(self, face: AlignedFace, timings: dict[str, float] | None = None
                         ) -> tuple[np.ndarray, np.ndarray, CoarseFace]:
@@ -423,12 +474,14 @@ class Reconstructor:
         return depth_to_mesh(depth, mask, pixel_size_mm=mm_per_pixel, texture=crop,
                              settings=MeshSettings(smooth_outline=OUTLINE_SMOOTHING))
 
-    def _refine(self, mesh, face: AlignedFace, mask: np.ndarray, mm_per_pixel: float):
+    def _refine(self, mesh, face: AlignedFace, mask: np.ndarray, mm_per_pixel: float, appearance=None):
         from facenormals3d.render.refine import RefineSettings, refine_mesh
 
+        albedo = None if appearance is None else appearance.filled_albedo_crop()
         res = refine_mesh(mesh.vertices, mesh.faces, face.crop, mask, mm_per_pixel,
                           RefineSettings(iterations=self.settings.refine_iterations, device=self.device,
-                                         rasterizer="pytorch3d"))
+                                         rasterizer="pytorch3d", albedo="smoothed" if albedo is None else "given"),
+                          albedo_image=albedo)
         from facenormals3d.mesh import with_vertices
 
         diag = {"iterations": res.iterations, "photometric_error_before": res.photometric_error_before,

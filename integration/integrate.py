@@ -26,7 +26,7 @@ from integration.gradients import GradientField, gradients_from_normals
 from integration.settings import IntegrationResult, IntegrationSettings
 from integration.solvers import (DIRECT_BELOW, amg_preconditioner, dct_poisson, solve_amg,
                                  solve_direct)
-from integration.system import (MaskGrid, assemble_matrix, assemble_rhs, build_grid,
+from integration.system import (MaskGrid, MatrixPattern, assemble_rhs, build_grid,
                                 edge_energy, edge_terms, scatter)
 
 
@@ -143,14 +143,38 @@ def _solve_sparse(grid: MaskGrid, field: GradientField, lam: np.ndarray, target:
     diag_extra[grid.mask] += np.bincount(pins, minlength=len(comp)).astype(np.float64)
     rhs_extra = lam * target
     use_direct = settings.solver == "direct" or len(comp) < DIRECT_BELOW
-    # The V-cycle is kept across bilateral reweightings while it stays effective: it is
-    # rebuilt when a solve needs more than twice the CG iterations (plus a margin) of the
-    # first solve after its build, or fails to converge.
-    amg = {"operator": None, "base_iterations": None}
+    # The V-cycle is kept across bilateral reweightings and rebuilt by a rent-or-buy rule:
+    # the first solves after a build measure its rate (decades of residual reduction per
+    # CG iteration, over at least one decade); later solves with a staler V-cycle need more
+    # iterations than that rate implies, and once the seconds lost that way exceed what
+    # the build cost, the next solve builds a new one (so at most twice the best possible
+    # cost of rebuilding). A solve that fails to converge rebuilds at once.
+    amg = {"operator": None}
+    pattern = MatrixPattern(grid)
+
+    def build(A):
+        amg["operator"], seconds = amg_preconditioner(A)
+        amg.update(setup=seconds, rate=None, its=0, decades=0.0, lost=0.0)
+        timings["setup"] += seconds
+
+    def account(ls):
+        if ls.iterations == 0:
+            return
+        decades = float(np.log10(max(ls.initial_residual, 1e-300) / max(ls.residual, 1e-300)))
+        if amg["rate"] is None:
+            amg["its"] += ls.iterations
+            amg["decades"] += decades
+            if amg["decades"] >= 1.0:
+                amg["rate"] = amg["decades"] / amg["its"]
+            return
+        wasted = ls.iterations - max(decades, 0.0) / amg["rate"]
+        amg["lost"] += max(wasted, 0.0) * ls.solve_seconds / ls.iterations
+        if amg["lost"] > amg["setup"]:
+            amg["operator"] = None
 
     def solve(edges, z_prev, rtol):
         t0 = time.perf_counter()
-        A = assemble_matrix(grid, edges, diag_extra)
+        A = pattern.matrix(edges, diag_extra)
         b = assemble_rhs(grid, edges, rhs_extra)
         timings["assemble"] += time.perf_counter() - t0
         if use_direct:
@@ -167,25 +191,17 @@ def _solve_sparse(grid: MaskGrid, field: GradientField, lam: np.ndarray, target:
                 x0 = None
             reused = amg["operator"] is not None
             if not reused:
-                amg["operator"], seconds = amg_preconditioner(A)
-                amg["base_iterations"] = None
-                timings["setup"] += seconds
+                build(A)
             ls = solve_amg(A, b, x0, tol=rtol, max_iter=settings.max_iter,
                            preconditioner=amg["operator"])
             iterations = ls.iterations
             if reused and not ls.converged:
                 timings["solve"] += ls.solve_seconds
-                amg["operator"], seconds = amg_preconditioner(A)
-                amg["base_iterations"] = None
-                timings["setup"] += seconds
+                build(A)
                 ls = solve_amg(A, b, ls.x, tol=rtol, max_iter=settings.max_iter,
                                preconditioner=amg["operator"])
                 iterations += ls.iterations
-            base = amg["base_iterations"]
-            if base is None:
-                amg["base_iterations"] = ls.iterations
-            elif ls.iterations > 2 * base + 4:
-                amg["operator"] = None
+            account(ls)
             if not settings.reuse_preconditioner:
                 amg["operator"] = None
         timings["setup"] += ls.setup_seconds if use_direct else 0.0

@@ -66,8 +66,9 @@ class IntegrationSettings:
     """Bilateral: stop when the energy changes by less than this fraction between steps."""
     reuse_preconditioner: bool = True
     """Bilateral with ``solver="amg"``: keep the AMG V-cycle built for an earlier
-    reweighting while CG still converges in at most about twice the iterations it took
-    right after the build (the solution is unchanged; only the iteration count is)."""
+    reweighting until the CG seconds it has lost (against its rate right after the build)
+    exceed what building it cost, then build a new one (the solution is unchanged; only
+    the iteration count is)."""
 
     def __post_init__(self) -> None:
         if self.method not in ("poisson", "dct", "fusion", "bilateral"):

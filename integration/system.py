@@ -104,38 +104,60 @@ def _combine(wa, ga, wb, gb, exists, floor):
     return w, np.where(exists, t, 0.0)
 
 
-def assemble_matrix(grid: MaskGrid, edges: EdgeTerms, diag_extra: np.ndarray) -> sp.csr_matrix:
-    """``L + diag(diag_extra)`` as an ``n x n`` CSR matrix with sorted indices.
+class MatrixPattern:
+    """The fixed sparsity pattern of :func:`assemble_matrix` for one grid.
 
+    The pattern depends only on the mask (every edge gets at least ``unknown_weight``), so
+    the bilateral loop builds it once and only refills the values at each reweighting.
     Rows are in raster order, so each row's neighbours (up, left, self, right, down) are
     already in increasing column order and the CSR arrays can be written directly.
     """
-    h, w = grid.mask.shape
-    up = np.zeros((h, w)); up[1:, :] = edges.wv
-    down = np.zeros((h, w)); down[:-1, :] = edges.wv
-    left = np.zeros((h, w)); left[:, 1:] = edges.wh
-    right = np.zeros((h, w)); right[:, :-1] = edges.wh
-    has_up = np.zeros((h, w), bool); has_up[1:, :] = grid.edge_v
-    has_down = np.zeros((h, w), bool); has_down[:-1, :] = grid.edge_v
-    has_left = np.zeros((h, w), bool); has_left[:, 1:] = grid.edge_h
-    has_right = np.zeros((h, w), bool); has_right[:, :-1] = grid.edge_h
 
-    m = grid.mask
-    idx = grid.index
-    # Neighbour indices; out-of-grid shifts are masked by has_* so the wrap-around is harmless.
-    cols = np.stack([np.roll(idx, 1, axis=0)[m], np.roll(idx, 1, axis=1)[m], idx[m],
-                     np.roll(idx, -1, axis=1)[m], np.roll(idx, -1, axis=0)[m]], axis=1)
-    diag = (up + down + left + right + diag_extra)[m]
-    vals = np.stack([-up[m], -left[m], diag, -right[m], -down[m]], axis=1)
-    valid = np.stack([has_up[m], has_left[m], np.ones(len(diag), bool), has_right[m],
-                      has_down[m]], axis=1)
-    indptr = np.zeros(len(diag) + 1, dtype=np.int64)
-    np.cumsum(valid.sum(axis=1), out=indptr[1:])
-    n = len(diag)
-    mat = sp.csr_matrix((vals[valid], cols[valid].astype(np.int32), indptr.astype(np.int32)),
-                        shape=(n, n))
-    mat.has_sorted_indices = True
-    return mat
+    def __init__(self, grid: MaskGrid):
+        h, w = grid.mask.shape
+        m = grid.mask
+        idx = grid.index
+        has_up = np.zeros((h, w), bool); has_up[1:, :] = grid.edge_v
+        has_down = np.zeros((h, w), bool); has_down[:-1, :] = grid.edge_v
+        has_left = np.zeros((h, w), bool); has_left[:, 1:] = grid.edge_h
+        has_right = np.zeros((h, w), bool); has_right[:, :-1] = grid.edge_h
+        # Neighbour indices; out-of-grid shifts are masked by has_* so the wrap-around is harmless.
+        cols = np.stack([np.roll(idx, 1, axis=0)[m], np.roll(idx, 1, axis=1)[m], idx[m],
+                         np.roll(idx, -1, axis=1)[m], np.roll(idx, -1, axis=0)[m]], axis=1)
+        n = int(m.sum())
+        self.valid = np.stack([has_up[m], has_left[m], np.ones(n, bool), has_right[m],
+                               has_down[m]], axis=1)
+        indptr = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(self.valid.sum(axis=1), out=indptr[1:])
+        self.indptr = indptr.astype(np.int32)
+        self.indices = cols[self.valid].astype(np.int32)
+        self.n = n
+        self.mask = m
+        self._shape = (h, w)
+
+    def matrix(self, edges: EdgeTerms, diag_extra: np.ndarray) -> sp.csr_matrix:
+        """``L + diag(diag_extra)`` for these edge weights (see :func:`assemble_matrix`)."""
+        h, w = self._shape
+        m = self.mask
+        up = np.zeros((h, w)); up[1:, :] = edges.wv
+        down = np.zeros((h, w)); down[:-1, :] = edges.wv
+        left = np.zeros((h, w)); left[:, 1:] = edges.wh
+        right = np.zeros((h, w)); right[:, :-1] = edges.wh
+        vals = np.empty((self.n, 5))
+        vals[:, 0] = -up[m]
+        vals[:, 1] = -left[m]
+        vals[:, 3] = -right[m]
+        vals[:, 4] = -down[m]
+        vals[:, 2] = (up + down + left + right + diag_extra)[m]
+        mat = sp.csr_matrix((vals[self.valid], self.indices, self.indptr), shape=(self.n, self.n))
+        mat.has_sorted_indices = True
+        return mat
+
+
+def assemble_matrix(grid: MaskGrid, edges: EdgeTerms, diag_extra: np.ndarray) -> sp.csr_matrix:
+    """``L + diag(diag_extra)`` as an ``n x n`` CSR matrix with sorted indices (one-off
+    use of :class:`MatrixPattern`)."""
+    return MatrixPattern(grid).matrix(edges, diag_extra)
 
 
 def assemble_rhs(grid: MaskGrid, edges: EdgeTerms, rhs_extra: np.ndarray) -> np.ndarray:

@@ -1,27 +1,61 @@
 #!/usr/bin/env bash
-# Start or resume the long training run of the shipped network in the background.
-# Resumable across sessions and machines: the training set is regenerated from its seed
-# when missing (deterministic), and the run resumes from RUN_DIR/checkpoint.pt, or from the
-# committed assets/train-state/checkpoint.pt on a fresh machine.
-#   scripts/train-background.sh [RUN_DIR] [DATA_DIR]
+# Start or resume a long training run in the background. Its whole state (checkpoint,
+# logs, config) lives in RUN_DIR under runs/ (gitignored), never in git; running the same
+# command again resumes from RUN_DIR/checkpoint.pt with the run's own config and data seed.
+#
+#   scripts/train-background.sh stream  [RUN_DIR] [EXTRA TRAIN FLAGS...]
+#       synthetic data rendered on the fly by data workers, never repeating (--synth);
+#       default RUN_DIR runs/normalnet-stream. EXTRA flags go to `facenormals3d train`
+#       (e.g. --coarse-normals --prior landmarks --confidence, --data-seed, --steps).
+#   scripts/train-background.sh shipped [RUN_DIR]
+#       reproduce the shipped weights: their training set from its data seed (4096 samples
+#       of `synth --seed 1`) and the train config recorded with the weights
+#       (assets/normalnet.json, metadata.train_config); default RUN_DIR runs/normalnet-v1.
+#
+# Environment: ICT (default .cache/ICT-FaceKit), WORKERS (data worker processes, default 1),
+# THREADS (torch threads of the trainer, default 1). On 2 cores, 1 data worker + 1 trainer
+# thread measured best for the shipped network size (see the README's training notes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-run="${1:-runs/normalnet-v1}"
-data="${2:-.cache/synth-v1}"
-mkdir -p "$run"
-log="$run/train.log"
-if [ ! -f "$data/manifest.json" ]; then
-  echo "generating the training set $data (seed 1, 4096 samples)" | tee -a "$log"
-  .venv/bin/facenormals3d synth --ict-dir .cache/ICT-FaceKit -n 4096 -o "$data" --workers 2 --seed 1 >> "$log" 2>&1
-fi
-if [ ! -f "$run/checkpoint.pt" ] && [ -f assets/train-state/checkpoint.pt ]; then
-  cp assets/train-state/checkpoint.pt "$run/checkpoint.pt"
-  cp assets/train-state/train_config.json "$run/train_config.json"
-fi
-resume=""
-[ -f "$run/checkpoint.pt" ] && resume="--resume"
-nohup .venv/bin/facenormals3d train --paired "$data" -o "$run" $resume \
-  --width 0.375 --input-size 128 --channels-last --threads 2 --batch-size 8 \
-  --steps 10000 --val-every 500 --val-samples 96 --checkpoint-every 100 --log-every 20 \
-  >> "$log" 2>&1 &
+mode="${1:-stream}"
+shift || true
+ict="${ICT:-.cache/ICT-FaceKit}"
+workers="${WORKERS:-1}"
+threads="${THREADS:-1}"
+py=.venv/bin/facenormals3d
+
+case "$mode" in
+  stream)
+    run="runs/normalnet-stream"
+    if [ $# -gt 0 ] && [ "${1#-}" = "$1" ]; then run="$1"; shift; fi
+    mkdir -p "$run"
+    log="$run/train.log"
+    resume=""
+    [ -f "$run/checkpoint.pt" ] && resume="--resume"
+    nohup "$py" train --synth "$ict" -o "$run" $resume --data-seed 2 \
+      --width 0.375 --input-size 128 --channels-last --threads "$threads" --num-workers "$workers" \
+      --batch-size 8 --steps 200000 --val-every 1000 --val-samples 96 --checkpoint-every 100 \
+      --log-every 20 "$@" >> "$log" 2>&1 &
+    ;;
+  shipped)
+    run="${1:-runs/normalnet-v1}"
+    data="$run/data"
+    mkdir -p "$run"
+    log="$run/train.log"
+    if [ ! -f "$data/manifest.json" ]; then
+      echo "rendering the training set $data (seed 1, 4096 samples)" | tee -a "$log"
+      "$py" synth --ict-dir "$ict" -n 4096 -o "$data" --workers 2 --seed 1 >> "$log" 2>&1
+    fi
+    config="$run/shipped_config.json"
+    .venv/bin/python -c "import json,sys; json.dump(json.load(open('assets/normalnet.json'))['metadata']['train_config'], open(sys.argv[1], 'w'), indent=2)" "$config"
+    resume=""
+    [ -f "$run/checkpoint.pt" ] && resume="--resume"
+    nohup "$py" train --paired "$data" -o "$run" $resume --config "$config" --threads 2 \
+      >> "$log" 2>&1 &
+    ;;
+  *)
+    echo "usage: $0 stream [RUN_DIR] [TRAIN FLAGS...] | shipped [RUN_DIR]" >&2
+    exit 2
+    ;;
+esac
 echo "training in the background (pid $!): $log"

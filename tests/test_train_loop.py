@@ -9,7 +9,7 @@ import torch
 
 from facenormals3d.model.config import ModelConfig
 from facenormals3d.model.weights import load_weights
-from facenormals3d.train import (DataSources, TrainConfig, export_weights, flip_batch,
+from facenormals3d.training.train import (DataSources, TrainConfig, export_weights, flip_batch,
                                  load_checkpoint, train)
 
 SIZE = 32

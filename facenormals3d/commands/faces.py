@@ -34,7 +34,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                    "align a 256x256 crop per face and write it with its mask, "
                                    "landmarks, transform and coarse landmark-face maps.",
                        epilog=LAYOUT, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_photo_job_options(p, max_faces=32)
+    add_photo_job_options(p)
     add_common_options(p)
     p.set_defaults(func=run)
 

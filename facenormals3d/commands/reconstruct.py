@@ -18,6 +18,9 @@ LAYOUT = """output layout, per photo OUT/<photo-stem>/ (written under a temporar
   face_<k>/normal_map.png      tangent-space normal map (16-bit, OpenGL +y) in the texture's UV layout
   face_<k>/blendshapes.npz     names (53,) and deltas (53 x V x 3 float32, mm): expression shape keys
   face_<k>/fit.json            identity and expression coefficients, pose, residuals
+  face_<k>/albedo.png          de-lit diffuse albedo in texture.png's layout (sRGB); the MTL's map_Kd
+  face_<k>/specular.png        low-resolution specular strength map in the same layout
+  face_<k>/lighting.json       the photo's light: SH irradiance + dominant directional light (camera frame)
   The fitted mesh has the face model's topology: the same vertex count and order for every
   face and photo (vertex i is the same point of the face for everyone). texture.png is a
   2:1 atlas (face left, head right) unwrapped from the full-resolution photo; parts the
@@ -50,10 +53,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        epilog=LAYOUT, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_photo_job_options(p)
     add_network_options(p)
-    p.add_argument("--integration", default="fusion", choices=["fusion", "poisson", "bilateral"],
+    p.add_argument("--integration", default=ReconstructSettings.integration, choices=["fusion", "poisson", "bilateral"],
                    help="normals -> depth: fusion with the landmark depth prior (default), plain "
                         "Poisson, or discontinuity-preserving bilateral")
-    p.add_argument("--prior-weight", type=float, default=3e-3,
+    p.add_argument("--prior-weight", type=float, default=ReconstructSettings.prior_weight,
                    help="fusion: weight of the landmark depth against the normals (default 3e-3)")
     p.add_argument("--mesh", default=ReconstructSettings.mesh, choices=["fit", "depth"],
                    help="fit: the face model fitted to the landmarks and normals, full head, "
@@ -66,7 +69,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="compute, write files and read the next photo one after another on one "
                         "thread (the same files; by default a face's files are written while the "
                         "next face is computed and the next photo is read ahead)")
-    p.add_argument("--refine", type=int, default=0, metavar="N",
+    p.add_argument("--refine", type=int, default=ReconstructSettings.refine_iterations, metavar="N",
                    help="N iterations of shading-consistency refinement (default 0 = off)")
     add_common_options(p)
     # Results are complete when run() returns: the process may end without teardown (cli.main).

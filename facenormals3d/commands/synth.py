@@ -7,18 +7,21 @@ import argparse
 DESCRIPTION = """\
 Render N synthetic face crops (256 x 256) with exactly aligned ground truth from the ICT
 FaceKit morphable model (random identity, expression, pose, camera, skin, detail,
-lighting, background, occluders and camera effects), split by identity into
+hair, lighting, photographic or procedural background, shoulders, glasses, occluders
+and camera effects), split by identity into
 train / val / test (identity id mod 20: 0 -> test, 1 -> val, else train).
 
 Output layout (OUT):
   manifest.json          settings, seed, counts per split, shard list, layout
-  contact_sheet.png      64 samples: image | normals | mask
+  contact_sheet.png      64 samples: image | normals | mask (hair in red)
   SPLIT/shard-NNNNN/     up to --shard-size samples each, plain .npy (memory-mappable):
     image.npy        N x S x S x 3 uint8    sRGB photo
     normals.npy      N x S x S x 3 float16  camera-frame unit normals (x right, y up,
                                             z toward the camera), 0 outside the mask
     mask.npy         N x S x S     uint8    1 = face (forehead to chin, eyes; not the
                                             mouth interior)
+    hair.npy         N x S x S     uint8    hair coverage x 255 (normals and mask under
+                                            hair stay the skin's)
     depth.npy        N x S x S     float16  depth - depth_offset in mm (NaN = background)
     depth_offset.npy N             float32  depth = depth.npy + depth_offset
     albedo.npy       N x S x S x 3 uint8    linear albedo, sRGB-encoded

@@ -1,6 +1,9 @@
 """``facenormals3d train``: train the cross-modal network, resume it, or export its weights.
 
 Data (at least one):
+  --synth ICT_DIR  synthetic data rendered on the fly by --num-workers processes, never
+                 repeating (sample i of --data-seed, training identities; validation on the
+                 first --val-samples of the held-out identities); resumes where it stopped
   --paired DIR   shard folder written by ``facenormals3d synth`` (train/val split by identity),
                  or a folder of photo + NAME_normals pairs (layout in facenormals3d.data.folders)
   --images DIR   folder of face photos (layout in facenormals3d.data.folders)
@@ -25,6 +28,7 @@ FLAG_FIELDS = {
     "val_samples": "val_samples", "checkpoint_every": "checkpoint_every", "log_every": "log_every",
     "max_minutes": "max_minutes", "seed": "seed", "num_workers": "num_workers",
     "latent_weight": "w_latent", "width": "model.width", "input_size": "model.input_size",
+    "data_seed": "data_seed", "prior": "prior", "hair_weight": "w_hair",
 }
 
 
@@ -33,6 +37,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("train", help="train the cross-modal normal network (resumable, DDP-ready)",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--synth", metavar="ICT_DIR", help="render paired data on the fly from this ICT FaceKit folder")
     p.add_argument("--paired", metavar="DIR", help="paired shard folder (image + normals + mask)")
     p.add_argument("--images", metavar="DIR", help="image-only folder (image -> image branch)")
     p.add_argument("--normals", metavar="DIR", help="normal-only folder (normal -> normal branch)")
@@ -43,9 +48,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     for flag, typ in (("steps", int), ("batch-size", int), ("lr", float), ("val-every", int),
                       ("val-samples", int), ("checkpoint-every", int), ("log-every", int),
                       ("max-minutes", float), ("seed", int), ("num-workers", int),
-                      ("latent-weight", float), ("width", float), ("input-size", int)):
+                      ("latent-weight", float), ("width", float), ("input-size", int),
+                      ("data-seed", int), ("prior", str), ("hair-weight", float)):
         p.add_argument(f"--{flag}", type=typ, default=None,
                        help=f"TrainConfig.{FLAG_FIELDS[flag.replace('-', '_')]} (default from the config)")
+    p.add_argument("--coarse-normals", action="store_true",
+                   help="prior-conditioned network: prior normals as 3 extra input channels (use with --prior)")
+    p.add_argument("--confidence", action="store_true", help="add the per-pixel confidence (log kappa) output")
     p.add_argument("--channels-last", action="store_true", help="channels-last memory format")
     p.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads per process")
@@ -60,7 +69,7 @@ def build_config(args: argparse.Namespace):
     """TrainConfig from ``--config`` (or defaults) with the given flags applied."""
     import json
 
-    from facenormals3d.train import TrainConfig
+    from facenormals3d.training.train import TrainConfig
 
     cfg = TrainConfig()
     if args.config:
@@ -75,6 +84,10 @@ def build_config(args: argparse.Namespace):
             (model if name.startswith("model.") else top)[name.removeprefix("model.")] = value
     if args.channels_last:
         top["channels_last"] = True
+    if args.coarse_normals:
+        model["coarse_normals"] = True
+    if args.confidence:
+        model["confidence"] = True
     if args.no_amp:
         top["amp"] = False
     unknown = set(top) - {f.name for f in fields(TrainConfig)}
@@ -83,10 +96,22 @@ def build_config(args: argparse.Namespace):
     return replace(cfg, model=replace(cfg.model, **model), **top)
 
 
-def build_data(args: argparse.Namespace, size: int):
-    from facenormals3d.train import DataSources
+def build_data(args: argparse.Namespace, size: int, cfg):
+    """``(data sources, cfg)``; with ``--synth`` the returned config records the synthetic settings."""
+    from facenormals3d.training.train import DataSources
 
     data = DataSources()
+    if args.synth:
+        from dataclasses import replace as dc_replace
+
+        from facenormals3d.data.datasets import SynthDataset, SynthStreamDataset
+        from facenormals3d.data.synth import SynthSettings
+
+        settings = SynthSettings.from_dict(cfg.synth) if cfg.synth else SynthSettings()
+        data.paired_train = SynthStreamDataset(args.synth, seed=cfg.data_seed, split="train", settings=settings)
+        data.paired_val = SynthDataset(args.synth, n=cfg.val_samples, seed=cfg.data_seed, split="val",
+                                       settings=settings)
+        cfg = dc_replace(cfg, synth=settings.to_dict())
     if args.paired and (Path(args.paired) / "manifest.json").is_file():
         from facenormals3d.data.datasets import ShardDataset
 
@@ -107,14 +132,15 @@ def build_data(args: argparse.Namespace, size: int):
         from facenormals3d.data.folders import NormalFolderDataset
 
         data.normals = NormalFolderDataset(args.normals, size)
-    return data
+    return data, cfg
 
 
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from facenormals3d.console import emit, resolve_device
-    from facenormals3d.train import export_weights, train
+    from facenormals3d.console import emit, progress
+    from facenormals3d.device import resolve_device
+    from facenormals3d.training.train import export_weights, train
 
     if args.export_weights:
         path = export_weights(*args.export_weights)
@@ -122,8 +148,10 @@ def run(args: argparse.Namespace) -> int:
         return int(ExitCode.OK)
     if not args.out:
         raise InputError(None, "give the run folder with -o/--out")
-    if not (args.paired or args.images or args.normals):
-        raise InputError(None, "give at least one of --paired, --images, --normals")
+    if not (args.synth or args.paired or args.images or args.normals):
+        raise InputError(None, "give at least one of --synth, --paired, --images, --normals")
+    if args.synth and args.paired:
+        raise InputError(None, "give --synth or --paired, not both")
     if args.threads:
         torch.set_num_threads(args.threads)
     out = Path(args.out)
@@ -134,9 +162,15 @@ def run(args: argparse.Namespace) -> int:
         if rank0:
             shutil.rmtree(out)
     cfg = build_config(args)
-    data = build_data(args, cfg.model.input_size)
+    if args.resume and (out / "checkpoint.pt").is_file():
+        # Data settings come from the run being resumed (train() keeps its config too).
+        from facenormals3d.training.train import RUN_LENGTH_FIELDS, TrainConfig, load_checkpoint
+
+        saved = TrainConfig.from_dict(load_checkpoint(out / "checkpoint.pt")["train_config"])
+        cfg = replace(saved, **{k: getattr(cfg, k) for k in RUN_LENGTH_FIELDS})
+    data, cfg = build_data(args, cfg.model.input_size, cfg)
     result = train(cfg, data, out, device=resolve_device(args.device), resume=args.resume,
-                   show_progress=not args.quiet)
+                   progress=lambda it, total: progress(it, total=total, desc="train", args=args, unit="step"))
     payload = {"step": result.step, "interrupted": result.interrupted,
                "checkpoint": str(result.checkpoint), "last_val": result.last_val}
     if rank0:

@@ -7,10 +7,12 @@ Stages, one module each:
 * :mod:`~facenormals3d.data.textures`  noise bank and mesoscale detail (bump) layer, wrinkles
 * :mod:`~facenormals3d.data.albedo`    procedural skin / lips / brows / hair / eye albedo
 * :mod:`~facenormals3d.data.render`    ray casting (open3d), shadows and numpy shading
-* :mod:`~facenormals3d.data.effects`   background clutter, occluders, camera and JPEG
+* :mod:`~facenormals3d.data.hair`      hair layers (scalp, fringe, beard, brows) and their shading
+* :mod:`~facenormals3d.data.scene`     photographic backgrounds, shoulders and clothes
+* :mod:`~facenormals3d.data.effects`   background clutter, occluders, glasses, lens, camera and JPEG
 * :mod:`~facenormals3d.data.synth`     one sample from a seed; the identity split rule
 * :mod:`~facenormals3d.data.shards`    the on-disk shard layout, manifest and contact sheet
 * :mod:`~facenormals3d.data.generate`  multi-process rendering into shards (``facenormals3d synth``)
-* :mod:`~facenormals3d.data.datasets`  torch Datasets (on the fly and from shards)
+* :mod:`~facenormals3d.data.datasets`  torch Datasets (on the fly, endless, and from shards)
 * :mod:`~facenormals3d.data.fake_ict`  a tiny ICT-layout folder for tests and demos
 """

@@ -25,6 +25,8 @@ SKIN_LADDER_SRGB = np.array([[236, 200, 180], [220, 172, 142], [196, 142, 108],
 #: sRGB hair colours: black, dark brown, brown, auburn, blond, grey.
 HAIR_SRGB = np.array([[20, 16, 14], [48, 32, 24], [92, 62, 42], [120, 56, 30],
                       [190, 150, 100], [150, 145, 140]], dtype=np.float64)
+#: Brow colour as a fraction of the scalp hair's (linear).
+BROW_SHADE = 0.5
 #: sRGB iris colours: dark brown, brown, hazel, green, blue, grey.
 IRIS_SRGB = np.array([[50, 30, 20], [100, 60, 30], [120, 100, 50], [80, 110, 70],
                       [70, 110, 160], [120, 130, 140]], dtype=np.float64)
@@ -188,22 +190,15 @@ def albedo(app: dict, parts: np.ndarray, rest: np.ndarray, regions: np.ndarray, 
     lip_col = col * np.array([0.85, 0.5, 0.55], dtype=np.float32) if app["lipstick"] is None \
         else np.asarray(app["lipstick"], dtype=np.float32)[None]
     mix(col, r["lips"], lip_col)
-    mix(col, app["brow_density"] * r["brows"] * np.clip(0.65 + 0.5 * nz[tx.STREAK], 0, 1), hair)
+    # Brows are darker than the scalp hair (most visibly for blond and grey hair).
+    mix(col, app["brow_density"] * r["brows"] * np.clip(0.65 + 0.5 * nz[tx.STREAK], 0, 1), BROW_SHADE * hair)
     if app["stubble"]:
         # Stubble darkens (short hairs over skin), even for light hair colours.
         w = app["stubble"] * r["stubble"] * np.clip(0.5 + 0.6 * nz[tx.FINE], 0, 1) * 0.6
         mix(col, w, np.minimum(hair, 0.5 * col))
     # Scalp hair above a wavy hairline and over the back/top of the head.
     if not app["bald"]:
-        brow_y = float(lm[17:27, 1].max())
-        x, y = np.ascontiguousarray(xy[:, 0]), np.ascontiguousarray(xy[:, 1])
-        # A smooth wavy hairline (from the neutral position: the scalp's UVs are stretched).
-        wave = 3.0 * np.sin(0.12 * x + app["hairline_mm"]) + 1.5 * np.sin(0.31 * x + 2 * app["hairline_mm"])
-        line = brow_y + app["hairline_mm"] + wave - 0.004 * x ** 2
-        back = rest[:, 2] < float(lm[0, 2]) - 15.0
-        ears_y = float(lm[0, 1]) + 15.0
-        w = np.maximum(tx.smoothstep(line - 4, line + 4, y),
-                       back * tx.smoothstep(ears_y - 5, ears_y + 15, y)) * skin_parts
+        w = scalp_weight(app, rest, lm) * skin_parts
         strands = np.clip(1.0 + 0.2 * nz[tx.STREAK] + 0.1 * nz[tx.FINE], 0.5, 1.6)[:, None] * hair
         mix(col, w, strands)
         spec = spec * (1 - w) + 0.3 * w
@@ -215,6 +210,26 @@ def albedo(app: dict, parts: np.ndarray, rest: np.ndarray, regions: np.ndarray, 
     if eye.any():
         col[eye], spec[eye] = _eye_albedo(app, iris_coord[eye], noise[eye]), 1.5
     return np.clip(col, 0.0, 1.0).astype(np.float32), spec.astype(np.float32)
+
+
+def scalp_weight(app: dict, rest: np.ndarray, lm: np.ndarray) -> np.ndarray:
+    """``P`` float32 in [0, 1]: how much of each pixel's surface lies in the scalp's hair.
+
+    Above a smooth wavy hairline (``app["hairline_mm"]`` above the brows, drawn on the
+    neutral face: the scalp's UVs are stretched) and over the back of the head above the
+    ears. ``rest``: ``P x 3`` neutral-frame positions (mm); ``lm``: ``68 x 3`` neutral
+    landmarks. Zero everywhere for a bald appearance.
+    """
+    if app["bald"]:
+        return np.zeros(len(rest), dtype=np.float32)
+    brow_y = float(lm[17:27, 1].max())
+    x, y = np.ascontiguousarray(rest[:, 0]), np.ascontiguousarray(rest[:, 1])
+    wave = 3.0 * np.sin(0.12 * x + app["hairline_mm"]) + 1.5 * np.sin(0.31 * x + 2 * app["hairline_mm"])
+    line = brow_y + app["hairline_mm"] + wave - 0.004 * x ** 2
+    back = rest[:, 2] < float(lm[0, 2]) - 15.0
+    ears_y = float(lm[0, 1]) + 15.0
+    return np.maximum(tx.smoothstep(line - 4, line + 4, y),
+                      back * tx.smoothstep(ears_y - 5, ears_y + 15, y)).astype(np.float32)
 
 
 def _eye_albedo(app: dict, r: np.ndarray, noise: np.ndarray) -> np.ndarray:

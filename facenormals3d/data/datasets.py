@@ -5,6 +5,7 @@ Both return the same dict per item (``S`` = crop side)::
     image        float32 3 x S x S in [0, 1]   the photo (sRGB)
     normals      float32 3 x S x S             unit camera-frame normals, 0 outside the mask
     mask         float32 1 x S x S in {0, 1}   face mask
+    hair         float32 1 x S x S in [0, 1]   hair coverage (normals under it are the skin's)
     depth        float32 1 x S x S             mm along the optical axis, 0 on the background
     albedo       float32 3 x S x S             linear reflectance
     shading      float32 3 x S x S             linear diffuse shading
@@ -33,7 +34,11 @@ def to_item(maps: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
         a = a[None] if a.ndim == 2 else a.transpose(2, 0, 1)
         return torch.from_numpy(np.ascontiguousarray(a))
 
+    hair = maps.get("hair")
+    if hair is None:
+        hair = np.zeros(np.shape(maps["mask"]), dtype=np.float32)
     return {"image": chw(maps["image"]), "normals": chw(maps["normals"]), "mask": chw(maps["mask"]),
+            "hair": chw(hair),
             "depth": chw(maps["depth"]), "albedo": chw(maps["albedo"]), "shading": chw(maps["shading"]),
             "landmarks68": torch.from_numpy(np.asarray(maps["landmarks68"], dtype=np.float32).copy()),
             "identity": torch.tensor(int(maps["identity"]), dtype=torch.int64),
@@ -43,7 +48,7 @@ def to_item(maps: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
 def sample_to_item(sample) -> dict[str, torch.Tensor]:
     """A :class:`~facenormals3d.data.synth.Sample` as the item dict."""
     return to_item({"image": sample.image.astype(np.float32) / 255.0, "normals": sample.normals,
-                    "mask": sample.mask.astype(np.float32), "depth": sample.depth,
+                    "mask": sample.mask.astype(np.float32), "depth": sample.depth, "hair": sample.hair,
                     "albedo": sample.albedo, "shading": sample.shading,
                     "landmarks68": sample.landmarks68, "identity": sample.identity, "seed": sample.seed})
 
@@ -102,6 +107,21 @@ class SynthDataset(Dataset):
         return sample_to_item(self.sample(int(index)))
 
 
+class SynthStreamDataset(SynthDataset):
+    """Synthetic data that never repeats: item ``i`` (any ``i >= 0``) is sample ``i`` of the
+    dataset with seed ``seed``, from the identities of ``split``.
+
+    ``endless = True`` tells the trainer to read it with
+    :class:`facenormals3d.training.train.StreamBatches` (consecutive indices, resumable by
+    position) instead of epochs; ``len`` is only a bound (2^62).
+    """
+
+    endless = True
+
+    def __init__(self, ict_dir: str | Path, seed: int = 0, split: str | None = "train", settings=None):
+        super().__init__(ict_dir, 2 ** 62, seed, split, settings)
+
+
 class ShardDataset(Dataset):
     """Samples written by ``facenormals3d synth`` (see :mod:`facenormals3d.data.shards`).
 
@@ -137,11 +157,12 @@ class ShardDataset(Dataset):
 
     def _arrays(self, shard: int) -> dict[str, np.ndarray]:
         if shard not in self._maps:
-            from facenormals3d.data.shards import ARRAYS
+            from facenormals3d.data.shards import ARRAYS, OPTIONAL
 
             folder = self.root / self.shards[shard]
             try:
-                self._maps[shard] = {k: np.load(folder / f"{k}.npy", mmap_mode="r") for k in ARRAYS}
+                self._maps[shard] = {k: np.load(folder / f"{k}.npy", mmap_mode="r") for k in ARRAYS
+                                     if k not in OPTIONAL or (folder / f"{k}.npy").is_file()}
             except (OSError, ValueError) as err:
                 raise InputError(folder, f"cannot read shard ({err})") from None
         return self._maps[shard]

@@ -36,8 +36,34 @@ def background(rng: np.random.Generator, size: int) -> tuple[np.ndarray, dict]:
     ang = rng.uniform(0, 2 * np.pi)
     t = np.clip(0.5 + (xx - 0.5) * np.float32(np.cos(ang)) + (yy - 0.5) * np.float32(np.sin(ang)), 0, 1)[..., None]
     img = c0 + t * (c1 - c0)
-    kind = str(rng.choice(["plain", "noise", "shapes", "stripes"], p=[0.15, 0.3, 0.4, 0.15]))
-    if kind == "noise":
+    kind = str(rng.choice(["photo", "room", "bokeh", "plain", "noise", "shapes", "stripes"],
+                          p=[0.4, 0.12, 0.08, 0.06, 0.12, 0.16, 0.06]))
+    drawn: dict = {}
+    if kind == "photo":
+        from facenormals3d.data.scene import photo_background
+
+        photo = photo_background(rng, size)
+        if photo is None:
+            kind = "noise"
+        else:
+            img, drawn = photo
+    if kind == "room":
+        # A wall and a floor split at a horizon, a bright window or door, vertical edges.
+        horizon = rng.uniform(0.5, 1.2)
+        floor = rng.random(3) ** 2.2 * 0.6
+        img = np.where((yy > horizon + 0.1 * (xx - 0.5) * rng.normal())[..., None], floor, img)
+        for _ in range(int(rng.integers(1, 4))):
+            x0, w = rng.uniform(-0.2, 1.0), rng.uniform(0.05, 0.4)
+            y0, h = rng.uniform(-0.3, 0.4), rng.uniform(0.3, 0.9)
+            bright = (rng.random(3) ** 2.2) * rng.uniform(1.0, 4.0)
+            img = np.where(((xx > x0) & (xx < x0 + w) & (yy > y0) & (yy < y0 + h))[..., None], bright, img)
+    elif kind == "bokeh":
+        img = img * np.float32(rng.uniform(0.05, 0.3))
+        for _ in range(int(rng.integers(10, 60))):
+            cx, cy, r = rng.uniform(0, 1), rng.uniform(0, 1), rng.uniform(0.02, 0.08)
+            disk = np.clip((r - np.hypot(xx - cx, yy - cy)) * size, 0, 1)[..., None]
+            img = img + disk * (rng.random(3) ** 2.2 * rng.uniform(0.3, 2.0))
+    elif kind == "noise":
         # Smooth noise: random cells, bicubic upsampling.
         n = _resize(rng.random((cells := int(rng.integers(4, 24)), cells, 3)), size, cubic=True)
         img *= 0.4 + 1.2 * n
@@ -62,7 +88,7 @@ def background(rng: np.random.Generator, size: int) -> tuple[np.ndarray, dict]:
     if blur > 0.6:
         img = gaussian_blur(img, blur / 2)
     img = img.astype(np.float32) * np.float32(rng.uniform(0.2, 1.0))
-    return _resize(img, full), {"kind": kind, "blur": blur, "faces": faces}
+    return _resize(img, full), {"kind": kind, "blur": blur, "faces": faces, **drawn}
 
 
 def _face_like(rng: np.random.Generator, img: np.ndarray, xx: np.ndarray, yy: np.ndarray) -> np.ndarray:
@@ -110,10 +136,11 @@ def _capsule(cover: np.ndarray, a: np.ndarray, b: np.ndarray, radius: float) -> 
 
 def occluders(rng: np.random.Generator, size: int, landmarks: np.ndarray, skin: np.ndarray,
               rate: float) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Random occluders over the face: coverage ``S x S`` in [0, 1] and colour ``S x S x 3``.
+    """Random opaque occluders over the face: coverage ``S x S`` in [0, 1] and colour ``S x S x 3``.
 
-    With probability ``rate`` one of: a hand-like blob with fingers, hair strands, or a
-    glasses-like frame across the eyes (placed from the crop's ``68 x 2`` landmarks).
+    With probability ``rate`` a hand-like blob with fingers placed near one of the crop's
+    ``68 x 2`` landmarks. (Hair is drawn by :mod:`facenormals3d.data.hair`, glasses by
+    :func:`glasses`.)
     """
     cover = np.zeros((size, size), dtype=np.float32)
     color = np.zeros((size, size, 3), dtype=np.float32)
@@ -121,42 +148,73 @@ def occluders(rng: np.random.Generator, size: int, landmarks: np.ndarray, skin: 
     if rng.random() >= rate:
         return cover, color, drawn
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5
-    kind = str(rng.choice(["hand", "hair", "glasses"]))
-    drawn.append(kind)
-    if kind == "hand":
-        tone = np.asarray(skin) * np.exp(rng.normal(0, 0.2, 3))
-        c = landmarks[int(rng.integers(68))] + rng.normal(0, 20, 2)
-        ang = rng.uniform(0, 2 * np.pi)
-        dirv = np.array([np.cos(ang), np.sin(ang)])
-        _capsule(cover, c, c - dirv * 60, 28)
-        side = np.array([-dirv[1], dirv[0]])
-        for k in range(4):
-            base = c + side * (k - 1.5) * 13
-            _capsule(cover, base, base + dirv * rng.uniform(30, 55), 6)
-        shade = 0.6 + 0.4 * np.clip((xx - c[0]) * side[0] + (yy - c[1]) * side[1], -40, 40)[..., None] / 80
-        color[:] = tone * (0.7 + 0.3 * shade)
-    elif kind == "hair":
-        tone = np.full(3, rng.uniform(0.005, 0.25)) * np.exp(rng.normal(0, 0.2, 3))
-        for _ in range(int(rng.integers(5, 40))):
-            a = np.array([rng.uniform(0, size), rng.uniform(-20, size * 0.4)])
-            b = a + np.array([rng.normal(0, 30), rng.uniform(40, 160)])
-            _capsule(cover, a, b, rng.uniform(0.4, 2.0))
-        color[:] = tone
-    else:
-        tone = rng.random(3) ** 2.2 * 0.3
-        eye_r, eye_l = landmarks[36:42].mean(axis=0), landmarks[42:48].mean(axis=0)
-        width = float(rng.uniform(2, 5))
-        rad = 0.5 * np.linalg.norm(eye_l - eye_r) * rng.uniform(0.45, 0.6)
-        for e in (eye_r, eye_l):
-            ring = np.abs(np.hypot(xx - e[0], (yy - e[1]) * 1.25) - rad) < width / 2
-            cover = np.maximum(cover, ring.astype(np.float32))
-        _capsule(cover, eye_r + [rad, 0], eye_l - [rad, 0], width / 2)
-        color[:] = tone
+    drawn.append("hand")
+    tone = np.asarray(skin) * np.exp(rng.normal(0, 0.2, 3))
+    c = landmarks[int(rng.integers(68))] + rng.normal(0, 20, 2) * size / 256
+    ang = rng.uniform(0, 2 * np.pi)
+    dirv = np.array([np.cos(ang), np.sin(ang)])
+    unit = size / 256
+    _capsule(cover, c, c - dirv * 60 * unit, 28 * unit)
+    side = np.array([-dirv[1], dirv[0]])
+    for k in range(4):
+        base = c + side * (k - 1.5) * 13 * unit
+        _capsule(cover, base, base + dirv * rng.uniform(30, 55) * unit, 6 * unit)
+    shade = 0.6 + 0.4 * np.clip((xx - c[0]) * side[0] + (yy - c[1]) * side[1], -40, 40)[..., None] / 80
+    color[:] = tone * (0.7 + 0.3 * shade)
     return cover.astype(np.float32), color, drawn
 
 
+def glasses(rng: np.random.Generator, img: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, dict]:
+    """Draw glasses over the eyes into ``img`` (``S x S x 3`` linear, in place).
+
+    Frames (and their arms toward the ears) are opaque; clear lenses tint the eyes a
+    little and reflect a bright sky gradient with a highlight streak; sunglasses (20 %)
+    hide the eyes. Returns the ``S x S`` mask of what hides the face (frames and dark
+    lenses) and the drawn parameters.
+    """
+    size = img.shape[0]
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5
+    eye_r, eye_l = landmarks[36:42].mean(axis=0), landmarks[42:48].mean(axis=0)
+    span = float(np.linalg.norm(eye_l - eye_r))
+    axis = (eye_l - eye_r) / max(span, 1e-6)
+    normal = np.array([-axis[1], axis[0]])
+    rad = 0.5 * span * rng.uniform(0.5, 0.68)
+    squash = float(rng.uniform(0.65, 1.0))
+    width = float(rng.uniform(1.0, 4.5)) * size / 256
+    sun = bool(rng.random() < 0.2)
+    frame_col = rng.random(3) ** 2.2 * rng.uniform(0.05, 0.5)
+    lens_tint = np.exp(rng.normal(0, 0.08, 3)) * (rng.uniform(0.03, 0.15) if sun else rng.uniform(0.85, 1.0))
+    reflect = float(rng.uniform(0.3, 1.2) if sun else rng.uniform(0.02, 0.35))
+    streak = float(rng.uniform(-1, 1))
+    frame = np.zeros((size, size), dtype=np.float32)
+    lens = np.zeros((size, size), dtype=np.float32)
+    glow = np.zeros((size, size), dtype=np.float32)
+    for e in (eye_r, eye_l):
+        c = e + normal * rad * 0.1
+        a = (xx - c[0]) * axis[0] + (yy - c[1]) * axis[1]
+        b = (xx - c[0]) * normal[0] + (yy - c[1]) * normal[1]
+        r = np.sqrt(a * a + (b / squash) ** 2)
+        lens = np.maximum(lens, np.clip(rad - r + 0.5, 0, 1))
+        frame = np.maximum(frame, np.clip(width / 2 + 0.5 - np.abs(r - rad), 0, 1))
+        # Reflected sky: bright toward the top of the lens, plus a diagonal streak.
+        glow = np.maximum(glow, np.clip(0.6 - 0.5 * b / rad, 0, 1) + 0.8 * np.exp(-((a + streak * b) / (0.15 * rad)) ** 2))
+    _capsule(frame, eye_r + axis * rad, eye_l - axis * rad, width / 2)
+    for e, ear in ((eye_r, landmarks[0]), (eye_l, landmarks[16])):
+        outer = e - axis * rad if e is eye_r else e + axis * rad
+        _capsule(frame, outer, outer + 0.9 * (ear - outer) + normal * rad * 0.3, width / 2)
+    lens = lens * (1 - frame)
+    level = float(np.percentile(img, 90))
+    inside = lens[..., None]
+    img *= 1 - inside * (1 - lens_tint.astype(np.float32))
+    img += inside * (reflect * level * glow[..., None]).astype(np.float32)
+    img += frame[..., None] * (frame_col.astype(np.float32) * level - img)
+    hides = np.maximum(frame, lens if sun else 0.0)
+    return hides.astype(np.float32), {"sun": sun, "reflect": reflect, "frame_px": width}
+
+
 def camera(rng: np.random.Generator, linear: np.ndarray, enabled: bool = True) -> tuple[np.ndarray, dict]:
-    """Sensor and encoding: colour cast, blur, noise, gamma, JPEG -> ``S x S x 3`` uint8 sRGB."""
+    """Sensor and encoding: colour cast, blur, lens effects, noise, gamma, sharpening, JPEG
+    -> ``S x S x 3`` uint8 sRGB."""
     from facenormals3d.data.albedo import linear_to_srgb8
 
     img = linear
@@ -165,8 +223,9 @@ def camera(rng: np.random.Generator, linear: np.ndarray, enabled: bool = True) -
     if enabled:
         cast = np.exp(rng.normal(0, [0.08, 0.02, 0.1])).astype(np.float32)
         img = img * cast
-        sigma = float(rng.uniform(0.35, 1.6) if rng.random() < 0.4 else 0.35)
+        sigma = float(rng.uniform(0.35, 1.6) if rng.random() < 0.3 else 0.35)
         img = gaussian_blur(img, sigma, truncate=3.0)
+        img, params["lens"] = lens_effects(rng, img)
         noise = float(rng.uniform(0.0, 0.03))
         # Uniform noise with the standard deviation asked for (cheaper than Gaussian; the
         # blur and JPEG that follow make the shape of its distribution moot).
@@ -179,10 +238,18 @@ def camera(rng: np.random.Generator, linear: np.ndarray, enabled: bool = True) -
         level *= grain
         img += level
         gamma = float(rng.uniform(0.85, 1.15))
-        params = {"color_cast": cast.tolist(), "blur_sigma": sigma, "noise": noise, "gamma": gamma}
+        params.update({"color_cast": cast.tolist(), "blur_sigma": sigma, "noise": noise, "gamma": gamma})
     else:
         img = gaussian_blur(img, 0.35, truncate=3.0)
     u8 = linear_to_srgb8(img, gamma)
+    if enabled and rng.random() < 0.25:
+        # In-camera sharpening (unsharp mask on the encoded image), halos included.
+        import cv2
+
+        amount = float(rng.uniform(0.3, 1.2))
+        soft = cv2.GaussianBlur(u8, (0, 0), float(rng.uniform(0.8, 2.0)))
+        u8 = cv2.addWeighted(u8, 1 + amount, soft, -amount, 0)
+        params["sharpen"] = amount
     if enabled and rng.random() < 0.6:
         from PIL import Image
 
@@ -192,3 +259,45 @@ def camera(rng: np.random.Generator, linear: np.ndarray, enabled: bool = True) -
         u8 = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
         params["jpeg_quality"] = quality
     return u8, params
+
+
+def lens_effects(rng: np.random.Generator, img: np.ndarray) -> tuple[np.ndarray, dict]:
+    """One of: nothing (55 %), defocus (a disk kernel), motion blur (a line kernel), a low
+    resolution source (downscaled 2-5x and back up), then vignetting (30 %), on an
+    ``S x S x 3`` float32 linear image. Returns the image and what was done."""
+    import cv2
+
+    size = img.shape[0]
+    kind = str(rng.choice(["none", "defocus", "motion", "lowres"], p=[0.55, 0.15, 0.15, 0.15]))
+    params: dict = {"kind": kind}
+    if kind == "defocus":
+        r = float(rng.uniform(1.0, 4.0)) * size / 256
+        k = int(np.ceil(r)) * 2 + 1
+        yy, xx = np.mgrid[0:k, 0:k] - k // 2
+        kernel = np.clip(r + 0.5 - np.hypot(xx, yy), 0, 1).astype(np.float32)
+        img = cv2.filter2D(img, -1, kernel / kernel.sum(), borderType=cv2.BORDER_REFLECT)
+        params["radius_px"] = r
+    elif kind == "motion":
+        length = float(rng.uniform(3.0, 12.0)) * size / 256
+        ang = float(rng.uniform(0, np.pi))
+        k = int(np.ceil(length)) | 1
+        kernel = np.zeros((k, k), dtype=np.float32)
+        c = k // 2
+        for t in np.linspace(-0.5, 0.5, 4 * k):
+            kernel[int(round(c + t * length * np.sin(ang))), int(round(c + t * length * np.cos(ang)))] += 1
+        img = cv2.filter2D(img, -1, kernel / kernel.sum(), borderType=cv2.BORDER_REFLECT)
+        params.update(length_px=length, angle=ang)
+    elif kind == "lowres":
+        factor = float(rng.uniform(2.0, 5.0))
+        small = max(8, int(size / factor))
+        img = cv2.resize(cv2.resize(img, (small, small), interpolation=cv2.INTER_AREA), (size, size),
+                         interpolation=cv2.INTER_LINEAR if rng.random() < 0.5 else cv2.INTER_CUBIC)
+        params["factor"] = factor
+    img = img.reshape(size, size, -1)
+    if rng.random() < 0.3:
+        yy, xx = (np.mgrid[0:size, 0:size].astype(np.float32) + 0.5) / size - 0.5
+        strength = float(rng.uniform(0.2, 0.6))
+        centre = rng.uniform(-0.3, 0.3, 2)
+        img = img * (1 - strength * ((xx - centre[0]) ** 2 + (yy - centre[1]) ** 2))[..., None].astype(np.float32)
+        params["vignette"] = strength
+    return np.maximum(img, 0).astype(np.float32), params

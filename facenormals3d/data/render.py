@@ -131,32 +131,75 @@ def interpolate(values: np.ndarray, corners: np.ndarray, bary: np.ndarray) -> np
     return out
 
 
-def sample_lighting(rng: np.random.Generator) -> dict:
-    """Random environment + 0-3 lights (camera frame), JSON-friendly."""
-    low_key = bool(rng.random() < 0.15)
-    tint = np.exp(rng.normal(0, [0.08, 0.03, 0.1]))
+#: Lighting set-ups and how often they are drawn.
+LIGHTING_KINDS = ("studio", "sun", "overcast", "neon", "window", "hdr")
+LIGHTING_P = (0.4, 0.14, 0.1, 0.1, 0.13, 0.13)
+
+
+def _light(rng: np.random.Generator, az_deg: float, el_deg: float, color, intensity: float, cone: float) -> dict:
+    az, el = np.radians(az_deg), np.radians(el_deg)
+    return {"direction": [float(np.sin(az) * np.cos(el)), float(np.sin(el)), float(np.cos(az) * np.cos(el))],
+            "color": [float(c) for c in color], "intensity": float(intensity), "cone_deg": float(cone)}
+
+
+def _environment(rng: np.random.Generator, ambient: float, tint: np.ndarray, contrast: float) -> dict:
+    """SH-style environment ``a + b.n + n^T M n`` with a mostly-up bright direction."""
     b_dir = rng.normal(size=3)
     b_dir[1] = abs(b_dir[1]) * 0.7 + 0.3  # sky above more often than not
-    b = b_dir / np.linalg.norm(b_dir) * rng.uniform(0.0, 0.8)
-    m = rng.normal(0, 0.12, (3, 3))
+    b = b_dir / np.linalg.norm(b_dir) * rng.uniform(0.0, 0.8) * contrast
+    m = rng.normal(0, 0.12 * contrast, (3, 3))
     m = 0.5 * (m + m.T)
     m -= np.eye(3) * np.trace(m) / 3
-    ambient = 0.1 if low_key else float(rng.uniform(0.4, 1.2))
-    env = {"a": (ambient * tint).tolist(), "b": (ambient * np.outer(tint, b)).tolist(),
-           "m": (ambient * tint[:, None, None] * m[None]).tolist()}
-    n_lights = 1 if low_key else int(rng.choice(4, p=[0.2, 0.4, 0.28, 0.12]))
+    return {"a": (ambient * tint).tolist(), "b": (ambient * np.outer(tint, b)).tolist(),
+            "m": (ambient * tint[:, None, None] * m[None]).tolist()}
+
+
+def sample_lighting(rng: np.random.Generator) -> dict:
+    """Random environment + lights (camera frame), JSON-friendly.
+
+    Kinds: ``studio`` (0-3 soft or hard lights, the original set-up, 15 % low-key),
+    ``sun`` (one hard, bright, warm light and a blue sky fill), ``overcast`` (a bright
+    environment from above, no lights), ``neon`` (two saturated coloured lights from
+    opposite sides), ``window`` (one large soft side light, dim room), ``hdr`` (a
+    high-contrast environment, bright sky against dark ground, plus one light).
+    """
+    kind = str(rng.choice(LIGHTING_KINDS, p=LIGHTING_P))
+    low_key = bool(kind == "studio" and rng.random() < 0.15)
+    tint = np.exp(rng.normal(0, [0.08, 0.03, 0.1]))
     lights = []
-    for i in range(n_lights):
-        az = np.radians(rng.uniform(60, 100) * rng.choice([-1, 1])) if (low_key or rng.random() < 0.2) \
-            else np.radians(rng.uniform(-110, 110))
-        el = np.radians(rng.uniform(-25, 65))
-        direction = [np.sin(az) * np.cos(el), np.sin(el), np.cos(az) * np.cos(el)]
-        temp = rng.normal(0, 0.12)
-        color = np.exp(np.array([temp, 0.0, -temp]) + rng.normal(0, 0.03, 3))
-        lights.append({"direction": direction, "color": color.tolist(),
-                       "intensity": float(rng.uniform(2.0, 5.0) if low_key else rng.uniform(0.4, 3.0)),
-                       "cone_deg": 0.0 if rng.random() < 0.4 else float(rng.uniform(2.0, 15.0))})
-    return {"env": env, "lights": lights, "low_key": low_key,
+    if kind == "studio":
+        env = _environment(rng, 0.1 if low_key else float(rng.uniform(0.4, 1.2)), tint, 1.0)
+        n_lights = 1 if low_key else int(rng.choice(4, p=[0.2, 0.4, 0.28, 0.12]))
+        for _ in range(n_lights):
+            az = rng.uniform(60, 100) * rng.choice([-1, 1]) if (low_key or rng.random() < 0.2) \
+                else rng.uniform(-110, 110)
+            temp = rng.normal(0, 0.12)
+            color = np.exp(np.array([temp, 0.0, -temp]) + rng.normal(0, 0.03, 3))
+            lights.append(_light(rng, az, rng.uniform(-25, 65), color,
+                                 rng.uniform(2.0, 5.0) if low_key else rng.uniform(0.4, 3.0),
+                                 0.0 if rng.random() < 0.4 else rng.uniform(2.0, 15.0)))
+    elif kind == "sun":
+        env = _environment(rng, float(rng.uniform(0.15, 0.5)), tint * np.array([0.8, 0.95, 1.3]), 1.0)
+        lights.append(_light(rng, rng.uniform(-120, 120), rng.uniform(10, 75), [1.15, 1.0, 0.82],
+                             rng.uniform(3.0, 7.0), 0.3))
+    elif kind == "overcast":
+        env = _environment(rng, float(rng.uniform(0.8, 1.6)), tint, 1.3)
+    elif kind == "neon":
+        env = _environment(rng, float(rng.uniform(0.05, 0.3)), tint, 1.0)
+        hue = rng.uniform(0, 2 * np.pi)
+        for side, shift in ((-1, 0.0), (1, rng.uniform(2.0, 4.2))):
+            color = 0.15 + np.clip(np.cos(hue + shift + np.array([0.0, 2.09, 4.19])), 0, None) * 1.6
+            lights.append(_light(rng, side * rng.uniform(40, 110), rng.uniform(-20, 40), color,
+                                 rng.uniform(1.0, 3.5), rng.uniform(3.0, 20.0)))
+    elif kind == "window":
+        env = _environment(rng, float(rng.uniform(0.1, 0.4)), tint, 1.0)
+        lights.append(_light(rng, rng.choice([-1, 1]) * rng.uniform(35, 95), rng.uniform(-5, 30),
+                             np.exp(rng.normal(0, 0.05, 3)) * [1.0, 1.0, 1.08], rng.uniform(1.5, 4.0), 25.0))
+    else:  # hdr
+        env = _environment(rng, float(rng.uniform(0.4, 1.0)), tint, 2.2)
+        lights.append(_light(rng, rng.uniform(-110, 110), rng.uniform(0, 70), np.exp(rng.normal(0, 0.1, 3)),
+                             rng.uniform(1.0, 4.0), rng.uniform(0.5, 6.0)))
+    return {"kind": kind, "env": env, "lights": lights, "low_key": low_key,
             "roughness": float(rng.uniform(0.35, 0.7)), "specular": float(rng.uniform(0.1, 0.7)),
             "sss_wrap": float(rng.uniform(0.0, 1.0))}
 
@@ -219,7 +262,8 @@ def _soften(values: np.ndarray, known: np.ndarray, hits: Hits, sigma: float) -> 
 
 
 def shade(rng: np.random.Generator, scene, hits: Hits, normals: np.ndarray, spec_weight: np.ndarray,
-          ao: np.ndarray, lighting: dict, shadows: bool = True) -> tuple[np.ndarray, np.ndarray]:
+          ao: np.ndarray, lighting: dict, shadows: bool = True,
+          roughness: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Diffuse shading ``P x 3`` (multiply by albedo) and specular radiance ``P x 3``.
 
     Args:
@@ -228,16 +272,32 @@ def shade(rng: np.random.Generator, scene, hits: Hits, normals: np.ndarray, spec
         ao: ``P`` ambient occlusion in [0, 1].
         lighting: from :func:`sample_lighting`.
         shadows: cast shadow rays (off: every light is unoccluded).
+        roughness: ``P`` per-pixel GGX roughness (default: ``lighting["roughness"]``
+            everywhere). Below 0.2 (wet eyes, lips) the environment's bright direction
+            also shows as a sharp reflection (a catch-light).
     """
     v = hits.view
     nv = np.clip(np.einsum("ij,ij->i", normals, v), 1e-3, 1.0)
     e_env = env_irradiance(lighting["env"], normals)
     shading = e_env * ao[:, None]
     fresnel_v = 0.028 + 0.972 * (1 - nv) ** 5
+    rough = np.full(len(nv), lighting["roughness"], np.float32) if roughness is None \
+        else np.asarray(roughness, dtype=np.float32)
     # Glossy reflection of the (low-frequency) environment, approximated by its irradiance
     # around the normal: at this blur the reflected and normal directions see the same sky.
-    spec = (np.float32(0.5 * (1 - lighting["roughness"])) * fresnel_v)[:, None] * e_env
-    alpha2 = np.float32(lighting["roughness"] ** 4)
+    spec = (0.5 * (1 - rough) * fresnel_v)[:, None] * e_env
+    wet = np.flatnonzero(rough < 0.2)
+    if len(wet):
+        b = np.asarray(lighting["env"]["b"], dtype=np.float32)
+        bright = b.sum(axis=0)
+        if np.linalg.norm(bright) > 1e-6:
+            bright /= np.linalg.norm(bright)
+            nw, vw = normals[wet], v[wet]
+            r = 2 * np.einsum("ij,ij->i", nw, vw)[:, None] * nw - vw
+            lobe = np.exp((r @ bright - 1.0) / (0.01 + rough[wet] ** 2))
+            level = np.asarray(lighting["env"]["a"], np.float32) + np.linalg.norm(b, axis=1)
+            spec[wet] += (3.0 * fresnel_v[wet] * lobe)[:, None] * level[None]
+    alpha2 = rough ** 4
     wrap = lighting["sss_wrap"] * np.array([0.35, 0.15, 0.1], dtype=np.float32)
     h_img, w_img = hits.hit.shape
     checker = np.take((np.add.outer(np.arange(h_img), np.arange(w_img)) % 2 == 0).ravel(), hits.index)
@@ -272,3 +332,31 @@ def shade(rng: np.random.Generator, scene, hits: Hits, normals: np.ndarray, spec
         spec += s[:, None] * radiance[None]
     spec *= (lighting["specular"] * spec_weight)[:, None]
     return shading.astype(np.float32), spec.astype(np.float32)
+
+
+#: Diffusion of light under the skin per channel (mm): red scatters furthest.
+SSS_RADIUS_MM = (2.2, 0.9, 0.5)
+#: Share of each channel's shading that is scattered (the rest stays local).
+SSS_MIX = (0.55, 0.35, 0.25)
+
+
+def subsurface(shading: np.ndarray, skin: np.ndarray, hits: Hits, mm_per_px: float,
+               strength: float = 1.0) -> np.ndarray:
+    """Soften the diffuse shading of skin like light diffusing under it (``P x 3`` float32).
+
+    Per channel, ``(1 - m_c) E + m_c blur_c(E)`` with a Gaussian of :data:`SSS_RADIUS_MM`
+    (converted to crop pixels with ``mm_per_px``) over skin pixels only (``skin``: ``P``
+    bool); ``m_c = strength * SSS_MIX[c]``. Shadow edges and fine bumps blur most in red,
+    as on real skin. Non-skin pixels are unchanged.
+    """
+    out = shading.copy()
+    if not skin.any() or strength <= 0:
+        return out
+    for c in range(3):
+        sigma = SSS_RADIUS_MM[c] / max(mm_per_px, 1e-3)
+        if sigma < 0.3:
+            continue
+        blurred = _soften(shading[:, c], skin, hits, sigma)
+        m = np.float32(min(1.0, strength * SSS_MIX[c]))
+        out[:, c] = np.where(skin, (1 - m) * shading[:, c] + m * blurred, shading[:, c])
+    return out

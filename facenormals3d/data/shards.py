@@ -3,12 +3,14 @@
 Layout (``OUT`` = the folder ``facenormals3d synth -o`` writes)::
 
     OUT/manifest.json            settings, seed, counts per split, shard list, this layout
-    OUT/contact_sheet.png        64 samples: image | normals | mask, for a person to look at
+    OUT/contact_sheet.png        64 samples: image | normals | mask (hair in red), for a person to look at
     OUT/<split>/shard-NNNNN/     split = train | val | test; up to ``shard_size`` samples
         image.npy      N x S x S x 3  uint8    sRGB photo
         normals.npy    N x S x S x 3  float16  unit camera-frame normals (x right, y up,
                                                z toward the camera); 0 outside the mask
         mask.npy       N x S x S      uint8    1 = face (see facenormals3d.data.synth)
+        hair.npy       N x S x S      uint8    hair coverage x 255 (normals and mask under
+                                               hair stay the skin's; layout 2, optional)
         depth.npy      N x S x S      float16  depth minus depth_offset (mm); NaN = background
         depth_offset.npy  N           float32  per-sample offset (mm, the mean face depth): depth = depth.npy + offset
         albedo.npy     N x S x S x 3  uint8    linear albedo, sRGB-encoded for precision
@@ -33,11 +35,13 @@ from facenormals3d.data.albedo import linear_to_srgb8, srgb_to_linear
 from facenormals3d.errors import InputError
 from facenormals3d.outputs import json_default
 
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2
 #: 8-bit sRGB code -> linear float32 (the albedo decoding table).
 _SRGB8_TO_LINEAR = srgb_to_linear(np.arange(256) / 255.0).astype(np.float32)
-ARRAYS = ("image", "normals", "mask", "depth", "depth_offset", "albedo", "shading",
+ARRAYS = ("image", "normals", "mask", "hair", "depth", "depth_offset", "albedo", "shading",
           "landmarks68", "identity", "seed")
+#: Arrays that shards of an older layout may lack; readers fill them with zeros.
+OPTIONAL = ("hair",)
 
 
 def encode(sample) -> dict[str, np.ndarray]:
@@ -48,7 +52,7 @@ def encode(sample) -> dict[str, np.ndarray]:
     offset = float(sample.depth.sum(dtype=np.float64) / max(int(hit.sum()), 1))
     rel = np.where(hit, sample.depth - offset, np.nan).astype(np.float16)
     return {"image": sample.image.astype(np.uint8), "normals": sample.normals.astype(np.float16),
-            "mask": sample.mask.astype(np.uint8), "depth": rel, "depth_offset": np.float32(offset),
+            "mask": sample.mask.astype(np.uint8), "hair": _hair_u8(sample), "depth": rel, "depth_offset": np.float32(offset),
             "albedo": linear_to_srgb8(sample.albedo),
             "shading": np.minimum(sample.shading, 60000).astype(np.float16),
             "landmarks68": sample.landmarks68.astype(np.float32),
@@ -62,10 +66,19 @@ def decode(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {"image": arrays["image"].astype(np.float32) / 255.0,
             "normals": arrays["normals"].astype(np.float32),
             "mask": arrays["mask"].astype(np.float32), "depth": depth,
+            "hair": (arrays["hair"].astype(np.float32) / 255.0 if "hair" in arrays
+                     else np.zeros(arrays["mask"].shape, dtype=np.float32)),
             "albedo": _SRGB8_TO_LINEAR[arrays["albedo"]],
             "shading": arrays["shading"].astype(np.float32),
             "landmarks68": np.asarray(arrays["landmarks68"], dtype=np.float32),
             "identity": np.int64(arrays["identity"]), "seed": np.int64(arrays["seed"])}
+
+
+def _hair_u8(sample) -> np.ndarray:
+    hair = getattr(sample, "hair", None)
+    if hair is None:
+        return np.zeros(sample.mask.shape, dtype=np.uint8)
+    return np.round(np.clip(hair, 0, 1) * 255).astype(np.uint8)
 
 
 def write_shard(folder: Path, samples: list[dict[str, np.ndarray]], params: list[dict]) -> None:
@@ -124,10 +137,11 @@ def read_manifest(root: str | Path) -> dict:
 
 
 def contact_sheet(samples: list[dict], columns: int = 4, tile: int = 128) -> np.ndarray:
-    """``uint8`` RGB sheet: per sample image | normals | mask, ``tile`` pixels each.
+    """``uint8`` RGB sheet: per sample image | normals | mask (hair coverage in red), ``tile`` pixels each.
 
-    ``samples`` are dicts with ``image`` (uint8 S x S x 3), ``normals`` (S x S x 3) and
-    ``mask`` (S x S), e.g. the output of :func:`encode`.
+    ``samples`` are dicts with ``image`` (uint8 S x S x 3), ``normals`` (S x S x 3),
+    ``mask`` (S x S) and optionally ``hair`` (S x S, uint8 x 255 or float), e.g. the
+    output of :func:`encode`.
     """
     from PIL import Image
 
@@ -136,7 +150,13 @@ def contact_sheet(samples: list[dict], columns: int = 4, tile: int = 128) -> np.
     cells = []
     for s in samples:
         mask = np.asarray(s["mask"]).astype(bool)
-        parts = [np.asarray(s["image"]), normals_to_preview(np.asarray(s["normals"], dtype=np.float32), mask), np.repeat(mask[..., None] * 255, 3, 2).astype(np.uint8)]
+        third = np.repeat(mask[..., None] * 255.0, 3, 2)
+        if "hair" in s:  # hair coverage in red over the mask
+            hair = np.asarray(s["hair"], dtype=np.float32)
+            hair = hair / 255.0 if np.asarray(s["hair"]).dtype == np.uint8 else hair
+            third = third * (1 - hair[..., None]) + hair[..., None] * np.array([230.0, 40.0, 40.0])
+        parts = [np.asarray(s["image"]), normals_to_preview(np.asarray(s["normals"], dtype=np.float32), mask),
+                 third.astype(np.uint8)]
         parts = [np.asarray(Image.fromarray(p).resize((tile, tile), Image.BILINEAR)) for p in parts]
         cells.append(np.concatenate(parts, axis=1))
     if not cells:

@@ -21,6 +21,9 @@ Ground truth (all ``S x S``, aligned pixel for pixel with the image)
              eye-socket rims (inner eye corners) where they show; not the mouth interior
              (socket, teeth, tongue), ears, neck, scalp, background, or pixels hidden by
              an occluder. Eyelashes and the other real-time eye shells are not rendered.
+    hair     how much of each pixel hair hides (0-1). Under hair the normals and the
+             mask stay the skin's (see :mod:`facenormals3d.data.hair`); glasses frames,
+             sunglasses and hands are opaque and leave the mask.
     depth    positive distance along the optical axis (-z_camera) in mm wherever the
              head is hit, 0 on the background.
     albedo   linear RGB reflectance; shading: linear diffuse shading, so that
@@ -36,6 +39,8 @@ import numpy as np
 
 from facenormals3d.data import albedo as alb
 from facenormals3d.data import effects, geometry, render
+from facenormals3d.data import hair as hr
+from facenormals3d.data import scene as sc
 from facenormals3d.data import textures as tx
 from facenormals3d.data.ict import (PART_EYE_SOCKET, PART_EYEBALL, PART_FACE, PART_FACE_OUTER, PART_HEAD,
                                     PART_TEETH, PART_TONGUE, ICTModel)
@@ -65,10 +70,19 @@ class SynthSettings:
     """Cast shadow rays for the lights."""
     background: bool = True
     """Clutter behind the head (off: mid grey)."""
-    occluder_rate: float = 0.12
-    """Fraction of samples with a hand, hair strands or glasses over the face."""
+    occluder_rate: float = 0.08
+    """Fraction of samples with a hand over the face."""
+    glasses_rate: float = 0.15
+    """Fraction of samples wearing glasses (20 % of them sunglasses)."""
+    hair: bool = True
+    """Scalp hair, fringes, beards, moustaches and eyebrow strands (:mod:`facenormals3d.data.hair`)."""
+    shoulders: bool = True
+    """Shoulders and clothes below the head (:mod:`facenormals3d.data.scene`)."""
+    subsurface: bool = True
+    """Subsurface-like softening of the skin's diffuse shading (:func:`render.subsurface`)."""
     camera_effects: bool = True
-    """Colour cast, blur, noise, gamma and JPEG."""
+    """Colour cast, blur, defocus / motion blur / low resolution, vignetting, noise, gamma,
+    sharpening and JPEG."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -107,6 +121,9 @@ class Sample:
     """``identity_split(identity)``."""
     params: dict
     """Everything drawn: coefficients, pose, camera, lights, appearance, effects."""
+    hair: np.ndarray | None = None
+    """``S x S`` float32 in [0, 1]: how much of each pixel hair hides (the normals and the
+    mask there stay the skin's; see :mod:`facenormals3d.data.hair`)."""
     vertices_camera: np.ndarray | None = None
     """``V x 3`` float32 posed model vertices in the camera frame (mm, OpenGL: z < 0 in
     front of the camera): the exact ground-truth surface for evaluation. Not written to
@@ -180,8 +197,13 @@ class SynthEngine:
         ident = identity_id(seed, index, split, self.settings.images_per_identity)
         return self.render(sample_seed(seed, index), ident)
 
-    def render(self, seed: int, identity: int) -> Sample:
-        """Render the sample with this seed and identity id."""
+    def render(self, seed: int, identity: int, lighting: dict | None = None) -> Sample:
+        """Render the sample with this seed and identity id.
+
+        ``lighting`` (a :func:`facenormals3d.data.render.sample_lighting` dict) replaces the
+        drawn light: the same face, pose and skin under another light (exposure is
+        re-metered; the background, occluders and camera effects drawn after the shading
+        may differ, so compare inside the face mask with camera effects off)."""
         s = self.settings
         rng = np.random.default_rng(int(seed))
         scene, cam, hits, vc, params = self._geometry(rng, identity)
@@ -191,14 +213,30 @@ class SynthEngine:
         rot = (self.uv_mm / tile_mm) * np.array([[np.cos(ang), -np.sin(ang)], [np.sin(ang), np.cos(ang)]])
         bank_map = np.concatenate([rot, rng.random((2, 1))], axis=1)
         px = self._surface(hits, vc, bank_map)
+        smooth_normals = px["normals"]
         params["texture"] = {"tile_mm": tile_mm, "angle": ang}
         if s.detail:
             px["normals"], params["detail"] = self._detail(rng, vc, hits, px, bank_map)
         app = alb.sample_appearance(rng)
         albedo, spec_w = alb.albedo(app, px["parts"], px["rest"], px["regions"], px["iris"], px["noise"],
                                     self.rest_landmarks)
-        lighting = render.sample_lighting(rng)
-        shading, spec = render.shade(rng, scene, hits, px["normals"], spec_w, px["ao"], lighting, shadows=s.shadows)
+        drawn = render.sample_lighting(rng)  # drawn even when replaced: the same stream up to here
+        lighting = drawn if lighting is None else lighting
+        skin = self.skin_part[px["parts"]]
+        # Skin reflectance: an oily T-zone is shinier and smoother; eyes and lips are wet.
+        oil = float(rng.uniform(0.0, 1.0))
+        t_zone = px["regions"][:, alb.REGIONS.index("t_zone")] * skin
+        lips = px["regions"][:, alb.REGIONS.index("lips")]
+        spec_w = spec_w * (1.0 + 1.2 * oil * t_zone)
+        rough = lighting["roughness"] * (1.0 - 0.45 * oil * t_zone) * (1.0 - 0.35 * lips)
+        eye = px["parts"] == PART_EYEBALL
+        rough = np.where(eye, 0.08, rough).astype(np.float32)
+        shading, spec = render.shade(rng, scene, hits, px["normals"], spec_w, px["ao"], lighting,
+                                     shadows=s.shadows, roughness=rough)
+        # Subsurface-like softening of the diffuse shading (per channel, red furthest).
+        mm_per_px = float(np.median(hits.depth[hits.hit])) / cam.focal if hits.hit.any() else 1.0
+        sss = float(rng.uniform(0.5, 1.0)) if s.subsurface else 0.0
+        shading = render.subsurface(shading, skin, hits, mm_per_px, sss)
         face = self.face_part[px["parts"]]
         linear_face = albedo * shading + spec
         # Auto exposure: the face's 60th luminance percentile lands on a random grey.
@@ -210,17 +248,32 @@ class SynthEngine:
         linear_face *= exposure
 
         size = s.size
+        landmarks = cam.project(vc[self.model.landmarks].astype(np.float64)).astype(np.float32)
         if s.background:
             img, params["background"] = effects.background(rng, size)
         else:
             img, params["background"] = np.full((size, size, 3), 0.2, dtype=np.float32), {"kind": "grey"}
+        if s.shoulders:
+            params["clothes"] = sc.sample_clothes(rng)
+            sc.draw_shoulders(params["clothes"], img, landmarks, np.asarray(app["skin"], np.float32),
+                              _scaled_lighting(lighting, exposure))
         img.reshape(-1, 3)[hits.index] = linear_face
-        landmarks = cam.project(vc[self.model.landmarks].astype(np.float64)).astype(np.float32)
+        hair = np.zeros((size, size), dtype=np.float32)
+        if s.hair:
+            params["hair"] = hr.sample_hair(rng, app)
+            layer = hr.render_hair(rng, params["hair"], app, size, hits.hit, hits.index, px["parts"], px["rest"],
+                                   smooth_normals, px["regions"], self.rest_landmarks, landmarks, mm_per_px,
+                                   _scaled_lighting(lighting, exposure))
+            hair = layer.alpha
+            img += hair[..., None] * (layer.radiance - img)
         cover, cover_col, params["occluders"] = effects.occluders(rng, size, landmarks, np.asarray(app["skin"]),
                                                                   s.occluder_rate)
         if params["occluders"]:
             img += cover[..., None] * (cover_col - img)
-            face = face & (np.take(cover.ravel(), hits.index) < 0.5)
+        if rng.random() < s.glasses_rate:
+            hides, params["glasses"] = effects.glasses(rng, img, landmarks)
+            cover = np.maximum(cover, hides)
+        face = face & (np.take(cover.ravel(), hits.index) < 0.5)
         image, params["sensor"] = effects.camera(rng, img, s.camera_effects)
 
         def to_map(values: np.ndarray) -> np.ndarray:
@@ -230,11 +283,12 @@ class SynthEngine:
 
         mask = to_map(face)
         normal_map = to_map(px["normals"].astype(np.float32, copy=False) * face[:, None])
-        params.update(lighting=lighting, appearance=app, exposure=exposure)
+        params.update(lighting=lighting, appearance=app, exposure=exposure,
+                      skin={"oil": oil, "subsurface": sss, "mm_per_px": mm_per_px})
         return Sample(image=image, normals=normal_map, mask=mask, depth=hits.depth,
                       albedo=to_map(albedo), shading=to_map(shading), landmarks68=landmarks,
                       identity=int(identity), seed=int(seed), split=identity_split(identity), params=params,
-                      vertices_camera=vc)
+                      hair=hair, vertices_camera=vc)
 
     def _geometry(self, rng: np.random.Generator, identity: int):
         """Shape, pose, camera, the culled scene and the primary hits."""
@@ -313,6 +367,13 @@ class SynthEngine:
         grad = tx.surface_gradient(e1, e2, np.take(self.param_deltas, hits.triangle, axis=0), dh)
         out = tx.perturb_normals(px["normals"], grad)
         return out, info
+
+
+def _scaled_lighting(lighting: dict, factor: float) -> dict:
+    """``lighting`` with the environment and every light scaled by ``factor`` (an exposure)."""
+    env = {k: (np.asarray(v) * factor).tolist() for k, v in lighting["env"].items()}
+    lights = [{**light, "intensity": light["intensity"] * factor} for light in lighting["lights"]]
+    return {**lighting, "env": env, "lights": lights}
 
 
 def _uv_scale(model: ICTModel) -> float:

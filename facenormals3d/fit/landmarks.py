@@ -203,12 +203,12 @@ def check_fit_landmarks(target: np.ndarray, source: str = "<landmarks>") -> np.n
     """``target`` as float64 ``478 x 3``; InputError naming ``source`` when unusable for a fit."""
     arr = np.asarray(target, dtype=np.float64)
     if arr.shape != (478, 3):
-        raise InputError(source, f"landmark fit needs 478 x 3 landmarks, got shape {arr.shape}")
+        raise InputError(source, f"landmarks: need 478 x 3, got shape {arr.shape}")
     if not np.all(np.isfinite(arr)):
-        raise InputError(source, "landmark fit: non-finite landmark coordinates")
+        raise InputError(source, "landmarks: non-finite coordinates")
     sv = np.linalg.svd(arr - arr.mean(0), compute_uv=False)
     if sv[0] < 1e-6 or sv[1] < 1e-3 * sv[0]:
-        raise InputError(source, "landmark fit: degenerate landmarks (all equal or collinear)")
+        raise InputError(source, "landmarks: degenerate (all equal or collinear)")
     return arr
 
 

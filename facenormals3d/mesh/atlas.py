@@ -123,32 +123,39 @@ def bake_texture(raster: AtlasRaster, own: TexelView, mirror: TexelView | None, 
     ``crop_to_photo``: 2 x 3 affine map from crop pixels to photo pixels (continuous
     coordinates). Samples the full-resolution ``photo`` (``h x w x 3`` uint8) bilinearly.
     """
-    colour, weight = _sample_photo(own, photo, crop_to_photo)
+    return np.clip(bake_image(raster, own, mirror, photo, crop_to_photo) + 0.5, 0, 255).astype(np.uint8)
+
+
+def bake_image(raster: AtlasRaster, own: TexelView, mirror: TexelView | None, image: np.ndarray,
+               crop_to_image: np.ndarray) -> np.ndarray:
+    """:func:`bake_texture` for any ``h x w x C`` image (C <= 4, e.g. float32 shading):
+    ``H x W x C`` float32, in the image's own units."""
+    colour, weight = _sample_photo(own, image, crop_to_image)
     if mirror is not None:
         # Where the texel itself is not (fully) seen, its mirror image fills in.
         need = np.flatnonzero((weight < 0.999) & (mirror.weight > 0))
         sub = TexelView(crop_xy=mirror.crop_xy[need], weight=mirror.weight[need])
-        colour_m, w_m = _sample_photo(sub, photo, crop_to_photo)
+        colour_m, w_m = _sample_photo(sub, image, crop_to_image)
         w_own = weight[need]
         w_mix = (1.0 - w_own) * w_m
         total = w_own + w_mix
         colour[need] = (colour[need] * w_own[:, None] + colour_m * w_mix[:, None]) / np.maximum(total, 1e-6)[:, None]
         weight[need] = total
-    img = np.zeros((raster.height * raster.width, 3), np.float32)
+    channels = colour.shape[1]
+    img = np.zeros((raster.height * raster.width, channels), np.float32)
     wmap = np.zeros(raster.height * raster.width, np.float32)
     img[raster.texel] = colour
     wmap[raster.texel] = weight
-    img = img.reshape(raster.height, raster.width, 3)
+    img = img.reshape(raster.height, raster.width, channels)
     wmap = wmap.reshape(raster.height, raster.width)
     filled = push_pull_fill(img, wmap)
     w = np.clip(wmap * 4.0, 0.0, 1.0)[..., None]  # seen texels keep their colour
-    out = w * img + (1 - w) * filled
-    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+    return w * img + (1 - w) * filled
 
 
 def _sample_photo(view: TexelView, photo: np.ndarray, crop_to_photo: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Colours (``N x 3`` float32) of the seen texels and their weights (0 outside the photo)."""
-    colour = np.zeros((len(view.weight), 3), np.float32)
+    """Colours (``N x C`` float32) of the seen texels and their weights (0 outside the photo)."""
+    colour = np.zeros((len(view.weight), photo.shape[2] if photo.ndim == 3 else 1), np.float32)
     weight = np.zeros(len(view.weight), np.float32)
     idx = np.flatnonzero(view.weight > 0)
     a = np.asarray(crop_to_photo, np.float32)
@@ -177,13 +184,15 @@ def push_pull_fill(image: np.ndarray, weight: np.ndarray, levels: int = 12) -> n
         cw, ww = pyramid[-1]
         if min(ww.shape) <= 2:
             break
-        pyramid.append((cv2.resize(cw, (ww.shape[1] // 2, ww.shape[0] // 2), interpolation=cv2.INTER_AREA),
-                        cv2.resize(ww, (ww.shape[1] // 2, ww.shape[0] // 2), interpolation=cv2.INTER_AREA)))
+        half = (ww.shape[1] // 2, ww.shape[0] // 2)
+        # (reshape: OpenCV drops a single channel's axis)
+        pyramid.append((cv2.resize(cw, half, interpolation=cv2.INTER_AREA).reshape(half[1], half[0], -1),
+                        cv2.resize(ww, half, interpolation=cv2.INTER_AREA)))
     cw, ww = pyramid[-1]
     colour = cw / np.maximum(ww, 1e-8)[..., None]
     colour[ww <= 1e-8] = (cw.reshape(-1, cw.shape[-1]).sum(0) / max(float(ww.sum()), 1e-8))
     for cw, ww in reversed(pyramid[:-1]):
-        up = cv2.resize(colour, (ww.shape[1], ww.shape[0]), interpolation=cv2.INTER_LINEAR)
+        up = cv2.resize(colour, (ww.shape[1], ww.shape[0]), interpolation=cv2.INTER_LINEAR).reshape(cw.shape)
         a = np.clip(ww, 0, 1)[..., None]
         colour = a * (cw / np.maximum(ww, 1e-8)[..., None]) + (1 - a) * up
     return colour

@@ -107,13 +107,15 @@ def _corner_uv_text(faces: np.ndarray, corner_uvs: np.ndarray) -> tuple[str, str
 
 
 def write_obj(mesh: FaceMesh, path: str | Path, texture_name: str | None = None,
-              normal_map_name: str | None = None) -> Path:
+              normal_map_name: str | None = None, diffuse_name: str | None = None) -> Path:
     """Write ``path`` (.obj) with its ``.mtl`` and texture PNG beside it.
 
     The texture is named ``texture_name`` (default ``NAME_texture.png``). Without a
     texture only the OBJ (with ``vt``/``vn``, no material) is written. ``normal_map_name``
     names an existing tangent-space normal map beside it for the material (``norm`` and
-    ``map_Bump -bm 1``). Returns the OBJ path.
+    ``map_Bump -bm 1``). ``diffuse_name`` names an existing image beside it for ``map_Kd``
+    instead of the texture (e.g. a de-lit albedo; the texture is still written). Returns the
+    OBJ path.
     """
     _check_mesh(mesh)
     path = Path(path).with_suffix(".obj")
@@ -125,7 +127,7 @@ def write_obj(mesh: FaceMesh, path: str | Path, texture_name: str | None = None,
         mtl = path.with_suffix(".mtl")
         atomic_write(png, lambda p: write_png(p, np.asarray(mesh.texture, np.uint8)))
         material = (f"newmtl {MATERIAL}\nKa 1.000 1.000 1.000\nKd 1.000 1.000 1.000\n"
-                    f"Ks 0.000 0.000 0.000\nd 1.0\nillum 1\nmap_Kd {png.name}\n")
+                    f"Ks 0.000 0.000 0.000\nd 1.0\nillum 1\nmap_Kd {diffuse_name or png.name}\n")
         if normal_map_name:
             material += f"norm {normal_map_name}\nmap_Bump -bm 1 {normal_map_name}\n"
         atomic_write(mtl, lambda p: p.write_text(material))

@@ -29,6 +29,10 @@ class ModelConfig:
     coarse_normals: bool = False
     """Extension beyond the paper: feed a coarse (landmark) normal map as 3 extra input
     channels of the image encoder. Off = the paper's image-only network."""
+    confidence: bool = False
+    """Extension beyond the paper: the normal decoder also outputs a per-pixel
+    concentration ``log kappa`` (a von Mises-Fisher confidence, see
+    :func:`facenormals3d.model.losses.vmf_nll`). Off = the paper's 3-channel output."""
     encoder_widths: tuple[int, ...] = field(default=RESNET18_WIDTHS)
     """Unscaled encoder widths (stem, layer1, layer2, layer3, layer4)."""
     decoder_widths: tuple[int, ...] = field(default=PAPER_DECODER_WIDTHS)
@@ -62,6 +66,11 @@ class ModelConfig:
     def image_channels(self) -> int:
         """Channels the image encoder reads: RGB (+ 3 coarse-normal channels)."""
         return 6 if self.coarse_normals else 3
+
+    @property
+    def normal_channels(self) -> int:
+        """Channels the normal decoder outputs: xyz (+ log kappa)."""
+        return 4 if self.confidence else 3
 
     @property
     def latent_size(self) -> int:

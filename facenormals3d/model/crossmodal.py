@@ -20,6 +20,9 @@ from torch import nn
 from facenormals3d.model.config import ModelConfig
 from facenormals3d.model.networks import build_parts
 
+#: Range of the predicted log concentration (kappa from ~0.05, uniform-ish, to ~8100, ~1 deg).
+LOG_KAPPA_MIN, LOG_KAPPA_MAX = -3.0, 9.0
+
 
 def _check_input(x: torch.Tensor, channels: int, size: int, name: str) -> None:
     if x.ndim != 4 or x.shape[1] != channels or x.shape[2] % 32 or x.shape[3] % 32:
@@ -60,7 +63,20 @@ class CrossModalNet(nn.Module):
     # -- decoders -------------------------------------------------------------------
     def decode_normals(self, latent: torch.Tensor, skips: list[torch.Tensor] | None = None) -> torch.Tensor:
         """Unit normals ``B x 3 x H x W``; ``skips=None`` is the switched-off path."""
-        return F.normalize(self.dec_normal(latent, skips), dim=1, eps=1e-6)
+        return self.decode_normals_confidence(latent, skips)[0]
+
+    def decode_normals_confidence(self, latent: torch.Tensor, skips: list[torch.Tensor] | None = None
+                                  ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(unit normals ``B x 3 x H x W``, ``log kappa`` ``B x 1 x H x W`` or None).
+
+        ``log kappa`` is the per-pixel von Mises-Fisher concentration of the normal
+        (higher = more confident; clamped to [-3, 9]); None unless ``cfg.confidence``.
+        """
+        out = self.dec_normal(latent, skips)
+        normals = F.normalize(out[:, :3], dim=1, eps=1e-6)
+        if not self.cfg.confidence:
+            return normals, None
+        return normals, out[:, 3:4].clamp(LOG_KAPPA_MIN, LOG_KAPPA_MAX)
 
     def decode_image(self, latent: torch.Tensor) -> torch.Tensor:
         """RGB in (0, 1), ``B x 3 x H x W``."""
@@ -73,6 +89,13 @@ class CrossModalNet(nn.Module):
         feats = self.encode_image(image, coarse)
         skips = self.skips(feats) if use_skips else None
         return self.decode_normals(feats[-1], skips), feats[-1]
+
+    def image_to_normals_confidence(self, image: torch.Tensor, coarse: torch.Tensor | None = None
+                                    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """(unit normals, ``log kappa`` or None, latent) of an image, skips on."""
+        feats = self.encode_image(image, coarse)
+        normals, log_kappa = self.decode_normals_confidence(feats[-1], self.skips(feats))
+        return normals, log_kappa, feats[-1]
 
     def image_to_image(self, image: torch.Tensor, coarse: torch.Tensor | None = None) -> torch.Tensor:
         return self.decode_image(self.encode_image(image, coarse)[-1])

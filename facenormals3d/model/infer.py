@@ -34,6 +34,15 @@ def crops_to_tensor(crops) -> torch.Tensor:
     return crops.float()
 
 
+def resize_prior(coarse: torch.Tensor, size: int) -> torch.Tensor:
+    """A ``B x 3 x H x W`` prior normal map (0 = unknown) at the model's input ``size``:
+    bilinear, not renormalised. Training (:func:`facenormals3d.training.train.fit_to_input`) and
+    inference share this, so the network sees priors resampled the same way."""
+    if coarse.shape[-2:] == (size, size):
+        return coarse
+    return F.interpolate(coarse.float(), size=(size, size), mode="bilinear", align_corners=False)
+
+
 @torch.inference_mode()
 def predict_normals(model, crops, coarse: torch.Tensor | None = None, batch_size: int = 8) -> torch.Tensor:
     """Unit camera-space normals ``B x 3 x H x W`` (float32, on the CPU) for face crops.
@@ -42,23 +51,41 @@ def predict_normals(model, crops, coarse: torch.Tensor | None = None, batch_size
     are resized to it and the normals resized back (then renormalised). ``coarse``
     (``B x 3 x H x W``) is required only by models built with ``coarse_normals=True``.
     """
+    return _predict(model, crops, coarse, batch_size)[0]
+
+
+@torch.inference_mode()
+def predict_normals_confidence(model, crops, coarse: torch.Tensor | None = None, batch_size: int = 8
+                               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(unit normals ``B x 3 x H x W``, ``log kappa`` ``B x 1 x H x W``) for a model built
+    with ``confidence=True`` (see :func:`facenormals3d.model.losses.vmf_nll`); arguments
+    as :func:`predict_normals`."""
+    if not model.cfg.confidence:
+        raise InputError("model", "this model has no confidence output (ModelConfig.confidence is off)")
+    normals, log_kappa = _predict(model, crops, coarse, batch_size)
+    return normals, log_kappa
+
+
+def _predict(model, crops, coarse, batch_size: int) -> tuple[torch.Tensor, torch.Tensor | None]:
     x = crops_to_tensor(crops)
     size = model.cfg.input_size
     h, w = x.shape[-2:]
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    out = []
+    out, conf = [], []
     for i in range(0, x.shape[0], batch_size):
         xb = x[i:i + batch_size].to(device)
-        cb = None if coarse is None else coarse[i:i + batch_size].to(device).float()
+        cb = None if coarse is None else resize_prior(coarse[i:i + batch_size].to(device).float(), size)
         if (h, w) != (size, size):
             xb = F.interpolate(xb, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-            if cb is not None:
-                cb = F.interpolate(cb, size=(size, size), mode="bilinear", align_corners=False)
-        n = model(xb, cb)
+        n, log_kappa, _ = model.image_to_normals_confidence(xb, cb)
         if (h, w) != (size, size):
             n = F.normalize(F.interpolate(n, size=(h, w), mode="bilinear", align_corners=False), dim=1)
+            if log_kappa is not None:
+                log_kappa = F.interpolate(log_kappa, size=(h, w), mode="bilinear", align_corners=False)
         out.append(n.float().cpu())
+        if log_kappa is not None:
+            conf.append(log_kappa.float().cpu())
     model.train(was_training)
-    return torch.cat(out)
+    return torch.cat(out), (torch.cat(conf) if conf else None)

@@ -130,7 +130,7 @@ def build_parts(cfg: ModelConfig) -> dict[str, nn.Module]:
     return {
         "enc_image": ResNetEncoder(cfg.image_channels, enc),
         "enc_normal": ResNetEncoder(3, enc),
-        "dec_normal": Decoder(enc[-1], dec, 3),
+        "dec_normal": Decoder(enc[-1], dec, cfg.normal_channels),
         "dec_image": Decoder(enc[-1], dec, 3),
         "skips": SkipProjections(enc, dec),
     }

@@ -42,13 +42,13 @@ import numpy as np
 from facenormals3d.errors import InputError
 from facenormals3d.render.camera import OrthoView
 
-ALBEDO_MODES = ("constant", "smoothed")
+ALBEDO_MODES = ("constant", "smoothed", "given")
 
 #: Width of the Charbonnier loss sqrt(r^2 + eps^2): L1-like above ~1/255, smooth below.
 CHARBONNIER_EPS = 1e-3
 
 
-@dataclass
+@dataclass(frozen=True)
 class RefineSettings:
     """Parameters of :func:`refine_mesh`."""
 
@@ -69,8 +69,11 @@ class RefineSettings:
     displacement is ``(I + lambda L)^-1 u``, so each step is smooth over ~sqrt(lambda) vertex
     rings (0 = plain per-vertex steps, which at ~1 vertex per pixel mostly add noise)."""
     albedo: str = "smoothed"
-    """``"smoothed"`` (Gaussian-smoothed photo / shading: real skin, brows and lips vary) or
-    ``"constant"`` (one colour for the whole face)."""
+    """``"smoothed"`` (Gaussian-smoothed photo / shading: real skin, brows and lips vary),
+    ``"constant"`` (one colour for the whole face) or ``"given"``: a fixed full-resolution
+    linear albedo image passed to :func:`refine_mesh` (e.g. the de-lit albedo of
+    :mod:`facenormals3d.render.appearance`, so albedo edges such as brows stay albedo and are
+    not carved into the shape); the photo is then linearised and only the SH light re-fitted."""
     albedo_sigma_px: float = 8.0
     """Gaussian standard deviation (pixels) of the smoothed albedo."""
     device: str = "cpu"
@@ -280,7 +283,8 @@ def _check_inputs(vertices, faces, image, mask, mm_per_pixel):
 
 
 def refine_mesh(vertices: np.ndarray, faces: np.ndarray, image: np.ndarray, mask: np.ndarray,
-                mm_per_pixel: float, settings: RefineSettings | None = None) -> RefineResult:
+                mm_per_pixel: float, settings: RefineSettings | None = None,
+                albedo_image: np.ndarray | None = None) -> RefineResult:
     """Refine ``vertices`` so the SH-shaded mesh matches ``image`` inside ``mask``.
 
     Args:
@@ -290,6 +294,7 @@ def refine_mesh(vertices: np.ndarray, faces: np.ndarray, image: np.ndarray, mask
         mask: ``S x S`` bool, the pixels to match (e.g. the face mask).
         mm_per_pixel: crop scale; see the module doc for the projection.
         settings: :class:`RefineSettings` (defaults if None).
+        albedo_image: ``S x S x 3`` float linear albedo, needed by ``settings.albedo == "given"``.
 
     Raises:
         InputError (a ValueError): bad shapes or values, an empty mask, or a mesh that covers
@@ -298,14 +303,24 @@ def refine_mesh(vertices: np.ndarray, faces: np.ndarray, image: np.ndarray, mask
     import torch
 
     from facenormals3d.surface import vertex_normals
-    from facenormals3d.render.shading import fit_light_and_albedo, shade
+    from facenormals3d.render.shading import fit_light_and_albedo, fit_lighting, shade
 
     start = time.perf_counter()
     settings = settings or RefineSettings()
     settings.check()
     v0_np, f_np, img, m = _check_inputs(vertices, faces, image, mask, float(mm_per_pixel))
     size, dev = img.shape[0], settings.device
-    colors_all = torch.as_tensor(img.reshape(-1, 3), dtype=torch.float32, device=dev) / 255.0
+    given = None
+    if settings.albedo == "given":
+        from facenormals3d.render.appearance import srgb8_to_linear
+
+        if albedo_image is None or np.shape(albedo_image) != img.shape:
+            raise InputError("albedo_image", f"albedo 'given' needs an {img.shape} albedo image, got "
+                             f"{None if albedo_image is None else np.shape(albedo_image)}")
+        given = torch.as_tensor(np.asarray(albedo_image, np.float32).reshape(-1, 3), device=dev)
+        colors_all = torch.as_tensor(srgb8_to_linear(img).reshape(-1, 3), device=dev)
+    else:
+        colors_all = torch.as_tensor(img.reshape(-1, 3), dtype=torch.float32, device=dev) / 255.0
 
     v0 = torch.as_tensor(v0_np, dtype=torch.float32, device=dev)
     f = torch.as_tensor(f_np, device=dev)
@@ -330,8 +345,12 @@ def refine_mesh(vertices: np.ndarray, faces: np.ndarray, image: np.ndarray, mask
         with torch.no_grad():
             normals = pixel_normals(vertex_normals_torch(torch.as_tensor(
                 v_now, dtype=torch.float32, device=dev), f), samples)
-            sh, albedo = fit_light_and_albedo(normals, target, samples.pixels, size,
-                                              settings.albedo, settings.albedo_sigma_px)
+            if given is not None:
+                albedo = given[torch.as_tensor(samples.pixels, device=dev)]
+                sh = fit_lighting(normals, target, albedo)
+            else:
+                sh, albedo = fit_light_and_albedo(normals, target, samples.pixels, size,
+                                                  settings.albedo, settings.albedo_sigma_px)
             error = float((shade(normals, sh, albedo) - target).abs().mean())
         return samples, target, sh, albedo, error
 

@@ -74,9 +74,9 @@ def test_detail_layer_shows_in_the_ground_truth_normals(tmp_path, monkeypatch):
 
     monkeypatch.setenv("FACENORMALS3D_CACHE", str(tmp_path / "cache"))
     model = load_ict(write_fake_ict(tmp_path / "ict", n_lat=20, n_lon=28), use_cache=False)
-    base = SynthSettings(size=96, background=False, occluder_rate=0.0, camera_effects=False, detail=False)
+    base = SynthSettings(size=96, background=False, occluder_rate=0.0, glasses_rate=0.0, camera_effects=False, detail=False)
     smooth = SynthEngine(model, base).render_index(0, 1)
-    detailed = SynthEngine(model, SynthSettings(size=96, background=False, occluder_rate=0.0, camera_effects=False,
+    detailed = SynthEngine(model, SynthSettings(size=96, background=False, occluder_rate=0.0, glasses_rate=0.0, camera_effects=False,
                                                 detail_strength=1.0)).render_index(0, 1)
     assert np.array_equal(smooth.mask, detailed.mask) and np.array_equal(smooth.depth, detailed.depth)
     m = smooth.mask

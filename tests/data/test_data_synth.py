@@ -15,7 +15,8 @@ from facenormals3d.face.crop import CropSettings, crop_from_points
 from facenormals3d.face.topology import CROP_POINTS_IBUG68
 
 REAL_ICT = Path(__file__).resolve().parents[2] / ".cache" / "ICT-FaceKit"
-PLAIN = SynthSettings(size=128, detail=False, background=False, occluder_rate=0.0, camera_effects=False)
+PLAIN = SynthSettings(size=128, detail=False, background=False, occluder_rate=0.0, glasses_rate=0.0, hair=False,
+                      shoulders=False, camera_effects=False)
 
 
 @pytest.fixture(scope="module")

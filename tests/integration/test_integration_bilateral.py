@@ -51,7 +51,11 @@ def test_bilateral_keeps_the_jump_that_poisson_smears():
     poisson = integrate(normals, mask)
     bilateral = integrate(normals, mask, settings=BILATERAL)
     assert bilateral.converged and bilateral.bilateral_steps >= 2
-    # measured: bilateral 6.38 px of 7.26 (-12 %), poisson 1.16 px (-84 %)
+    # measured: bilateral 6.37 px of 7.26 (-12 %), poisson 1.16 px (-84 %). The issue asks
+    # for 5 %; the loss is not at the jump but at the crease on the right that fixes it:
+    # the whole cap sits 0.58 px low (rim pixels 0.75 px), because a steep cap pixel next
+    # to the crease has a small one-sided difference towards the plane and a large one
+    # into the cap, so the paper's sigmoid hands its weight to the plane side.
     assert abs(_jump(bilateral.depth, high, low) / truth - 1.0) < 0.15
     assert abs(_jump(poisson.depth, high, low) / truth - 1.0) > 0.5
     err = (bilateral.depth - height)[mask]
@@ -80,6 +84,51 @@ def test_convergence_is_reported_honestly():
     assert integrate(normals, mask).bilateral_weights is None
 
 
+def test_border_pixels_weigh_their_one_equation_by_the_sigmoid():
+    """A side without a neighbour counts as a zero depth difference: the existing
+    equation gets 1 - sigmoid(k d^2), i.e. 1/2 where the border is flat along that axis."""
+    _, normals, _, _, mask = _sphere_on_plane()
+    w = integrate(normals, mask, settings=BILATERAL).bilateral_weights
+    # top row, vertical axis: the plane is flat along rows (d = 0), no upper neighbour
+    np.testing.assert_allclose(w[0, 10:20, 2], 0.5, atol=1e-6)
+    assert np.all(w[0, 10:20, 3] == 0.0)
+    # left column, horizontal axis: slope 0.35 px/px, d = n_z * 0.35
+    d = normals[10:20, 0, 2] * 0.35
+    expected = 1.0 - 1.0 / (1.0 + np.exp(-BILATERAL.bilateral_k * d * d))
+    np.testing.assert_allclose(w[10:20, 0, 0], expected, atol=1e-4)
+    assert np.all(w[10:20, 0, 1] == 0.0)
+
+
+def _sheared_step(shape=(72, 72)):
+    """Left half: tilted plane; right half: a plane tilted along rows too, 6..34 px higher:
+    a full-height cut, so each side is determined up to its own constant."""
+    left = plane(shape, 0.2, 0.0)
+    right = plane(shape, 0.2, 0.4, offset=20.0)
+    right_side = np.zeros(shape, bool)
+    right_side[:, shape[1] // 2:] = True
+    height = np.where(right_side, right.value, left.value)
+    normals = np.where(right_side[..., None], height_normals(right), height_normals(left))
+    return height, normals, right_side
+
+
+@pytest.mark.xfail(strict=True, reason="known limit of the paper's reweighting from a Poisson "
+                   "start: the cut opens from the middle but the top 11 rows stay bridged "
+                   "(their weights stay at 1/2; measured side error 0.12 px after 195 steps, "
+                   "poisson 2.5 px). Same with a 10-40 px jump.")
+def test_bilateral_cuts_a_sheared_step_along_its_whole_length():
+    height, normals, right_side = _sheared_step()
+    mask = np.ones(height.shape, bool)
+    res = integrate(normals, mask, settings=IntegrationSettings(method="bilateral",
+                                                                bilateral_iterations=400))
+
+    def side_error(depth):
+        # the jump height is not observable: compare each side up to a constant
+        return max(np.std((depth - height)[side]) for side in (right_side, ~right_side))
+
+    assert side_error(integrate(normals, mask).depth) > 1.0    # poisson smears it
+    assert side_error(res.depth) < 0.05
+
+
 def test_amg_and_direct_agree_on_the_same_system():
     height, normals, _, _, mask = _sphere_on_plane()
     depth_range = np.ptp(height)
@@ -103,7 +152,7 @@ def test_bilateral_is_robust_to_nan_normals_and_holes():
     mask[50:58, 6:14] = False                      # a hole
     res = integrate(broken, mask, settings=BILATERAL)
     assert np.all(np.isfinite(res.depth[mask])) and np.all(np.isnan(res.depth[~mask]))
-    # measured: the jump comes out 22 % lower than from the clean normals
+    # measured: the jump comes out 22 % lower than from the clean normals, error std 1.5x
     assert abs(_jump(res.depth, high & mask, low & mask) / _jump(clean.depth, high, low) - 1) < 0.3
     err = (res.depth - height)[mask]
     assert np.std(err) < 2 * np.std((clean.depth - height)[mask])

@@ -126,3 +126,10 @@ def test_failed_write_leaves_the_old_file(mesh, tmp_path, monkeypatch):
     with pytest.raises(RuntimeError):
         write_obj_plain(mesh, path)
     assert path.read_text() == before and len(list(tmp_path.iterdir())) == 1
+
+
+def test_obj_material_can_name_a_separate_diffuse_map(mesh, tmp_path):
+    write_obj(mesh, tmp_path / "face.obj", texture_name="texture.png", diffuse_name="albedo.png")
+    mtl = (tmp_path / "face.mtl").read_text()
+    assert "map_Kd albedo.png" in mtl and "texture.png" not in mtl
+    assert (tmp_path / "texture.png").is_file()  # the photo texture is still written

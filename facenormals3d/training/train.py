@@ -28,7 +28,7 @@ import signal
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import torch
@@ -39,12 +39,13 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from facenormals3d.errors import InputError
 from facenormals3d.model.config import ModelConfig
 from facenormals3d.model.crossmodal import CrossModalNet
-from facenormals3d.model.losses import image_l1, latent_distance, normal_angular, normal_l1
+from facenormals3d.model.losses import image_l1, latent_distance, normal_angular, normal_l1, vmf_nll
 from facenormals3d.outputs import atomic_write, write_json
 
 log = logging.getLogger("facenormals3d.train")
 CHECKPOINT_FORMAT = "facenormals3d-train-v1"
-LOSS_KEYS = ("loss", "normal_l1", "normal_angular", "latent", "image_l1", "recon_l1", "recon_angular")
+LOSS_KEYS = ("loss", "normal_l1", "normal_angular", "latent", "image_l1", "recon_l1", "recon_angular",
+             "confidence_nll")
 #: Settings that may change when a run is resumed (how long and how often, not what is learnt).
 RUN_LENGTH_FIELDS = ("steps", "max_minutes", "val_every", "checkpoint_every", "log_every", "num_workers")
 
@@ -77,6 +78,21 @@ class TrainConfig:
     """Image -> image: L1 (masked where a mask is known)."""
     w_recon: float = 0.5
     """Normals -> normals (skips off): weight of its L1 + 1 - cos."""
+    w_hair: float = 0.3
+    """Weight of a fully hair-covered face pixel in the image -> normals losses (the
+    ground truth there is the skin under the hair; items without ``hair`` count fully)."""
+    w_confidence: float = 0.1
+    """Weight of the von Mises-Fisher NLL that trains the confidence head (models with
+    ``ModelConfig.confidence``; the normals are detached in this term)."""
+    prior: str = "none"
+    """Prior normals fed to a ``coarse_normals`` model: a name in
+    :data:`facenormals3d.training.prior.PRIORS`, run on every training image in the data
+    workers; "none" = the data brings ``coarse_normals`` itself."""
+    data_seed: int = 1
+    """Seed of the synthetic data (``--synth``): with the model seed and this config it
+    reproduces the run's data exactly."""
+    synth: dict | None = None
+    """``SynthSettings.to_dict()`` of on-the-fly synthetic data (``--synth``), else None."""
     flip: bool = True
     """Random horizontal flips (normals' x negated)."""
     val_every: int = 500
@@ -189,6 +205,67 @@ class BatchStream:
         self.epoch, self.pos, self._it = int(state["epoch"]), int(state["pos"]), None
 
 
+class StreamBatches:
+    """Endless batches from an endless dataset (one with ``endless = True``, e.g.
+    :class:`facenormals3d.data.datasets.SynthStreamDataset`): nothing ever repeats.
+
+    Batch ``k`` of rank ``r`` among ``world`` reads items ``(k * world + r) * B`` to
+    ``+ B``; the position is the number of batches consumed, so a resumed run reads on
+    where it stopped. Items are rendered by ``workers`` DataLoader processes.
+    """
+
+    def __init__(self, dataset: Dataset, batch_size: int, rank: int, world: int, workers: int):
+        self.dataset, self.batch_size, self.rank, self.world = dataset, int(batch_size), rank, world
+        self.workers, self.pos, self._it = workers, 0, None
+
+    def _indices(self):
+        k = self.pos
+        while True:
+            start = (k * self.world + self.rank) * self.batch_size
+            yield from range(start, start + self.batch_size)
+            k += 1
+
+    def next(self) -> dict[str, Any]:
+        if self._it is None:
+            self._it = iter(DataLoader(self.dataset, batch_size=self.batch_size, sampler=_Endless(self._indices),
+                                       num_workers=self.workers, worker_init_fn=_data_worker_init,
+                                       prefetch_factor=4 if self.workers else None,
+                                       persistent_workers=False))
+        batch = next(self._it)
+        self.pos += 1
+        return batch
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": 0, "pos": self.pos}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.pos, self._it = int(state["pos"]), None
+
+
+class _Endless(torch.utils.data.Sampler):
+    """A sampler over an index generator (no length)."""
+
+    def __init__(self, make_iter):
+        self.make_iter = make_iter
+
+    def __iter__(self):
+        return self.make_iter()
+
+
+def _data_worker_init(_worker_id: int) -> None:
+    """One thread per data worker for OpenCV too (torch already sets its own)."""
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
+def make_stream(dataset: Dataset, cfg: "TrainConfig", rank: int, world: int):
+    """:class:`StreamBatches` for endless datasets, else a seeded epoch :class:`BatchStream`."""
+    if getattr(dataset, "endless", False):
+        return StreamBatches(dataset, cfg.batch_size, rank, world, cfg.num_workers)
+    return BatchStream(dataset, cfg.batch_size, cfg.seed, rank, world, cfg.num_workers)
+
+
 class Branches(nn.Module):
     """All branches and losses of one step in one ``forward`` (so DDP sees one call)."""
 
@@ -202,17 +279,20 @@ class Branches(nn.Module):
         photo_lat, photo_img, photo_mask = [], [], []
         norm_in, norm_mask = [], []
         if paired is not None:
-            pred, lat_i = m.image_to_normals(paired["image"], paired.get("coarse_normals"))
-            out["normal_l1"] = normal_l1(pred.float(), paired["normals"], paired["mask"])
-            out["normal_angular"] = normal_angular(pred.float(), paired["normals"], paired["mask"])
+            pred, log_kappa, lat_i = m.image_to_normals_confidence(paired["image"], paired.get("coarse_normals"))
+            weight = pixel_weights(paired, c.w_hair)
+            out["normal_l1"] = normal_l1(pred.float(), paired["normals"], weight)
+            out["normal_angular"] = normal_angular(pred.float(), paired["normals"], weight)
+            if log_kappa is not None:
+                out["confidence_nll"] = vmf_nll(pred.detach().float(), log_kappa.float(), paired["normals"], weight)
             photo_lat.append(lat_i)
             photo_img.append(paired["image"])
             photo_mask.append(paired["mask"])
             norm_in.append(paired["normals"])
             norm_mask.append(paired["mask"])
         if images is not None:
-            coarse = None
-            if m.cfg.coarse_normals:  # photos without a coarse map get the "unknown" zeros
+            coarse = images.get("coarse_normals")
+            if m.cfg.coarse_normals and coarse is None:  # photos without a prior get the "unknown" zeros
                 coarse = torch.zeros_like(images["image"])
             photo_lat.append(m.encode_image(images["image"], coarse)[-1])
             photo_img.append(images["image"])
@@ -232,16 +312,27 @@ class Branches(nn.Module):
                 n_paired = paired["normals"].shape[0]
                 out["latent"] = latent_distance(lat_i.float(), lat_n[:n_paired].float(), c.latent_loss)
         weights = {"normal_l1": c.w_normal_l1, "normal_angular": c.w_normal_angular, "latent": c.w_latent,
-                   "image_l1": c.w_image, "recon_l1": c.w_recon, "recon_angular": c.w_recon}
+                   "image_l1": c.w_image, "recon_l1": c.w_recon, "recon_angular": c.w_recon,
+                   "confidence_nll": c.w_confidence}
         out["loss"] = sum(weights[k] * v for k, v in out.items())
         return out
+
+
+def pixel_weights(paired: dict, w_hair: float) -> torch.Tensor:
+    """``B x 1 x H x W`` loss weights of a paired batch: the face mask, with pixels hair
+    hides down-weighted linearly to ``w_hair`` at full coverage."""
+    mask = paired["mask"]
+    hair = paired.get("hair")
+    if hair is None:
+        return mask
+    return mask * (1.0 - (1.0 - w_hair) * hair.clamp(0, 1))
 
 
 def flip_batch(batch: dict, flip: torch.Tensor) -> dict:
     """Mirror the samples where ``flip`` (bool, B) is set; normal maps also get n_x negated."""
     out = dict(batch)
     sign = torch.tensor([-1.0, 1.0, 1.0]).view(1, 3, 1, 1)
-    for key in ("image", "normals", "mask", "coarse_normals"):
+    for key in ("image", "normals", "mask", "coarse_normals", "hair", "prior_mask"):
         if key in batch:
             x = batch[key]
             mirrored = x.flip(-1) * sign if key in ("normals", "coarse_normals") else x.flip(-1)
@@ -258,6 +349,8 @@ def fit_to_input(batch: dict, size: int) -> dict:
     """
     import torch.nn.functional as F
 
+    from facenormals3d.model.infer import resize_prior
+
     any_map = next(v for v in batch.values() if torch.is_tensor(v) and v.ndim == 4)
     if any_map.shape[-1] == size and any_map.shape[-2] == size:
         return batch
@@ -269,14 +362,30 @@ def fit_to_input(batch: dict, size: int) -> dict:
 
     if "mask" in batch:
         out["mask"] = (resample(batch["mask"]) > 0.5).float()
-    for key in ("image",):
+    for key in ("image", "hair", "prior_mask"):
         if key in batch:
             out[key] = resample(batch[key]).clamp(0.0, 1.0)
-    for key in ("normals", "coarse_normals"):
-        if key in batch:
-            n = F.normalize(resample(batch[key]), dim=1)
-            out[key] = n * out["mask"] if "mask" in out else n
+    if "normals" in batch:
+        n = F.normalize(resample(batch["normals"]), dim=1)
+        out["normals"] = n * out["mask"] if "mask" in out else n
+    if "coarse_normals" in batch:
+        # The prior is an input: resampled exactly as inference does, never cut to the
+        # ground-truth mask (that would leak the mask into the input).
+        out["coarse_normals"] = resize_prior(batch["coarse_normals"], size)
     return out
+
+
+def with_prior(data: DataSources, prior: str) -> DataSources:
+    """``data`` with the named prior (see :mod:`facenormals3d.training.prior`) added to every
+    photo source's items as ``coarse_normals``; unchanged for ``"none"``."""
+    if prior == "none":
+        return data
+    from facenormals3d.training.prior import WithPrior, make_prior
+
+    fn = make_prior(prior)
+    wrap = {k: WithPrior(getattr(data, k), fn) for k in ("paired_train", "paired_val", "images")
+            if getattr(data, k) is not None}
+    return replace(data, **wrap)
 
 
 def to_device(batch: dict, device: torch.device, channels_last: bool) -> dict:
@@ -369,14 +478,14 @@ def _distributed(device_name: str) -> tuple[int, int, torch.device]:
 
 
 def train(cfg: TrainConfig, data: DataSources, out_dir: str | Path, device: str = "cpu",
-          resume: bool = False, show_progress: bool = False) -> TrainResult:
+          resume: bool = False, progress: Callable[..., Iterable] | None = None) -> TrainResult:
     """Train (or, with ``resume``, continue training from ``out_dir/checkpoint.pt``).
 
     On resume the checkpoint's settings are used except :data:`RUN_LENGTH_FIELDS`,
     which come from ``cfg`` (so a run can be extended). Returns when ``cfg.steps`` are
     done, or early (``interrupted``) on SIGTERM/SIGINT or after ``cfg.max_minutes``.
+    ``progress(steps, total=N)`` wraps the step range (e.g. a progress bar); None = none.
     """
-    from facenormals3d.console import progress
     from facenormals3d.model.validation import validate, write_sample_grid
 
     out = Path(out_dir)
@@ -393,6 +502,9 @@ def train(cfg: TrainConfig, data: DataSources, out_dir: str | Path, device: str 
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
+    if cfg.prior != "none" and not cfg.model.coarse_normals:
+        raise InputError("--prior", "prior normals need a prior-conditioned model (--coarse-normals)")
+    data = with_prior(data, cfg.prior)
     model = CrossModalNet(cfg.model).to(dev)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -405,8 +517,7 @@ def train(cfg: TrainConfig, data: DataSources, out_dir: str | Path, device: str 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg))
     use_amp = cfg.amp and dev.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    streams = {k: BatchStream(v, cfg.batch_size, cfg.seed, rank, world, cfg.num_workers)
-               for k, v in sources.items()}
+    streams = {k: make_stream(v, cfg, rank, world) for k, v in sources.items()}
     step, last_val, best = 0, None, math.inf
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
@@ -459,8 +570,8 @@ def train(cfg: TrainConfig, data: DataSources, out_dir: str | Path, device: str 
     t_start = t_log = time.perf_counter()
     samples_since = 0
     model.train()
-    bar = progress(range(step, cfg.steps), total=cfg.steps, desc="train", unit="step",
-                   args=None if show_progress else _Quiet())
+    steps = range(step, cfg.steps)
+    bar = steps if progress is None else progress(steps, total=cfg.steps)
     try:
         for _ in bar:
             batches = {k: s.next() for k, s in streams.items()}
@@ -507,8 +618,3 @@ def train(cfg: TrainConfig, data: DataSources, out_dir: str | Path, device: str 
             dist.barrier()
     return TrainResult(step=step, interrupted=step < cfg.steps, last_val=last_val, checkpoint=ckpt_path)
 
-
-class _Quiet:
-    """Stand-in for parsed arguments that turns the progress bar off."""
-
-    quiet = True

@@ -1,0 +1,177 @@
+"""De-lighting one fitted face: light from the crop, albedo and specular maps in the model's atlas.
+
+Inputs are what :meth:`facenormals3d.pipeline.Reconstructor._fitted_face` already has: the
+256 crop, the detail normals predicted in it, the final mesh (crop frame, mm, x right, y up,
+z towards the camera, orthographic view along -z), the atlas raster and the two texel
+views (:mod:`facenormals3d.mesh.atlas`) and the photo texture baked with them.
+
+Steps (:func:`estimate_appearance`):
+
+1. fit :class:`~facenormals3d.render.lighting.Lighting` to the linearised crop inside the
+   face mask, with the detail normals and shadow rays cast on the mesh
+   (:func:`~facenormals3d.render.lighting.fit_lighting`);
+2. shade every crop pixel the mesh covers (detail normals in the mask, the mesh's own
+   normals outside it) into a diffuse image ``D`` and a specular image ``ks S``;
+3. bake ``D`` and ``ks S`` into the atlas with the *same* texel views as the photo texture
+   (so a mirrored texel is divided by the shading where its colour came from), and divide:
+   ``albedo = (linear(texture) - ks S) / D``, written back as 8-bit sRGB;
+4. bake ``ks`` into a small atlas: the low-frequency specular map.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from facenormals3d.render.lighting import (MIN_SHADING, Lighting, LightingSettings, fit_lighting, light_terms,
+                                           masked_blur, shadow_visibility)
+
+#: Height of the specular map (the atlas is twice as wide).
+SPECULAR_MAP_HEIGHT = 128
+#: The shading is baked at 1 / this of the atlas resolution (then upsampled).
+SHADING_DOWNSAMPLE = 4
+
+
+@dataclass
+class Appearance:
+    """Light and reflectance of one face (see the module docstring)."""
+
+    lighting: Lighting
+    """The photo's light (camera frame, linear RGB, mean diffuse shading 1 per channel)."""
+    albedo: np.ndarray
+    """``H x W x 3`` uint8 sRGB diffuse albedo in the atlas of the photo texture."""
+    specular: np.ndarray
+    """``h x w`` float32 specular strength ``ks`` in the same atlas, low resolution."""
+    albedo_crop: np.ndarray
+    """``S x S x 3`` float32 linear albedo at the fitted crop pixels (0 elsewhere)."""
+    pixels: np.ndarray
+    """``S x S`` bool: the crop pixels the light was fitted on."""
+    info: dict = field(default_factory=dict)
+    """Diagnostics: residual, pixel count, seconds."""
+
+    def filled_albedo_crop(self, sigma_px: float = 4.0) -> np.ndarray:
+        """``S x S x 3`` float32 linear albedo: :attr:`albedo_crop` on the fitted pixels, a
+        normalised blur of it elsewhere (for refinement, whose pixels may differ a little)."""
+        size = self.pixels.shape[0]
+        pixels = np.flatnonzero(self.pixels)
+        flat = self.albedo_crop.reshape(-1, 3).copy()
+        rest = np.flatnonzero(~self.pixels.reshape(-1))
+        flat[rest] = masked_blur(flat[pixels], pixels, size, sigma_px, at=rest)
+        return flat.reshape(size, size, 3)
+
+
+def srgb8_to_linear(image: np.ndarray) -> np.ndarray:
+    """uint8 sRGB -> float32 linear [0, 1] through a 256-entry table."""
+    from facenormals3d.data.albedo import srgb_to_linear
+
+    table = srgb_to_linear(np.arange(256) / 255.0).astype(np.float32)
+    return table[np.asarray(image, np.uint8)]
+
+
+def linear_to_srgb8(image: np.ndarray) -> np.ndarray:
+    """float linear [0, 1] -> uint8 sRGB."""
+    from facenormals3d.data.albedo import linear_to_srgb8 as convert
+
+    return convert(image)  # clips through its table index
+
+
+def crop_points(depth: np.ndarray, mm_per_pixel: float) -> np.ndarray:
+    """``S x S x 3`` float32 surface points (mm) of the pixel centres at crop ``depth`` (z)."""
+    size = depth.shape[0]
+    centres = (np.arange(size, dtype=np.float32) + 0.5 - size / 2) * mm_per_pixel
+    xx, yy = np.meshgrid(centres, -centres)
+    return np.stack([xx, yy, depth.astype(np.float32)], axis=-1)
+
+
+def estimate_appearance(crop: np.ndarray, normals: np.ndarray, mask: np.ndarray, vertices: np.ndarray,
+                        faces: np.ndarray, vertex_normals: np.ndarray, hits: tuple, mm_per_pixel: float,
+                        raster, own, mirror, texture: np.ndarray,
+                        settings: LightingSettings = LightingSettings()) -> Appearance:
+    """Light, albedo atlas and specular map of one face.
+
+    Args:
+        crop: ``S x S x 3`` uint8 sRGB face crop.
+        normals: ``S x S x 3`` detail normals (camera frame), NaN where unknown.
+        mask: ``S x S`` bool, the pixels to fit the light on (face mask, mesh visible).
+        vertices, faces, vertex_normals: the final mesh (crop frame, mm).
+        hits: ``(depth, triangle, bary)`` of :func:`facenormals3d.surface.orthographic_hits`
+            for this mesh.
+        raster, own, mirror: the atlas raster and texel views the texture was baked with.
+        texture: ``H x W x 3`` uint8 photo texture (sRGB) in that atlas.
+    """
+    from facenormals3d.mesh import atlas
+    from facenormals3d.surface import interpolate, raycasting_scene
+
+    t0 = time.perf_counter()
+    size = crop.shape[0]
+    depth, tri, bary = hits
+    covered = tri >= 0
+    fit_mask = mask & covered & np.all(np.isfinite(normals), axis=-1)
+    pixels = np.flatnonzero(fit_mask)
+    # Normals of every covered pixel: the detail normals where known, the mesh's elsewhere.
+    n_all = interpolate(vertex_normals, faces, tri, bary)
+    n_all = np.where(fit_mask[..., None], np.nan_to_num(normals), np.nan_to_num(n_all))
+    n_all /= np.maximum(np.linalg.norm(n_all, axis=-1, keepdims=True), 1e-8)
+    points = crop_points(np.nan_to_num(depth), mm_per_pixel)
+    linear = srgb8_to_linear(crop).reshape(-1, 3)
+    scene = raycasting_scene(vertices, faces)
+    flat_n = n_all.reshape(-1, 3)
+    flat_p = points.reshape(-1, 3)
+    fit = fit_lighting(flat_n[pixels], linear[pixels], pixels, size, flat_p[pixels], scene, settings)
+
+    # Shade every covered pixel with the fitted light.
+    cov = np.flatnonzero(covered)
+    vis = []
+    for light in fit.lighting.lights:
+        v = np.ones(len(cov), np.float32)
+        lit = flat_n[cov] @ light.direction > 0
+        v[lit] = shadow_visibility(scene, flat_p[cov][lit], flat_n[cov][lit].astype(np.float32), light.direction)
+        vis.append(v)
+    diffuse, spec_unit = light_terms(flat_n[cov], fit.lighting, vis)
+    ks = masked_blur(fit.ks[:, None], pixels, size, settings.specular_sigma_px, at=cov)[:, 0]
+    shade_img = np.zeros((size * size, 4), np.float32)
+    shade_img[cov, :3] = diffuse
+    shade_img[cov, 3] = ks * spec_unit
+    ks_img = np.zeros((size * size, 1), np.float32)
+    ks_img[cov, 0] = ks
+    t_fit = time.perf_counter() - t0
+
+    # Shading is baked at a quarter of the atlas resolution and upsampled: the crop it comes
+    # from has ~1 pixel per 4 atlas texels on the face anyway.
+    import cv2
+
+    coarse = _downsampled(raster, own, mirror, max(raster.height // SHADING_DOWNSAMPLE, 1))
+    baked = atlas.bake_image(*coarse, shade_img.reshape(size, size, 4), np.eye(3)[:2])
+    baked = cv2.resize(baked, (raster.width, raster.height), interpolation=cv2.INTER_LINEAR)
+    tex_lin = srgb8_to_linear(texture)
+    albedo = (tex_lin - baked[..., 3:]) / np.maximum(baked[..., :3], MIN_SHADING)
+    small = _downsampled(raster, own, mirror, SPECULAR_MAP_HEIGHT)
+    spec_map = atlas.bake_image(*small, ks_img.reshape(size, size, 1), np.eye(3)[:2])[..., 0]
+
+    albedo_crop = np.zeros((size * size, 3), np.float32)
+    albedo_crop[pixels] = (linear[pixels] - fit.specular) / np.maximum(fit.diffuse, MIN_SHADING)
+    info = {"pixels": int(len(pixels)), "residual": fit.residual,
+            "directional_lights": len(fit.lighting.lights), "seconds_fit": t_fit,
+            "seconds": time.perf_counter() - t0}
+    return Appearance(lighting=fit.lighting, albedo=linear_to_srgb8(albedo), specular=spec_map.astype(np.float32),
+                      albedo_crop=albedo_crop.reshape(size, size, 3), pixels=fit_mask, info=info)
+
+
+def _downsampled(raster, own, mirror, height: int):
+    """The raster and texel views restricted to every ``f``-th texel row and column, as a
+    ``height x 2 height`` raster (for low-resolution maps)."""
+    from facenormals3d.mesh.atlas import AtlasRaster, TexelView
+
+    f = max(1, raster.height // height)
+    rows, cols = np.divmod(raster.texel, raster.width)
+    keep = np.flatnonzero((rows % f == 0) & (cols % f == 0))
+    h, w = -(-raster.height // f), -(-raster.width // f)
+    small = AtlasRaster(width=w, height=h, texel=(rows[keep] // f) * w + cols[keep] // f,
+                        triangle=raster.triangle[keep], bary=raster.bary[keep])
+
+    def sub(view):
+        return None if view is None else TexelView(crop_xy=view.crop_xy[keep], weight=view.weight[keep])
+
+    return small, sub(own), sub(mirror)

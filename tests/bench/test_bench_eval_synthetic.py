@@ -1,0 +1,54 @@
+"""The synthetic benchmark: exact ground truth from the engine, the pipeline scored on it."""
+
+import numpy as np
+
+from facenormals3d.conventions import NOW_IBUG68
+from facenormals3d.bench.eval_synthetic import SyntheticEvalSettings, evaluate_synthetic, ground_truth_surface
+
+
+def test_ground_truth_surface_is_the_posed_face(ict_dir):
+    from facenormals3d.data.ict import load_ict
+    from facenormals3d.data.synth import SynthEngine
+
+    model = load_ict(ict_dir)
+    sample = SynthEngine(model).render_index(5, 0, "test")
+    points, lm7 = ground_truth_surface(sample, model)
+    assert points.shape[1] == 3 and len(points) > 5000
+    np.testing.assert_allclose(lm7, sample.vertices_camera[np.asarray(model.landmarks)[list(NOW_IBUG68)]])
+    # In front of the camera (OpenGL: z < 0) and face-sized (cheek to cheek ~ 10-20 cm).
+    assert np.all(points[:, 2] < 0)
+    assert 90 < np.ptp(points[:, 0]) < 220
+    # The landmarks project onto the rendered landmark positions.
+    cam = sample.params["camera"]["crop"]
+    uv = np.stack([cam["focal"] * lm7[:, 0] / -lm7[:, 2] + cam["cx"],
+                   -cam["focal"] * lm7[:, 1] / -lm7[:, 2] + cam["cy"]], axis=1)
+    np.testing.assert_allclose(uv, sample.landmarks68[list(NOW_IBUG68)], atol=0.5)
+
+
+def test_baseline_and_landmark_fit_score_on_held_out_faces(ict_dir):
+    res = evaluate_synthetic(str(ict_dir), SyntheticEvalSettings(n=2, methods=("mediapipe_mesh", "fit_landmarks")))
+    rows = {r["method"]: r for r in res.rows}
+    assert set(rows) == {"mediapipe_mesh", "fit_landmarks"} and len(res.samples) == 4
+    assert "optimistic" in res.caveat
+    for row in rows.values():
+        assert row["samples"] == 2
+        if row["failed"] < 2:
+            # Neither perfect nor useless.
+            assert 3.0 < row["normal_mean_deg"] < 45.0
+            assert 0.3 < row["coverage"] <= 1.0
+            assert 0.2 < row["mesh_median_mm"] < 15.0
+            assert 0.1 < row["visible_median_mm"] < 15.0 and row["seconds_per_face"] > 0
+
+
+def test_visible_points_are_the_front_of_the_face(ict_dir):
+    from facenormals3d.data.ict import load_ict
+    from facenormals3d.data.synth import SynthEngine
+    from facenormals3d.bench.eval_synthetic import visible_points
+
+    model = load_ict(ict_dir)
+    sample = SynthEngine(model).render_index(5, 0, "test")
+    points, _ = ground_truth_surface(sample, model)
+    seen = visible_points(sample, model)
+    assert 0.2 < seen.mean() < 0.95
+    # Seen points are nearer the camera than the hidden ones, on average.
+    assert points[seen, 2].mean() > points[~seen, 2].mean()

@@ -1,0 +1,153 @@
+"""Lighting and reflectance: analytic checks of the SH + directional model, its fit, the
+engine-light conversion, shadow rays, the lit renderer and the light presets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from facenormals3d.errors import InputError
+from facenormals3d.render.lighting import (DirectionalLight, Lighting, LightingSettings, clamped_cosine_sh,
+                                           fit_lighting, light_terms, masked_blur, sh_basis_np, shadow_visibility)
+
+SIZE = 96
+
+
+def sphere_pixels(size: int = SIZE):
+    """Unit normals of a front-facing sphere filling ~80% of a ``size`` crop, and their flat indices."""
+    c = (np.arange(size) + 0.5 - size / 2) / (0.4 * size)
+    x, y = np.meshgrid(c, -c)
+    r2 = x * x + y * y
+    inside = r2 < 0.95
+    n = np.stack([x, y, np.sqrt(np.clip(1 - r2, 0, 1))], -1)[inside]
+    return n, np.flatnonzero(inside.ravel())
+
+
+def true_light() -> Lighting:
+    sh = np.zeros((9, 3))
+    sh[0] = [0.9, 0.8, 0.7]
+    sh[1] = [0.2, 0.2, 0.25]  # brighter above
+    return Lighting(sh=sh, lights=[DirectionalLight(np.array([0.6, 0.3, 0.74]) / np.linalg.norm([0.6, 0.3, 0.74]),
+                                                    np.array([1.0, 0.9, 0.8]))])
+
+
+def test_clamped_cosine_sh_approximates_the_clamped_cosine():
+    n, _ = sphere_pixels()
+    d = np.array([0.3, 0.5, 0.81]) / np.linalg.norm([0.3, 0.5, 0.81])
+    approx = sh_basis_np(n) @ clamped_cosine_sh(d)
+    exact = np.maximum(n @ d, 0)
+    assert np.abs(approx - exact).mean() < 0.05  # order 2 captures most of it
+
+
+def test_fit_recovers_a_known_light_and_constant_albedo_on_a_sphere():
+    n, pixels = sphere_pixels()
+    light = true_light()
+    albedo = np.array([0.6, 0.45, 0.35])
+    diffuse, _ = light_terms(n, light)
+    colors = albedo * diffuse
+    fit = fit_lighting(n, colors, pixels, SIZE, settings=LightingSettings(specular=False))
+    # The product (what the photo shows) is reproduced, the albedo is constant up to scale,
+    # and the directional light points where the true one does.
+    pred = fit.smooth_albedo * fit.diffuse
+    assert np.abs(pred - colors).mean() < 0.01
+    ratio = fit.smooth_albedo / albedo
+    assert ratio.std(0).max() / ratio.mean() < 0.05
+    assert np.allclose(fit.diffuse.mean(0), 1.0, atol=1e-4)  # the scale convention
+    assert len(fit.lighting.lights) == 1
+    cos = fit.lighting.lights[0].direction @ light.lights[0].direction
+    assert np.degrees(np.arccos(np.clip(cos, -1, 1))) < 20
+
+
+def test_lighting_round_trips_through_json_and_rejects_bad_files():
+    light = true_light()
+    back = Lighting.from_dict(light.to_dict())
+    assert np.allclose(back.sh, light.sh)
+    assert np.allclose(back.lights[0].direction, light.lights[0].direction)
+    with pytest.raises(InputError, match="my.json"):
+        Lighting.from_dict({"sh": [[1, 2]]}, "my.json")
+    with pytest.raises(InputError, match="x.json"):
+        Lighting.from_dict({"lights": [{"direction": [0, 0, 0]}]}, "x.json")
+
+
+def test_masked_blur_keeps_a_constant_and_ignores_outside_pixels():
+    _, pixels = sphere_pixels()
+    out = masked_blur(np.full((len(pixels), 2), 0.7, np.float32), pixels, SIZE, 5.0)
+    assert np.allclose(out, 0.7, atol=1e-4)
+
+
+def test_shadow_rays_are_blocked_under_a_roof_and_free_elsewhere():
+    from facenormals3d.surface import raycasting_scene
+
+    roof = np.array([[-5, -5, 10], [5, -5, 10], [5, 5, 10], [-5, 5, 10]], float)
+    scene = raycasting_scene(roof, np.array([[0, 1, 2], [0, 2, 3]]))
+    points = np.array([[0, 0, 0], [20, 0, 0]], np.float32)
+    normals = np.array([[0, 0, 1], [0, 0, 1]], np.float32)
+    vis = shadow_visibility(scene, points, normals, np.array([0.0, 0.0, 1.0]))
+    assert vis.tolist() == [0.0, 1.0]
+
+
+def test_engine_light_converts_exactly_to_sh():
+    from facenormals3d.data.render import env_irradiance, sample_lighting
+    from facenormals3d.bench.eval_relight import engine_lighting
+
+    light = sample_lighting(np.random.default_rng(3))
+    light["env"]["a"] = [2.0, 2.0, 2.0]  # keep the engine's floor clamp out of the way
+    n, _ = sphere_pixels()
+    ours = sh_basis_np(n) @ engine_lighting(light).sh
+    assert np.allclose(ours, env_irradiance(light["env"], n.astype(np.float32)), atol=1e-4)
+
+
+def test_render_lit_shades_a_flat_square_facing_the_camera():
+    from facenormals3d.render.camera import OrthoView
+    from facenormals3d.render.relight import render_lit
+
+    v = np.array([[-10, -10, 0], [10, -10, 0], [10, 10, 0], [-10, 10, 0]], float)
+    f = np.array([[0, 1, 2], [0, 2, 3]])
+    uv = (v[f][..., :2] + 10) / 20
+    atlas = np.full((8, 16, 3), 0.5, np.float32)
+    sh = np.zeros((9, 3))
+    sh[0] = 0.2 / 0.28209479177387814
+    light = Lighting(sh=sh, lights=[DirectionalLight(np.array([0.0, 0.0, 1.0]), np.full(3, 0.6))])
+    view = OrthoView(rotation=np.eye(3), center=np.zeros(3), half_extent=12.0, size=32)
+    out = render_lit(v, f, uv, atlas, light, view, rasterizer="open3d")
+    assert out.coverage[16, 16] and not out.coverage[0, 0]
+    assert np.allclose(out.rgb[out.coverage], 0.5 * (0.2 + 0.6), atol=1e-3)
+
+
+def test_presets_and_directions_parse():
+    from facenormals3d.commands.relight import parse_lights
+    from facenormals3d.render.relight import PRESETS
+
+    lights = parse_lights(list(PRESETS), ["1,0,1"])
+    assert set(PRESETS) <= set(lights) and "dir_1_0_1" in lights
+    assert all(np.isclose(np.linalg.norm(l.direction), 1) for light in lights.values() for l in light.lights)
+    with pytest.raises(InputError, match="nope"):
+        parse_lights(["nope"], None)
+
+
+def test_relight_help_lists_the_presets():
+    from facenormals3d.cli import build_parser
+    from facenormals3d.render.relight import PRESETS
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
+    text = sub.choices["relight"].format_help()
+    assert all(name in text for name in PRESETS)
+
+
+def test_soft_alpha_is_zero_outside_and_one_deep_inside():
+    from facenormals3d.render.relight import soft_alpha
+
+    region = np.zeros((40, 40), bool)
+    region[5:35, 5:35] = True
+    a = soft_alpha(region, 5.0)
+    assert a[~region].max() == 0 and a[20, 20] == 1 and 0 < a[6, 20] < 1
+
+
+def test_numpy_sh_basis_matches_the_torch_reference():
+    import torch
+
+    from facenormals3d.render.shading import sh_basis
+
+    n, _ = sphere_pixels(16)
+    assert np.allclose(sh_basis_np(n), sh_basis(torch.as_tensor(n)).numpy(), atol=1e-12)

@@ -1,0 +1,124 @@
+"""Endless streams, the prior hook and the hair weights of the training loop."""
+
+import numpy as np
+import pytest
+import torch
+
+from facenormals3d.training import prior as prior_mod
+from facenormals3d.training.prior import WithPrior, prior_item
+from facenormals3d.model.config import ModelConfig
+from facenormals3d.training.train import (DataSources, StreamBatches, TrainConfig, fit_to_input, load_checkpoint,
+                                 pixel_weights, train)
+
+SIZE = 32
+
+
+class Endless(torch.utils.data.Dataset):
+    """Item i is a sphere-cap sample seeded by i; records which indices were read."""
+
+    endless = True
+
+    def __init__(self, seen=None):
+        self.seen = seen
+
+    def __len__(self):
+        return 2 ** 62
+
+    def __getitem__(self, i):
+        if self.seen is not None:
+            self.seen.append(int(i))
+        g = torch.Generator().manual_seed(int(i))
+        ys, xs = torch.meshgrid(torch.linspace(1, -1, SIZE), torch.linspace(-1, 1, SIZE), indexing="ij")
+        r = 0.6 + 0.3 * torch.rand(1, generator=g)
+        inside = ((xs / r) ** 2 + (ys / r) ** 2) < 1
+        z = torch.sqrt((1 - (xs / r) ** 2 - (ys / r) ** 2).clamp_min(0))
+        normals = torch.stack([xs / r, ys / r, z]) * inside
+        image = (0.2 + 0.7 * normals[2].clamp_min(0)).expand(3, -1, -1).clone()
+        hair = (ys > 0.5).float()[None] * inside
+        return {"image": image, "normals": normals, "mask": inside[None].float(), "hair": hair,
+                "identity": torch.tensor(int(i))}
+
+
+def test_stream_reads_consecutive_indices_and_resumes_where_it_stopped():
+    seen = []
+    s = StreamBatches(Endless(seen), batch_size=3, rank=0, world=1, workers=0)
+    for _ in range(3):
+        s.next()
+    assert seen == list(range(9))
+    state = s.state_dict()
+    seen.clear()
+    again = StreamBatches(Endless(seen), batch_size=3, rank=0, world=1, workers=0)
+    again.load_state_dict(state)
+    batch = again.next()
+    assert seen == [9, 10, 11] and batch["identity"].tolist() == [9, 10, 11]
+
+
+def test_ranks_read_disjoint_items():
+    seen0, seen1 = [], []
+    for seen, rank in ((seen0, 0), (seen1, 1)):
+        s = StreamBatches(Endless(seen), batch_size=2, rank=rank, world=2, workers=0)
+        s.next(), s.next()
+    assert seen0 == [0, 1, 4, 5] and seen1 == [2, 3, 6, 7]
+
+
+def test_hair_pixels_are_down_weighted():
+    item = Endless()[0]
+    batch = {k: v[None] for k, v in item.items()}
+    w = pixel_weights(batch, 0.25)
+    hair = batch["hair"] > 0.5
+    assert torch.all(w[hair] == 0.25) and torch.all(w[~hair] == batch["mask"][~hair])
+    assert torch.equal(pixel_weights({"mask": batch["mask"]}, 0.25), batch["mask"])
+
+
+def fake_prior(image: np.ndarray) -> np.ndarray:
+    """A flat prior on the left half of the crop, nothing on the right."""
+    out = np.full(image.shape, np.nan, dtype=np.float32)
+    out[:, : image.shape[1] // 2] = (0.0, 0.0, 1.0)
+    return out
+
+
+def test_prior_item_zero_outside_and_mask():
+    got = prior_item(fake_prior, torch.rand(3, 16, 16))
+    assert got["coarse_normals"].shape == (3, 16, 16) and got["prior_mask"].shape == (1, 16, 16)
+    assert torch.all(got["coarse_normals"][:, :, 8:] == 0) and torch.all(got["coarse_normals"][2, :, :8] == 1)
+    assert got["prior_mask"][0, :, :8].all() and not got["prior_mask"][0, :, 8:].any()
+    none = prior_item(lambda image: None, torch.rand(3, 16, 16))
+    assert not none["prior_mask"].any() and not none["coarse_normals"].any()
+
+
+def test_resized_prior_is_not_cut_to_the_ground_truth_mask():
+    item = WithPrior(Endless(), fake_prior)[0]
+    batch = {k: v[None] for k, v in item.items()}
+    big = {k: torch.nn.functional.interpolate(v.float(), scale_factor=2, mode="nearest") if v.ndim == 4 else v
+           for k, v in batch.items()}
+    small = fit_to_input(big, SIZE)
+    outside = (small["mask"] == 0) & (small["prior_mask"] > 0.99)
+    assert outside.any() and torch.all(small["coarse_normals"][:, 2:3][outside] > 0.99)
+
+
+def test_training_on_an_endless_stream_with_a_prior_and_confidence(tmp_path, monkeypatch):
+    monkeypatch.setitem(prior_mod.PRIORS, "flat-left", lambda: fake_prior)
+    cfg = TrainConfig(model=ModelConfig(width=1 / 16, input_size=SIZE, coarse_normals=True, confidence=True),
+                      steps=3, batch_size=2, val_every=3, val_samples=2, checkpoint_every=1, log_every=1,
+                      prior="flat-left", warmup_steps=10)
+    val = [Endless()[1000 + i] for i in range(2)]
+    result = train(cfg, DataSources(paired_train=Endless(), paired_val=val), tmp_path)
+    assert result.step == 3 and result.last_val is not None
+    ckpt = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert ckpt["data"]["paired_train"]["pos"] == 3 and ckpt["train_config"]["prior"] == "flat-left"
+    rows = (tmp_path / "log_train.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    assert all(r.split(",")[header.index("confidence_nll")] != "" for r in rows[1:])
+
+
+def test_unknown_prior_name_is_refused():
+    with pytest.raises(ValueError, match="unknown prior"):
+        prior_mod.make_prior("no-such-prior")
+
+
+def test_a_prior_needs_a_prior_conditioned_model(tmp_path):
+    from facenormals3d.errors import InputError
+
+    cfg = TrainConfig(model=ModelConfig(width=1 / 16, input_size=SIZE), steps=1, batch_size=2, prior="landmarks")
+    with pytest.raises(InputError, match="coarse-normals"):
+        train(cfg, DataSources(paired_train=Endless()), tmp_path)
