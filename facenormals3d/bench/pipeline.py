@@ -46,7 +46,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="also time the refinement with this many iterations (default 0: skip)")
     p.add_argument("--no-48mp", action="store_true", help="skip the 48 MP photo")
     p.add_argument("--weights", default=None, help="network weights (default: shipped)")
-    p.add_argument("--threads", type=int, default=2, help="torch CPU threads (warm stages)")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads of the warm stages (reconstruct's default: 1)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
                    help="where torch runs (cuda: untested, no GPU was available when this was written)")
 
