@@ -83,3 +83,4 @@ def test_overlapped_run_writes_the_same_files_as_a_serial_run(astronaut, tmp_pat
     assert serial.keys() == overlap.keys()
     for name in serial:
         assert serial[name] == overlap[name], name
+

@@ -46,7 +46,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="also time the refinement with this many iterations (default 0: skip)")
     p.add_argument("--no-48mp", action="store_true", help="skip the 48 MP photo")
     p.add_argument("--weights", default=None, help="network weights (default: shipped)")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads of the warm stages (reconstruct's default: 1)")
+    p.add_argument("--threads", type=int, default=1, help="CPU threads of the network (reconstruct's default: 1)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
                    help="where torch runs (cuda: untested, no GPU was available when this was written)")
 
@@ -160,16 +160,15 @@ def _processes(args: argparse.Namespace, tmp: Path) -> tuple[list[dict], list[di
 def _warm(args: argparse.Namespace) -> tuple[list[dict], list[dict], list[str]]:
     """One face per stage in a warm process: network, and the landmark baseline as reference."""
     import skimage.data
-    import torch
 
     from facenormals3d.export import write_face
     from facenormals3d.pipeline import Reconstructor, ReconstructSettings
 
-    torch.set_num_threads(args.threads)
     image = skimage.data.astronaut()
     rows, walls = [], {}
     for source in ("network", "landmarks"):
-        settings = ReconstructSettings(normal_source=source, weights=args.weights, device=args.device)
+        settings = ReconstructSettings(normal_source=source, weights=args.weights, device=args.device,
+                                       threads=args.threads)
         runs = []
         with Reconstructor(settings) as rec, tempfile.TemporaryDirectory() as tmp:
             rec.run(image)  # warm-up: graph start, first-call allocations, atlas raster

@@ -65,10 +65,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="fitted mesh: texture and normal-map height (the atlas is twice as wide; default 1024)")
     p.add_argument("--no-previews", action="store_true",
                    help="skip preview.png (the slowest file; tools that import the mesh don't need it)")
-    p.add_argument("--threads", type=int, default=1, metavar="N",
-                   help="torch CPU threads (default 1: the network is small, one thread ran it in "
-                        "21 ms vs 38 ms on two on a 2-core machine, and up to 1 s a call when the "
-                        "other core was busy; the writer thread uses the second core)")
+    p.add_argument("--threads", type=int, default=ReconstructSettings.threads, metavar="N",
+                   help="CPU threads of the network (default 1: it is small; one thread ran it in "
+                        "21 ms vs 38 ms on two on a 2-core machine, and two took up to 1 s a call "
+                        "when the other core was busy)")
     p.add_argument("--serial", action="store_true",
                    help="compute, write files and read the next photo one after another on one "
                         "thread (the same files; by default a face's files are written while the "
@@ -89,19 +89,16 @@ def run(args: argparse.Namespace) -> int:
     settings = ReconstructSettings(normal_source=args.normal_source, weights=args.weights,
                                    integration=args.integration, prior_weight=args.prior_weight,
                                    refine_iterations=args.refine, max_faces=args.max_faces,
-                                   device=args.device, mesh=args.mesh, texture_size=args.texture_size)
+                                   device=args.device, mesh=args.mesh, texture_size=args.texture_size,
+                                   threads=args.threads)
     if args.threads < 1:
         log.error("--threads must be >= 1, got %d", args.threads)
         return int(ExitCode.USAGE)
-    if settings.device != "cuda":
-        import torch
-
-        torch.set_num_threads(args.threads)
     out = Path(args.out)
     claimed: set[str] = set()
-    threads = 0 if args.serial else 1
-    with Reconstructor(settings) as rec, ReadAhead(args.photos, load_photo, threads) as photos, \
-            BackgroundWriter(threads=threads) as writer:
+    workers = 0 if args.serial else 1
+    with Reconstructor(settings) as rec, ReadAhead(args.photos, load_photo, workers) as photos, \
+            BackgroundWriter(threads=workers) as writer:
         result = run_batch(args.photos, lambda p: _one_photo(p, out, rec, args.overwrite, claimed,
                                                              not args.no_previews, photos, writer),
                            args=args, desc="reconstruct")
