@@ -76,8 +76,14 @@ def normals_to_rgb16(normals: np.ndarray, mask: np.ndarray | None = None) -> np.
     valid = np.all(np.isfinite(n), axis=-1)
     if mask is not None:
         valid &= np.asarray(mask, dtype=bool)
-    rgb = np.clip((np.nan_to_num(n) + 1.0) * 0.5, 0.0, 1.0)
-    out = np.round(rgb * 65535.0).astype(np.uint16)
+    # The same float32 steps as (clip((n + 1) / 2) * 65535).round(), in place (2 M texels).
+    rgb = np.nan_to_num(n)
+    rgb += 1.0
+    rgb *= 0.5
+    np.clip(rgb, 0.0, 1.0, out=rgb)
+    rgb *= 65535.0
+    np.round(rgb, out=rgb)
+    out = rgb.astype(np.uint16)
     out[~valid] = 0
     return out
 
@@ -120,6 +126,23 @@ def read_normal_map(path: str | Path) -> np.ndarray:
 def write_normal_png(path: str | Path, normals: np.ndarray, mask: np.ndarray | None = None) -> None:
     """Write normals as a 16-bit RGB PNG (no atomic rename: see :mod:`facenormals3d.outputs`)."""
     write_rgb16_png(path, normals_to_rgb16(normals, mask))
+
+
+#: zlib level of the 8-bit PNGs the tool writes: level 1 encodes a 2048 x 1024 texture ~4x
+#: faster than Pillow's default 6 (0.16 s vs 0.65 s here) for ~20% more bytes; the pixels
+#: are the same (PNG is lossless).
+PNG_COMPRESS_LEVEL = 1
+
+
+def write_png(path: str | Path, image: np.ndarray) -> None:
+    """Write an ``H x W`` or ``H x W x 3/4`` uint8 PNG at :data:`PNG_COMPRESS_LEVEL` (no atomic
+    rename: see :mod:`facenormals3d.outputs`)."""
+    from PIL import Image
+
+    arr = np.asarray(image)
+    if arr.dtype != np.uint8 or arr.ndim not in (2, 3):
+        raise ValueError(f"expected an H x W (x C) uint8 image, got {arr.dtype} {arr.shape}")
+    Image.fromarray(np.ascontiguousarray(arr)).save(path, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
 
 
 def write_rgb16_png(path: str | Path, rgb: np.ndarray) -> None:

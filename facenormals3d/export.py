@@ -12,7 +12,6 @@ renamed when complete.
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +34,7 @@ def write_face(rec, folder: Path, previews: bool = True) -> dict[str, Any]:
     import time
 
     t0 = time.perf_counter()
-    import imageio.v3 as iio
-
-    from facenormals3d.conventions import write_normal_png
+    from facenormals3d.conventions import write_normal_png, write_png
     from facenormals3d.mesh import write_obj, write_ply
     from facenormals3d.outputs import write_json
 
@@ -56,7 +53,7 @@ def write_face(rec, folder: Path, previews: bool = True) -> dict[str, Any]:
     write_normal_png(folder / "normals.png", rec.normals, rec.mask)
     np.save(folder / "normals.npy", rec.normals)
     np.save(folder / "depth.npy", rec.depth)
-    iio.imwrite(folder / "mask.png", rec.mask.astype(np.uint8) * 255)
+    write_png(folder / "mask.png", rec.mask.astype(np.uint8) * 255)
     np.save(folder / "landmarks7.npy", rec.landmarks7)
     np.save(folder / "landmarks.npy", rec.landmarks_mesh)
     np.save(folder / "landmarks_photo.npy", rec.face.landmarks_photo)
@@ -64,7 +61,7 @@ def write_face(rec, folder: Path, previews: bool = True) -> dict[str, Any]:
     rec.timings["write"] = time.perf_counter() - t0
     if previews:
         t0 = time.perf_counter()
-        iio.imwrite(folder / "preview.png", preview_image(rec))
+        write_png(folder / "preview.png", preview_image(rec))
         rec.timings["preview"] = time.perf_counter() - t0
     report = face_report(rec)
     write_json(folder / "report.json", report)
@@ -78,14 +75,13 @@ def write_appearance(rec, folder: Path) -> str | None:
     appearance = rec.fit.appearance if rec.fit is not None else None
     if appearance is None:
         return None
-    import imageio.v3 as iio
-
+    from facenormals3d.conventions import write_png
     from facenormals3d.outputs import write_json
     from facenormals3d.render.lighting import LightingSettings
 
     top = LightingSettings.max_specular
-    iio.imwrite(folder / "albedo.png", appearance.albedo)
-    iio.imwrite(folder / "specular.png", np.clip(appearance.specular / top * 255 + 0.5, 0, 255).astype(np.uint8))
+    write_png(folder / "albedo.png", appearance.albedo)
+    write_png(folder / "specular.png", np.clip(appearance.specular / top * 255 + 0.5, 0, 255).astype(np.uint8))
     write_json(folder / "lighting.json", {**appearance.lighting.to_dict(), "specular_map": "specular.png",
                                           "specular_map_scale": top, "fit": appearance.info})
     return "albedo.png"
@@ -130,23 +126,28 @@ def face_report(rec) -> dict[str, Any]:
 
 
 def preview_image(rec) -> np.ndarray:
-    """One picture to judge a face by: crop | normals | grey front | two 3/4 views | textured."""
+    """One picture to judge a face by: crop | normals | grey front | two 3/4 views | textured.
+
+    PyTorch3D rasterises the three views in one call (binned on CPU); the grey and the
+    textured front panels are shaded from the same fragments.
+    """
     from facenormals3d.conventions import normals_to_preview
     from facenormals3d.render.camera import frame_mesh
-    from facenormals3d.render.preview import contact_sheet, render_mesh
+    from facenormals3d.render.preview import contact_sheet, rasterize_views, shade
+    from facenormals3d.surface import vertex_normals
 
     size = PREVIEW_PANEL
     v, f = rec.mesh.vertices, rec.mesh.faces
-    front = frame_mesh(v, size=size)
-    # PyTorch3D's rasteriser (tiled on CPU), as the product promises for previews.
-    render = functools.partial(render_mesh, size=size, rasterizer="pytorch3d")
+    views = [frame_mesh(v, size=size), frame_mesh(v, yaw_deg=-THREE_QUARTER_YAW, size=size),
+             frame_mesh(v, yaw_deg=THREE_QUARTER_YAW, size=size)]
+    fragments = rasterize_views(v, f, views, rasterizer="pytorch3d")
+    vn = vertex_normals(v, f)
+    grey = [shade(v, f, frag, view, vertex_normals_=vn) for frag, view in zip(fragments, views)]
+    uvs = rec.mesh.uvs if rec.mesh.corner_uvs is None else rec.mesh.corner_uvs
+    textured = grey[0] if rec.mesh.texture is None else shade(v, f, fragments[0], views[0],
+                                                               texture=rec.mesh.texture, uvs=uvs)
     panels = [_resize(rec.face.crop, size), _resize(normals_to_preview(rec.normals, rec.mask), size),
-              render(v, f, view=front),
-              render(v, f, yaw_deg=-THREE_QUARTER_YAW),
-              render(v, f, yaw_deg=THREE_QUARTER_YAW),
-              render(v, f, view=front) if rec.mesh.texture is None else
-              render(v, f, texture=rec.mesh.texture,
-                     uvs=rec.mesh.uvs if rec.mesh.corner_uvs is None else rec.mesh.corner_uvs, view=front)]
+              *grey, textured]
     labels = ["input crop", "normals", "mesh (front)", f"yaw -{THREE_QUARTER_YAW:g}",
               f"yaw +{THREE_QUARTER_YAW:g}", "textured"]
     return contact_sheet(panels, labels, columns=6)

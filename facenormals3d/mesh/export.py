@@ -14,6 +14,9 @@ millimetres, y up, z towards the camera (Blender's OBJ importer maps OBJ +y to i
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -61,19 +64,46 @@ def obj_text(mesh: FaceMesh, *, mtllib: str | None = None, plain: bool = False) 
         return "".join(lines)
     if mesh.corner_uvs is None:
         lines.append(_rows("vt %.6f %.6f\n", mesh.uvs))
-        vt = f
+        vt_text, face_text = "", _face_rows(f, f)
     else:
-        # One vt per distinct corner UV; faces index them separately from the vertices.
-        uv, inverse = np.unique(np.round(np.asarray(mesh.corner_uvs, np.float64).reshape(-1, 2), 6), axis=0,
-                                return_inverse=True)
-        lines.append(_rows("vt %.6f %.6f\n", uv))
-        vt = inverse.reshape(-1, 3) + 1
+        # A face model's meshes share faces and UVs: their text is made once per process.
+        vt_text, face_text = _corner_uv_text(np.asarray(mesh.faces), np.asarray(mesh.corner_uvs))
+    lines.append(vt_text)
     lines.append(_rows("vn %.5f %.5f %.5f\n", mesh.vertex_normals))
     if mtllib:
         lines.append(f"usemtl {MATERIAL}\n")
-    corners = np.stack([f, vt, f], axis=2).reshape(len(f), 9)
-    lines.append(_rows("f %d/%d/%d %d/%d/%d %d/%d/%d\n", corners))
+    lines.append(face_text)
     return "".join(lines)
+
+
+def _face_rows(f: np.ndarray, vt: np.ndarray) -> str:
+    """``f v/vt/vn`` lines from 1-based ``F x 3`` vertex and texture-coordinate indices."""
+    return _rows("f %d/%d/%d %d/%d/%d %d/%d/%d\n", np.stack([f, vt, f], axis=2).reshape(len(f), 9))
+
+
+#: Texts of recent (faces, corner UVs) pairs, keyed by a digest of their bytes.
+_TOPOLOGY_TEXT: "OrderedDict[bytes, tuple[str, str]]" = OrderedDict()
+_TOPOLOGY_LOCK = threading.Lock()
+_TOPOLOGY_KEEP = 4
+
+
+def _corner_uv_text(faces: np.ndarray, corner_uvs: np.ndarray) -> tuple[str, str]:
+    """The ``vt`` lines (one per distinct corner UV) and the ``f`` lines of a mesh with
+    per-corner UVs; faces index the UVs separately from the vertices."""
+    faces = np.ascontiguousarray(faces, np.int64)
+    corner_uvs = np.ascontiguousarray(corner_uvs, np.float64)
+    key = hashlib.blake2b(faces.tobytes() + b"|" + corner_uvs.tobytes(), digest_size=20).digest()
+    with _TOPOLOGY_LOCK:
+        if key in _TOPOLOGY_TEXT:
+            _TOPOLOGY_TEXT.move_to_end(key)
+            return _TOPOLOGY_TEXT[key]
+    uv, inverse = np.unique(np.round(corner_uvs.reshape(-1, 2), 6), axis=0, return_inverse=True)
+    text = (_rows("vt %.6f %.6f\n", uv), _face_rows(faces + 1, inverse.reshape(-1, 3) + 1))
+    with _TOPOLOGY_LOCK:
+        _TOPOLOGY_TEXT[key] = text
+        while len(_TOPOLOGY_TEXT) > _TOPOLOGY_KEEP:
+            _TOPOLOGY_TEXT.popitem(last=False)
+    return text
 
 
 def write_obj(mesh: FaceMesh, path: str | Path, texture_name: str | None = None,
@@ -91,11 +121,11 @@ def write_obj(mesh: FaceMesh, path: str | Path, texture_name: str | None = None,
     path = Path(path).with_suffix(".obj")
     mtllib = None
     if mesh.texture is not None:
-        import imageio.v3 as iio
+        from facenormals3d.conventions import write_png
 
         png = path.with_name(texture_name or f"{path.stem}_texture.png")
         mtl = path.with_suffix(".mtl")
-        atomic_write(png, lambda p: iio.imwrite(p, np.asarray(mesh.texture, np.uint8), extension=".png"))
+        atomic_write(png, lambda p: write_png(p, np.asarray(mesh.texture, np.uint8)))
         material = (f"newmtl {MATERIAL}\nKa 1.000 1.000 1.000\nKd 1.000 1.000 1.000\n"
                     f"Ks 0.000 0.000 0.000\nd 1.0\nillum 1\nmap_Kd {diffuse_name or png.name}\n")
         if normal_map_name:

@@ -20,8 +20,9 @@ from typing import Sequence
 
 import numpy as np
 
-from facenormals3d.render.camera import OrthoView, frame_mesh, pytorch3d_camera
-from facenormals3d.surface import raycasting_scene, vertex_normals
+from facenormals3d.render.camera import OrthoView, frame_mesh
+from facenormals3d.render.raster import RASTERIZERS, rasterize, rasterize_views  # noqa: F401 (re-exported)
+from facenormals3d.surface import vertex_normals
 
 #: Light direction in view space (towards the light): a head-mounted key light.
 LIGHT_DIR = (-0.3, 0.4, 1.0)
@@ -33,142 +34,6 @@ GREY_ALBEDO = 0.82
 BACKFACE_RGB = (0.35, 0.22, 0.22)
 
 SHADINGS = ("grey", "colors", "texture")
-
-
-#: Tile side (pixels) of the CPU rasteriser. PyTorch3D's CPU path is the naive rasteriser
-#: (every pixel tests every face: 90 s for 80k faces at 512 x 512 here) and its coarse
-#: binning is GPU-only, so on CPU we bin ourselves: every tile is one mesh of a batch that
-#: holds only the faces whose bounding box touches it. 16 px measured fastest here.
-CPU_TILE = 16
-
-
-RASTERIZERS = ("auto", "pytorch3d", "open3d")
-
-
-def rasterize(vertices: np.ndarray, faces: np.ndarray, view: OrthoView, device: str = "cpu",
-              rasterizer: str = "auto"):
-    """Which face covers each pixel, and where. Returns ``(pix_to_face, bary)`` torch tensors
-    ``H x W`` (int64 face index, -1 = background) and ``H x W x 3`` (float32 barycentric
-    weights of the face's three vertices), row 0 = image top, on ``device``.
-
-    ``rasterizer``: ``"pytorch3d"`` (MeshRasterizer; on CPU through :func:`_rasterize_tiled`),
-    ``"open3d"`` (one orthographic ray per pixel centre through ``RaycastingScene``, CPU) or
-    ``"auto"``: PyTorch3D on CUDA, open3d on CPU (measured here at 512 x 512, 40k faces:
-    open3d 0.05 s, tiled PyTorch3D 0.9 s). Both give the same fragments (tested).
-    """
-    import torch
-
-    if rasterizer not in RASTERIZERS:
-        raise ValueError(f"rasterizer must be one of {RASTERIZERS}, got {rasterizer!r}")
-    q = view.normalise(vertices)
-    f = np.asarray(faces, dtype=np.int64)
-    on_cpu = torch.device(device).type == "cpu"
-    if rasterizer == "open3d" or (rasterizer == "auto" and on_cpu):
-        p2f, bary = _rasterize_open3d(q, f, view.size)
-        return p2f.to(device), bary.to(device)
-    if on_cpu and view.size > CPU_TILE:
-        return _rasterize_tiled(q, f, view.size, CPU_TILE)
-    # On CUDA PyTorch3D's own coarse-to-fine binning is fast.
-    verts = torch.as_tensor(q, dtype=torch.float32, device=device)
-    p2f, bary = _rasterize_batch([verts], [torch.as_tensor(f, device=device)], view.size,
-                                 float(q[:, 2].min()), float(q[:, 2].max()), None, device)
-    return p2f[0], bary[0]
-
-
-def _rasterize_open3d(q: np.ndarray, f: np.ndarray, size: int):
-    """Orthographic ray casting of normalised vertices ``q`` (image spans [-1, 1] in x/y)."""
-    import open3d as o3d
-    import torch
-
-    scene = raycasting_scene(q, f)
-    centres = (np.arange(size, dtype=np.float32) + 0.5) / size * 2.0 - 1.0
-    rays = np.zeros((size, size, 6), dtype=np.float32)
-    rays[..., 0] = centres[None, :]
-    rays[..., 1] = -centres[:, None]
-    rays[..., 2] = float(q[:, 2].max()) + 1.0
-    rays[..., 5] = -1.0
-    hit = scene.cast_rays(o3d.core.Tensor(rays))
-    ids = hit["primitive_ids"].numpy().astype(np.int64)
-    uv = hit["primitive_uvs"].numpy()
-    miss = ids == int(scene.INVALID_ID)
-    ids[miss] = -1
-    # open3d's hit point is (1 - u - v) * v0 + u * v1 + v * v2.
-    bary = np.stack([1.0 - uv[..., 0] - uv[..., 1], uv[..., 0], uv[..., 1]], axis=-1)
-    bary[miss] = 0.0
-    return torch.from_numpy(ids), torch.from_numpy(bary.astype(np.float32))
-
-
-def _rasterize_batch(verts, faces, size, z_min, z_max, bin_size, device):
-    import torch
-    from pytorch3d.renderer import MeshRasterizer, RasterizationSettings
-    from pytorch3d.structures import Meshes
-
-    cameras = pytorch3d_camera(z_min, z_max, device=device)
-    settings = RasterizationSettings(image_size=size, blur_radius=0.0, faces_per_pixel=1,
-                                     bin_size=bin_size, cull_backfaces=False)
-    with torch.no_grad():
-        frags = MeshRasterizer(cameras=cameras, raster_settings=settings)(
-            Meshes(verts=verts, faces=faces))
-    return frags.pix_to_face[..., 0], frags.bary_coords[..., 0, :]
-
-
-def _rasterize_tiled(q: np.ndarray, f: np.ndarray, size: int, tile: int):
-    """CPU rasterisation of normalised vertices ``q`` as a batch of ``tile``-pixel tiles."""
-    import torch
-
-    n_t = -(-size // tile)
-    # Face bounding boxes in pixel units (x right, y down), then the tiles they touch.
-    px = (q[:, 0] + 1.0) * 0.5 * size
-    py = (1.0 - q[:, 1]) * 0.5 * size
-    fx, fy = px[f], py[f]
-    tx0 = np.clip(np.floor(fx.min(1) / tile), 0, n_t - 1).astype(np.int64)
-    tx1 = np.clip(np.floor(fx.max(1) / tile), 0, n_t - 1).astype(np.int64)
-    ty0 = np.clip(np.floor(fy.min(1) / tile), 0, n_t - 1).astype(np.int64)
-    ty1 = np.clip(np.floor(fy.max(1) / tile), 0, n_t - 1).astype(np.int64)
-    inside = (fx.max(1) >= 0) & (fx.min(1) <= size) & (fy.max(1) >= 0) & (fy.min(1) <= size)
-    face_ids, tile_ids = [], []
-    for dy in range(int((ty1 - ty0).max(initial=0)) + 1):
-        for dx in range(int((tx1 - tx0).max(initial=0)) + 1):
-            ok = inside & (tx0 + dx <= tx1) & (ty0 + dy <= ty1)
-            face_ids.append(np.nonzero(ok)[0])
-            tile_ids.append((ty0[ok] + dy) * n_t + tx0[ok] + dx)
-    face_ids = np.concatenate(face_ids)
-    tile_ids = np.concatenate(tile_ids)
-    pix_to_face = torch.full((n_t * tile, n_t * tile), -1, dtype=torch.int64)
-    bary = torch.zeros((n_t * tile, n_t * tile, 3), dtype=torch.float32)
-    if len(face_ids) == 0:
-        return pix_to_face[:size, :size], bary[:size, :size]
-    order = np.argsort(tile_ids, kind="stable")
-    face_ids, tile_ids = face_ids[order], tile_ids[order]
-    tiles, starts = np.unique(tile_ids, return_index=True)
-    # Per (tile, face) corner: one local copy of the vertex, scaled so the tile spans [-1, 1].
-    corner_v = f[face_ids].reshape(-1)
-    corner_t = np.repeat(tile_ids, 3)
-    key, local = np.unique(corner_t * len(q) + corner_v, return_inverse=True)
-    key_t, key_v = key // len(q), key % len(q)
-    cx = ((key_t % n_t) + 0.5) * tile  # tile centre, pixels
-    cy = ((key_t // n_t) + 0.5) * tile
-    scale = size / tile
-    lv = np.stack([(q[key_v, 0] - (2.0 * cx / size - 1.0)) * scale,
-                   (q[key_v, 1] - (1.0 - 2.0 * cy / size)) * scale, q[key_v, 2]], axis=1)
-    v_start = np.searchsorted(key_t, tiles)
-    v_stop = np.append(v_start[1:], len(key_t))
-    f_stop = np.append(starts[1:], len(face_ids))
-    local_faces = local.reshape(-1, 3)
-    verts_list, faces_list = [], []
-    for t, vs, ve, fs, fe in zip(tiles, v_start, v_stop, starts, f_stop):
-        verts_list.append(torch.as_tensor(lv[vs:ve], dtype=torch.float32))
-        faces_list.append(torch.as_tensor(local_faces[fs:fe] - vs))
-    p2f, bw = _rasterize_batch(verts_list, faces_list, tile, float(q[:, 2].min()),
-                               float(q[:, 2].max()), 0, "cpu")
-    # Packed face index -> original face index.
-    valid = p2f >= 0
-    p2f = torch.where(valid, torch.as_tensor(face_ids)[p2f.clamp(min=0)], p2f)
-    for k, t in enumerate(tiles):
-        r0, c0 = (t // n_t) * tile, (t % n_t) * tile
-        pix_to_face[r0:r0 + tile, c0:c0 + tile] = p2f[k]
-        bary[r0:r0 + tile, c0:c0 + tile] = bw[k]
-    return pix_to_face[:size, :size], bary[:size, :size]
 
 
 def _check_mesh(vertices, faces) -> tuple[np.ndarray, np.ndarray]:
@@ -214,12 +79,31 @@ def render_mesh(vertices: np.ndarray, faces: np.ndarray, *, colors: np.ndarray |
         size: image side in pixels.
         background: RGB in [0, 1].
         view: use this framing instead of fitting the mesh (e.g. to share it across panels).
-        device: torch device for rasterisation and shading.
-        rasterizer: ``"auto"``, ``"pytorch3d"`` or ``"open3d"`` (see :func:`rasterize`).
-    """
-    import torch
-    from pytorch3d.ops import interpolate_face_attributes
+        device: torch device for rasterisation.
+        rasterizer: ``"auto"``, ``"pytorch3d"`` or ``"open3d"`` (see
+            :func:`facenormals3d.render.raster.rasterize`).
 
+    Several pictures of one mesh: :func:`rasterize_views` once, then :func:`shade` per picture.
+    """
+    v, f = _check_mesh(vertices, faces)
+    if view is None:
+        view = frame_mesh(v, yaw_deg=yaw_deg, pitch_deg=pitch_deg, size=size)
+    fragments = rasterize(v, f, view, device, rasterizer)
+    return shade(v, f, fragments, view, colors=colors, texture=texture, uvs=uvs, shading=shading,
+                 lit=lit, background=background)
+
+
+def shade(vertices: np.ndarray, faces: np.ndarray, fragments, view: OrthoView, *,
+          colors: np.ndarray | None = None, texture: np.ndarray | None = None,
+          uvs: np.ndarray | None = None, shading: str | None = None, lit: bool | None = None,
+          background: Sequence[float] = (1.0, 1.0, 1.0),
+          vertex_normals_: np.ndarray | None = None) -> np.ndarray:
+    """Shade one view's ``fragments`` (``(pix_to_face, bary)`` from
+    :func:`facenormals3d.render.raster.rasterize`) into an ``H x W x 3`` uint8 picture.
+
+    Arguments as in :func:`render_mesh`; ``vertex_normals_`` (``V x 3``) saves recomputing
+    them for several pictures of one mesh. Works on the covered pixels only, in numpy.
+    """
     v, f = _check_mesh(vertices, faces)
     if shading is None:
         shading = "texture" if texture is not None else "colors" if colors is not None else "grey"
@@ -227,68 +111,64 @@ def render_mesh(vertices: np.ndarray, faces: np.ndarray, *, colors: np.ndarray |
         raise ValueError(f"shading must be one of {SHADINGS}, got {shading!r}")
     if lit is None:
         lit = shading == "grey"
-    if view is None:
-        view = frame_mesh(v, yaw_deg=yaw_deg, pitch_deg=pitch_deg, size=size)
-    pix_to_face, bary = rasterize(v, f, view, device, rasterizer)
-    covered = pix_to_face >= 0
-    p2f = pix_to_face[None, ..., None]
-    b = bary[None, ..., None, :]
+    p2f = fragments[0].cpu().numpy()
+    h, w = p2f.shape
+    pix = np.flatnonzero(p2f.reshape(-1) >= 0)
+    face = p2f.reshape(-1)[pix]
+    bary = fragments[1].cpu().numpy().reshape(-1, 3)[pix].astype(np.float32)
+    corners = f[face]
 
-    def interp(per_vertex: np.ndarray, per_corner: bool = False) -> torch.Tensor:
-        attr = torch.as_tensor(np.asarray(per_vertex, dtype=np.float32), device=device)
-        if not per_corner:
-            attr = attr[torch.as_tensor(f, device=device)]
-        return interpolate_face_attributes(p2f, b, attr)[0, ..., 0, :]
+    def interp(per_vertex: np.ndarray) -> np.ndarray:
+        a = np.asarray(per_vertex, np.float32)
+        return (a[corners[:, 0]] * bary[:, :1] + a[corners[:, 1]] * bary[:, 1:2]
+                + a[corners[:, 2]] * bary[:, 2:])
 
     if shading == "grey":
-        albedo = torch.full((*covered.shape, 3), GREY_ALBEDO, device=device)
+        rgb = np.full((len(pix), 3), GREY_ALBEDO, np.float32)
     elif shading == "colors":
         if colors is None:
             raise ValueError("shading='colors' needs colors (V x 3)")
-        albedo = interp(_as_unit_rgb(colors, len(v), "colors"))
+        rgb = interp(_as_unit_rgb(colors, len(v), "colors"))
     else:
-        albedo = _sample_texture(texture, uvs, len(v), interp, device)
-
-    # Normals in the rotated view frame decide front/back and the Lambert term.
-    n_view = interp(vertex_normals(v, f) @ view.rotation.T)
-    n_view = torch.nn.functional.normalize(n_view, dim=-1)
-    face_n = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]]) @ view.rotation.T
-    front = torch.as_tensor(face_n[:, 2] >= 0, device=device)[pix_to_face.clamp(min=0)]
+        rgb = _sample_texture(texture, uvs, len(v), face, bary, interp)
     if lit:
-        light = torch.nn.functional.normalize(torch.tensor(LIGHT_DIR, device=device), dim=0)
-        lambert = (n_view * light).sum(-1).clamp(min=0.0)
-        rgb = albedo * (AMBIENT + DIFFUSE * lambert)[..., None]
-    else:
-        rgb = albedo
-    rgb = torch.where(front[..., None], rgb, torch.tensor(BACKFACE_RGB, device=device))
-    bg = torch.tensor([float(c) for c in background], device=device)
-    rgb = torch.where(covered[..., None], rgb, bg)
-    return (rgb.clamp(0, 1) * 255.0 + 0.5).to(torch.uint8).cpu().numpy()
+        vn = vertex_normals(v, f) if vertex_normals_ is None else vertex_normals_
+        n = interp(np.asarray(vn) @ view.rotation.T)
+        n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
+        light = np.asarray(LIGHT_DIR, np.float32) / np.linalg.norm(LIGHT_DIR)
+        lambert = np.clip(n @ light, 0.0, None)
+        rgb = rgb * (AMBIENT + DIFFUSE * lambert)[:, None]
+    # Faces seen from behind (normal from the winding points away) get the back-face colour.
+    face_nz = (np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]]) @ view.rotation.T)[:, 2]
+    rgb[face_nz[face] < 0] = BACKFACE_RGB
+    out = np.empty((h * w, 3), np.float32)
+    out[:] = np.asarray([float(c) for c in background], np.float32)
+    out[pix] = rgb
+    return (np.clip(out, 0, 1) * 255.0 + 0.5).astype(np.uint8).reshape(h, w, 3)
 
 
-def _sample_texture(texture, uvs, n_vertices, interp, device):
-    import torch
+def _sample_texture(texture, uvs, n_vertices, face, bary, interp) -> np.ndarray:
+    """Texture colours (``N x 3`` float32 in [0, 1]) at the covered pixels, bilinear,
+    clamped at the texture's border."""
+    from facenormals3d.mesh.atlas import sample_points
 
     if texture is None or uvs is None:
         raise ValueError("shading='texture' needs texture (H x W x 3) and uvs (V x 2)")
     uv = np.asarray(uvs, dtype=np.float32)
-    if uv.ndim == 3:  # per corner: interpolate the face attribute directly
-        uv_pix = interp(np.concatenate([uv, np.zeros(uv.shape[:2] + (1,), np.float32)], axis=2), per_corner=True)
+    if uv.ndim == 3:  # per corner: blend the pixel's face's own corners
+        uv_pix = (uv[face] * bary[..., None]).sum(axis=1)
     elif uv.shape != (n_vertices, 2):
         raise ValueError(f"uvs must be {n_vertices} x 2 or F x 3 x 2, got shape {uv.shape}")
     else:
-        uv_pix = interp(np.concatenate([uv, np.zeros((n_vertices, 1), np.float32)], axis=1))
+        uv_pix = interp(uv)
     tex = np.asarray(texture)
     if tex.ndim != 3 or tex.shape[2] < 3:
         raise ValueError(f"texture must be H x W x 3, got shape {tex.shape}")
     tex = tex[..., :3].astype(np.float32) / (255.0 if np.issubdtype(tex.dtype, np.integer) else 1.0)
-    uv_pix = uv_pix[..., :2]
-    # grid_sample: x = -1 left, y = -1 top; OBJ v = 0 is the bottom row.
-    grid = torch.stack([uv_pix[..., 0] * 2 - 1, 1 - uv_pix[..., 1] * 2], dim=-1)[None]
-    img = torch.as_tensor(tex, device=device).permute(2, 0, 1)[None]
-    out = torch.nn.functional.grid_sample(img, grid, mode="bilinear", padding_mode="border",
-                                          align_corners=False)
-    return out[0].permute(1, 2, 0)
+    th, tw = tex.shape[:2]
+    # OBJ v = 0 is the bottom row; texel centres at +0.5.
+    xy = np.stack([uv_pix[:, 0] * tw, (1.0 - uv_pix[:, 1]) * th], axis=1)
+    return sample_points(np.ascontiguousarray(tex), xy)
 
 
 def contact_sheet(images: Sequence[np.ndarray], labels: Sequence[str] | None = None, *,

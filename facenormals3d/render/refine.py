@@ -8,7 +8,7 @@ The mesh is the face crop seen orthographically from the front. A vertex ``(x, y
 
 (pixel centres at +0.5, v down), which :func:`crop_view` expresses as a preview
 :class:`~facenormals3d.render.camera.OrthoView` so the PyTorch3D rasteriser of
-:mod:`facenormals3d.render.preview` (with its CPU tiling and the +X left / +Z into the
+:mod:`facenormals3d.render.raster` (with its CPU binning and the +X left / +Z into the
 screen flip) draws exactly onto the photo's pixels.
 
 Method (:func:`refine_mesh`):
@@ -79,7 +79,7 @@ class RefineSettings:
     device: str = "cpu"
     """Torch device for the optimisation and rasterisation."""
     rasterizer: str = "auto"
-    """Passed to :func:`facenormals3d.render.preview.rasterize`: ``"pytorch3d"``
+    """Passed to :func:`facenormals3d.render.raster.rasterize`: ``"pytorch3d"``
     (MeshRasterizer), ``"open3d"`` (ray casting, CPU) or ``"auto"`` (PyTorch3D on CUDA,
     open3d on CPU, where it is ~20x faster and gives the same fragments)."""
 
@@ -89,7 +89,7 @@ class RefineSettings:
             raise ValueError(f"iterations must be >= 0, got {self.iterations}")
         if int(self.rasterize_every) < 1:
             raise ValueError(f"rasterize_every must be >= 1, got {self.rasterize_every}")
-        from facenormals3d.render.preview import RASTERIZERS
+        from facenormals3d.render.raster import RASTERIZERS
 
         if self.rasterizer not in RASTERIZERS:
             raise ValueError(f"rasterizer must be one of {RASTERIZERS}, got {self.rasterizer!r}")
@@ -151,7 +151,7 @@ class _Samples:
 def rasterize_crop(vertices: np.ndarray, faces: np.ndarray, mask: np.ndarray,
                    mm_per_pixel: float, device: str = "cpu", rasterizer: str = "auto") -> _Samples:
     """Rasterise the mesh into the ``S x S`` crop (``S = mask.shape[0]``) through
-    :func:`facenormals3d.render.preview.rasterize` (PyTorch3D's MeshRasterizer, or open3d
+    :func:`facenormals3d.render.raster.rasterize` (PyTorch3D's MeshRasterizer, or open3d
     ray casting on CPU: see :attr:`RefineSettings.rasterizer`).
 
     Returns the pixels inside ``mask`` that the mesh covers with a front face (normal from
@@ -159,7 +159,7 @@ def rasterize_crop(vertices: np.ndarray, faces: np.ndarray, mask: np.ndarray,
     """
     import torch
 
-    from facenormals3d.render.preview import rasterize
+    from facenormals3d.render.raster import rasterize
 
     size = mask.shape[0]
     pix_to_face, bary = rasterize(vertices, faces, crop_view(size, mm_per_pixel), device,

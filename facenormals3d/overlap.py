@@ -1,0 +1,105 @@
+"""Overlapping file work with computation on a small machine: a background writer and a
+read-ahead for photos.
+
+``reconstruct`` computes a face on the main thread while a :class:`BackgroundWriter` writes
+the previous face's files (PNG and zlib encoding, file writes and PyTorch3D's C++
+rasteriser spend much of their time outside the GIL), and a :class:`ReadAhead` decodes the
+next photo while the current one is processed. Both run in the order things were
+submitted, one at a time, so the files are the same bytes as a serial run's; at most
+``depth`` items wait, so memory stays bounded (a face's textures are ~35 MB).
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Callable, Generic, Hashable, Sequence, TypeVar
+
+T = TypeVar("T")
+
+
+class BackgroundWriter:
+    """Runs submitted jobs one at a time, in order, on one worker thread.
+
+    ``submit`` blocks while ``depth`` jobs are already waiting or running, so results that
+    are still to be written never pile up. ``threads=0`` runs each job at once on the
+    caller's thread (the serial reference). Use as a context manager: leaving it waits for
+    every job.
+    """
+
+    def __init__(self, depth: int = 1, threads: int = 1):
+        if depth < 1:
+            raise ValueError(f"depth must be >= 1, got {depth}")
+        if threads not in (0, 1):
+            raise ValueError(f"threads must be 0 (serial) or 1, got {threads}")
+        self.depth = depth
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="facenormals3d-writer") if threads else None
+        self._pending: list[Future] = []
+
+    def submit(self, job: Callable[..., T], *args: Any, **kwargs: Any) -> Future:
+        """Queue ``job(*args, **kwargs)``; its exception, if any, is raised by ``result()``."""
+        if self._pool is None:
+            done: Future = Future()
+            try:
+                done.set_result(job(*args, **kwargs))
+            except Exception as err:  # noqa: BLE001 - handed to the caller through the future
+                done.set_exception(err)
+            return done
+        self._pending = [f for f in self._pending if not f.done()]
+        while len(self._pending) >= self.depth:
+            self._pending.pop(0).exception()  # wait for the oldest; its owner reads the result
+        future = self._pool.submit(job, *args, **kwargs)
+        self._pending.append(future)
+        return future
+
+    def close(self) -> None:
+        """Wait for every job and stop the worker."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+
+    def __enter__(self) -> "BackgroundWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class ReadAhead(Generic[T]):
+    """``get(key)`` returns ``load(key)`` and starts loading the key after it in ``keys``.
+
+    Exceptions of ``load`` are raised by the ``get`` that asks for that key, as if it had
+    been called right there. ``threads=0`` loads on the caller's thread, on demand.
+    """
+
+    def __init__(self, keys: Sequence[Hashable], load: Callable[[Any], T], threads: int = 1):
+        self._keys = list(keys)
+        self._load = load
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="facenormals3d-read") if threads else None
+        self._ahead: dict[int, Future] = {}
+        self._next = 0
+
+    def get(self, key: Hashable) -> T:
+        try:
+            index = self._keys.index(key, self._next)
+        except ValueError:
+            index = self._keys.index(key)
+        self._next = index + 1
+        future = self._ahead.pop(index, None)
+        for stale in [i for i in self._ahead if i < index]:  # keys that were skipped
+            self._ahead.pop(stale).cancel()
+        if self._pool is not None and index + 1 < len(self._keys) and index + 1 not in self._ahead:
+            self._ahead[index + 1] = self._pool.submit(self._load, self._keys[index + 1])
+        return future.result() if future is not None else self._load(key)
+
+    def close(self) -> None:
+        """Drop what was read ahead and never asked for; stop the worker."""
+        if self._pool is not None:
+            for future in self._ahead.values():
+                future.cancel()
+            self._pool.shutdown(wait=True)
+        self._ahead.clear()
+
+    def __enter__(self) -> "ReadAhead[T]":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
