@@ -14,7 +14,12 @@ Steps (:func:`estimate_appearance`):
    normals outside it) into a diffuse image ``D`` and a specular image ``ks S``;
 3. bake ``D`` and ``ks S`` into the atlas with the *same* texel views as the photo texture
    (so a mirrored texel is divided by the shading where its colour came from), and divide:
-   ``albedo = (linear(texture) - ks S) / D``, written back as 8-bit sRGB;
+   ``albedo = (linear(texture) - ks S) / D``; where ``D`` is dark (deep shadow, the far
+   side of the terminator: luminance below :attr:`LightingSettings.confident_shading`, the
+   mean being 1) the division is unreliable (the fitted model's shadow edge and terminator
+   are a little off and dividing by a small wrong shading multiplies the error), so those
+   texels blend into a confidence-weighted blur of the well-lit albedo around them; written
+   back as 8-bit sRGB;
 4. bake ``ks`` into a small atlas: the low-frequency specular map.
 """
 
@@ -147,16 +152,46 @@ def estimate_appearance(crop: np.ndarray, normals: np.ndarray, mask: np.ndarray,
     baked = cv2.resize(baked, (raster.width, raster.height), interpolation=cv2.INTER_LINEAR)
     tex_lin = srgb8_to_linear(texture)
     albedo = (tex_lin - baked[..., 3:]) / np.maximum(baked[..., :3], MIN_SHADING)
+    albedo, filled = _fill_dark(albedo, baked[..., :3], raster, settings)
     small = _downsampled(raster, own, mirror, SPECULAR_MAP_HEIGHT)
     spec_map = atlas.bake_image(*small, ks_img.reshape(size, size, 1), np.eye(3)[:2])[..., 0]
 
     albedo_crop = np.zeros((size * size, 3), np.float32)
     albedo_crop[pixels] = (linear[pixels] - fit.specular) / np.maximum(fit.diffuse, MIN_SHADING)
-    info = {"pixels": int(len(pixels)), "residual": fit.residual,
+    info = {"pixels": int(len(pixels)), "filled_texels": filled, "residual": fit.residual,
             "directional_lights": len(fit.lighting.lights), "seconds_fit": t_fit,
             "seconds": time.perf_counter() - t0}
     return Appearance(lighting=fit.lighting, albedo=linear_to_srgb8(albedo), specular=spec_map.astype(np.float32),
                       albedo_crop=albedo_crop.reshape(size, size, 3), pixels=fit_mask, info=info)
+
+
+def _fill_dark(albedo: np.ndarray, shading: np.ndarray, raster, settings: LightingSettings
+               ) -> tuple[np.ndarray, float]:
+    """Replace albedo texels whose diffuse ``shading`` is too dark to divide by reliably
+    (:attr:`LightingSettings.confident_shading`) by a confidence-weighted Gaussian blur of the
+    well-lit albedo around them. Returns the albedo and the share of covered texels that took
+    any fill."""
+    import cv2
+
+    lo, hi = settings.confident_shading
+    if hi <= 0:
+        return albedo, 0.0
+    lum = shading @ np.array([0.2126, 0.7152, 0.0722], np.float32)
+    conf = np.clip((lum - lo) / max(hi - lo, 1e-6), 0.0, 1.0).astype(np.float32)
+    covered = np.zeros(raster.height * raster.width, bool)
+    covered[raster.texel] = True
+    conf *= covered.reshape(conf.shape)
+    # The blur runs at a quarter of the atlas resolution: the fill is smooth by design.
+    f = 4
+    grid = np.concatenate([albedo * conf[..., None], conf[..., None]], axis=-1).astype(np.float32)
+    small = cv2.resize(grid, (max(raster.width // f, 1), max(raster.height // f, 1)), interpolation=cv2.INTER_AREA)
+    sigma = settings.fill_sigma_texels * raster.height / 512 / f
+    small = cv2.GaussianBlur(small, (0, 0), max(sigma, 0.5))
+    big = cv2.resize(small, (raster.width, raster.height), interpolation=cv2.INTER_LINEAR)
+    fill = big[..., :3] / np.maximum(big[..., 3:], 1e-4)
+    c = conf[..., None]
+    out = c * albedo + (1 - c) * np.where(big[..., 3:] > 1e-4, fill, albedo)
+    return out, float(np.mean(conf.reshape(-1)[raster.texel] < 1.0))
 
 
 def _downsampled(raster, own, mirror, height: int):

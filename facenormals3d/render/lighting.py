@@ -192,6 +192,13 @@ class LightingSettings:
     """Upper bound of ``ks``."""
     ridge: float = 1e-3
     """Tikhonov weight (relative to the mean diagonal) of the light solve."""
+    confident_shading: tuple[float, float] = (0.2, 0.6)
+    """Below the first (relative, the mean diffuse shading is 1) luminance of the diffuse
+    shading an albedo texel is not divided out but filled from its well-lit surroundings;
+    above the second it is divided out; linear blend between. (0, 0) = divide everywhere.
+    Measured on held-out synthetic pairs (val split): consistency ratio 0.73 -> 0.61."""
+    fill_sigma_texels: float = 24.0
+    """Gaussian sigma (atlas texels at height 512) of that fill."""
 
 
 @dataclass

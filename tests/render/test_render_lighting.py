@@ -151,3 +151,23 @@ def test_numpy_sh_basis_matches_the_torch_reference():
 
     n, _ = sphere_pixels(16)
     assert np.allclose(sh_basis_np(n), sh_basis(torch.as_tensor(n)).numpy(), atol=1e-12)
+
+
+def test_dark_texels_are_filled_from_their_lit_surroundings_not_divided():
+    from facenormals3d.mesh.atlas import AtlasRaster
+    from facenormals3d.render.appearance import _fill_dark
+
+    h, w = 64, 128
+    texel = np.arange(h * w)
+    raster = AtlasRaster(width=w, height=h, texel=texel, triangle=np.zeros(h * w, np.int64),
+                         bary=np.ones((h * w, 3), np.float32) / 3)
+    albedo = np.full((h, w, 3), 0.4, np.float32)
+    shading = np.ones((h, w, 3), np.float32)
+    shading[20:40, 40:80] = 0.05  # a deep shadow where the division blew up
+    albedo[20:40, 40:80] = 3.0
+    out, share = _fill_dark(albedo, shading, raster, LightingSettings(confident_shading=(0.2, 0.6)))
+    assert np.allclose(out[20:40, 40:80], 0.4, atol=1e-3)  # filled from the lit albedo around it
+    assert np.allclose(out[:10], 0.4, atol=1e-6)  # well-lit texels keep their division
+    assert abs(share - 20 * 40 / (h * w)) < 1e-6
+    same, none = _fill_dark(albedo, shading, raster, LightingSettings(confident_shading=(0.0, 0.0)))
+    assert none == 0.0 and same is albedo
