@@ -4,7 +4,7 @@ Per face: detect and align (``face``), predict normals (``model``; or the landma
 face's normals as a baseline), fuse them with the landmark face's depth (``integration``;
 the prior fixes global shape and metric scale, the normals add detail), build the mesh
 with the crop as texture (``mesh``), optionally refine it against the photo's shading
-(``render.refine``). Writing files is :mod:`facenormals3d.export`'s job.
+(``render.refine``). Writing files is :mod:`facenormals3d.writer`'s job.
 
 Frames: everything per face lives in the 256 x 256 crop. Mesh coordinates are
 millimetres, x right, y up, z towards the camera, origin at the crop centre; crop pixel
@@ -272,22 +272,10 @@ class Reconstructor:
 
     def align_search(self, image: np.ndarray, source: str = "<array>"):
         """:meth:`align`, plus the :class:`~facenormals3d.face.detect.FaceSearch` (skipped
-        faces, turns searched) for reports."""
-        from facenormals3d.errors import NoFaceError
-        from facenormals3d.face.align import align_face
+        faces, turns searched) for reports (:func:`facenormals3d.face.align.align_all`)."""
+        from facenormals3d.face.align import align_all
 
-        t0 = time.perf_counter()
-        search = self.finder.search(image)
-        if not search.faces:
-            raise NoFaceError(source, "no face found" + (
-                f" ({len(search.skipped)} detection(s) failed the landmark checks)" if search.skipped else ""))
-        t_detect = (time.perf_counter() - t0) / len(search.faces)
-        out = []
-        for det in search.faces:
-            t1 = time.perf_counter()
-            face = align_face(image, det)
-            out.append((face, {"detect": t_detect, "align": time.perf_counter() - t1}))
-        return out, search
+        return align_all(self.finder, image, source)
 
     def reconstruct_face(self, face: AlignedFace, source: str = "<array>", index: int = 0,
                          timings: dict[str, float] | None = None) -> Reconstruction:
