@@ -103,4 +103,5 @@ def run(args: argparse.Namespace) -> BenchReport:
              f"{ship['params_M']:.2f} M; paper config {paper_params / 1e6:.2f} M",
              f"training: {args.batch_size} paired samples per step through all branches, "
              f"{args.threads} threads"]
-    return BenchReport(name="network", rows=rows, targets=targets, notes=notes)
+    return BenchReport(name="network", rows=rows, targets=targets, notes=notes,
+                       reference={"paper_params_M": paper_params / 1e6})
