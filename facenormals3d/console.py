@@ -44,6 +44,19 @@ def add_photo_job_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace existing results")
 
 
+def add_photo_command(sub, name: str, help: str, description: str, layout: str,
+                      network: bool = False) -> argparse.ArgumentParser:
+    """A per-photo command's parser: ``layout`` (its output files) as the epilog, the photo
+    job options and, with ``network``, the network's. Add the command's own options, then
+    :func:`add_common_options`."""
+    parser = sub.add_parser(name, help=help, description=description, epilog=layout,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_photo_job_options(parser)
+    if network:
+        add_network_options(parser)
+    return parser
+
+
 def add_network_options(parser: argparse.ArgumentParser) -> None:
     """Where normals come from: --weights, --normals network|landmarks, --device."""
     parser.add_argument("--weights", default=None, help="network weights .safetensors (default: shipped)")

@@ -4,11 +4,11 @@ Per face: detect and align (``face``), predict normals (``model``; or the landma
 face's normals as a baseline), fuse them with the landmark face's depth (``integration``;
 the prior fixes global shape and metric scale, the normals add detail), build the mesh
 with the crop as texture (``mesh``), optionally refine it against the photo's shading
-(``render.refine``). Writing files is :mod:`facenormals3d.export`'s job.
+(``render.refine``). Writing files is :mod:`facenormals3d.writer`'s job.
 
 Frames: everything per face lives in the 256 x 256 crop. Mesh coordinates are
 millimetres, x right, y up, z towards the camera, origin at the crop centre; crop pixel
-(u, v) sits at x = (u - 128) * s, y = -(v - 128) * s with ``s`` = ``mm_per_pixel``.
+(u, v) sits at x = (u - 128) * s, y = -(v - 128) * s with ``s`` = ``mm_per_pixel`` (:class:`facenormals3d.frame.CropFrame`, ``Reconstruction.frame``).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import numpy as np
 from facenormals3d.face.align import AlignedFace
 from facenormals3d.face.coarse import CoarseFace
 from facenormals3d.face.detect import DetectSettings
+from facenormals3d.frame import CropFrame
 
 #: Outline relaxation passes of the face mesh (see :class:`facenormals3d.mesh.MeshSettings`).
 OUTLINE_SMOOTHING = 4
@@ -118,8 +119,13 @@ class Reconstruction:
         return self.landmarks_mesh[list(NOW_MEDIAPIPE)]
 
     @property
+    def frame(self) -> CropFrame:
+        """The crop frame (side, mm per crop pixel) the maps and the mesh are in."""
+        return self.coarse.frame
+
+    @property
     def mm_per_pixel(self) -> float:
-        return self.coarse.mm_per_pixel
+        return self.frame.mm_per_pixel
 
     def to_trimesh(self):
         from facenormals3d.mesh import to_trimesh
@@ -266,22 +272,10 @@ class Reconstructor:
 
     def align_search(self, image: np.ndarray, source: str = "<array>"):
         """:meth:`align`, plus the :class:`~facenormals3d.face.detect.FaceSearch` (skipped
-        faces, turns searched) for reports."""
-        from facenormals3d.errors import NoFaceError
-        from facenormals3d.face.align import align_face
+        faces, turns searched) for reports (:func:`facenormals3d.face.align.align_all`)."""
+        from facenormals3d.face.align import align_all
 
-        t0 = time.perf_counter()
-        search = self.finder.search(image)
-        if not search.faces:
-            raise NoFaceError(source, "no face found" + (
-                f" ({len(search.skipped)} detection(s) failed the landmark checks)" if search.skipped else ""))
-        t_detect = (time.perf_counter() - t0) / len(search.faces)
-        out = []
-        for det in search.faces:
-            t1 = time.perf_counter()
-            face = align_face(image, det)
-            out.append((face, {"detect": t_detect, "align": time.perf_counter() - t1}))
-        return out, search
+        return align_all(self.finder, image, source)
 
     def reconstruct_face(self, face: AlignedFace, source: str = "<array>", index: int = 0,
                          timings: dict[str, float] | None = None) -> Reconstruction:
@@ -314,8 +308,7 @@ class Reconstructor:
             timings["refine"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        landmarks_mesh = landmarks_on_mesh(face.landmarks_crop, face.transform.size,
-                                           coarse.mm_per_pixel, mesh.vertices, mesh.faces)
+        landmarks_mesh = landmarks_on_mesh(face.landmarks_crop, coarse.frame, mesh.vertices, mesh.faces)
         timings["landmarks"] = time.perf_counter() - t
         return Reconstruction(source=source, index=index, face=face, coarse=coarse, normals=normals,
                               mask=mask, depth=np.where(mask, depth, np.nan).astype(np.float32),
@@ -336,17 +329,18 @@ class Reconstructor:
         coarse = coarse_face(face.landmarks_crop, size)
         timings["coarse_face"] = time.perf_counter() - t
         t = time.perf_counter()
-        lfit, target, s = fit_crop(self.fitter, face.landmarks_crop, size, f"{source} face {index}")
+        lfit, target, frame = fit_crop(self.fitter, face.landmarks_crop, size, f"{source} face {index}")
+        s = frame.mm_per_pixel
         timings["fit_landmarks"] = time.perf_counter() - t
         prior = None
         if self.model_info.get("prior") == "fit":
-            prior = fitted_normals(model, lfit, size, s)
+            prior = fitted_normals(model, lfit, frame)
         normals, mask = self._normals(face, coarse, timings, prior)
 
         t = time.perf_counter()
         fit, dense = lfit, {"ran": False}
         base = lfit.pose.apply(model.shape(lfit.alpha, lfit.beta))
-        depth_fit, tri, bary = orthographic_hits(base, model.triangles, size, s)
+        depth_fit, tri, bary = orthographic_hits(base, model.triangles, frame)
         visible = mask & np.isfinite(depth_fit)
         confidence = visible.astype(np.float32)
         integ: dict[str, Any] = {}
@@ -357,10 +351,10 @@ class Reconstructor:
         timings["integration"] = time.perf_counter() - t
         if self.settings.dense_fit and np.isfinite(detail_depth).any():
             t = time.perf_counter()
-            res = fit_dense(self.fitter, lfit, target, tri, bary, detail_depth, confidence, s)
+            res = fit_dense(self.fitter, lfit, target, tri, bary, detail_depth, confidence, frame)
             fit, dense = res.fit, {"ran": True, **res.summary(), **res.info}
             base = fit.pose.apply(model.shape(fit.alpha, fit.beta))
-            depth_fit = orthographic_hits(base, model.triangles, size, s)[0]
+            depth_fit = orthographic_hits(base, model.triangles, frame)[0]
             timings["fit_dense"] = time.perf_counter() - t
 
         t = time.perf_counter()
@@ -368,14 +362,14 @@ class Reconstructor:
         vertices = base
         if self.settings.detail and np.isfinite(detail_depth).any():
             vertices = base + detail_displacement(base, model.triangles, vn, detail_depth, depth_fit,
-                                                  confidence, s)
+                                                  confidence, frame)
             vn = vertex_normals(vertices, model.triangles)
         timings["detail"] = time.perf_counter() - t
 
         texture = normal_map = baked = None
         if self.settings.textures:
             t = time.perf_counter()
-            baked = self._bake(face, vertices, vn, normals, confidence, s)
+            baked = self._bake(face, vertices, vn, normals, confidence, frame)
             texture, normal_map = baked.texture, baked.normal_map
             timings["texture"] = time.perf_counter() - t
 
@@ -385,7 +379,7 @@ class Reconstructor:
 
             t = time.perf_counter()
             appearance = estimate_appearance(face.crop, normals, visible, vertices, model.triangles, vn, baked.hits,
-                                             s, baked.raster, baked.own, baked.mirror, texture)
+                                             frame, baked.raster, baked.own, baked.mirror, texture)
             timings["albedo"] = time.perf_counter() - t
         mesh = fitted_mesh(vertices, model.triangles, model.triangle_uvs, texture)
         info: dict[str, Any] = {"model": self.model_info, "mesh_kind": "fit", "integration": integ,
@@ -402,7 +396,7 @@ class Reconstructor:
                               info=info, fit=fitted)
 
     def _bake(self, face: AlignedFace, vertices: np.ndarray, vn: np.ndarray, normals: np.ndarray,
-              confidence: np.ndarray, mm_per_pixel: float) -> "_Baked":
+              confidence: np.ndarray, frame: CropFrame) -> "_Baked":
         """Photo texture and (with ``detail``) tangent normal map of the fitted mesh, in the model's atlas."""
         from facenormals3d.mesh import atlas
         from facenormals3d.surface import orthographic_hits
@@ -414,11 +408,11 @@ class Reconstructor:
             corners = model.triangles[raster.triangle]
             self._atlas = (raster, corners, model.mirror[corners])
         raster, corners, mirror_corners = self._atlas
-        hits = orthographic_hits(vertices, model.triangles, face.transform.size, mm_per_pixel)
+        hits = orthographic_hits(vertices, model.triangles, frame)
         zbuffer = hits[0]
         facing = atlas.facing_texels(raster, vertices, model.triangles)
-        own = atlas.view_texels(raster, corners, vertices, vn, zbuffer, mm_per_pixel, candidates=facing)
-        mirror = atlas.view_texels(raster, mirror_corners, vertices, vn, zbuffer, mm_per_pixel,
+        own = atlas.view_texels(raster, corners, vertices, vn, zbuffer, frame, candidates=facing)
+        mirror = atlas.view_texels(raster, mirror_corners, vertices, vn, zbuffer, frame,
                                    candidates=own.weight < 0.999)
         if face.photo is not None:
             texture = atlas.bake_texture(raster, own, mirror, face.photo, face.transform.inverse)
@@ -539,8 +533,8 @@ def scale_assumption(mm_per_pixel: float) -> dict[str, Any]:
             "mm_per_crop_pixel": mm_per_pixel, "projection": "orthographic"}
 
 
-def landmarks_on_mesh(landmarks_crop: np.ndarray, size: int, mm_per_pixel: float,
-                      vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+def landmarks_on_mesh(landmarks_crop: np.ndarray, frame: CropFrame, vertices: np.ndarray,
+                      faces: np.ndarray) -> np.ndarray:
     """Put crop landmarks (478 x 3 px) onto the mesh surface, in mesh coordinates (mm).
 
     Each landmark's (x, y) is kept and z taken where a ray along -z hits the mesh; a
@@ -548,10 +542,9 @@ def landmarks_on_mesh(landmarks_crop: np.ndarray, size: int, mm_per_pixel: float
     """
     import open3d as o3d
 
-    from facenormals3d.face.coarse import landmarks_to_mm
     from facenormals3d.surface import raycasting_scene
 
-    pts = landmarks_to_mm(landmarks_crop, size, mm_per_pixel)
+    pts = frame.to_mm(landmarks_crop)
     scene = raycasting_scene(vertices, faces)
     top = float(np.max(vertices[:, 2])) + 10.0
     rays = np.zeros((len(pts), 6), np.float32)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from facenormals3d.frame import CropFrame
+
 
 def edges(faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Undirected edges of ``F x 3`` triangles: ``E x 2`` int64 (i < j, sorted) and, per
@@ -49,12 +51,12 @@ def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     return acc / np.maximum(length, 1e-30)
 
 
-def orthographic_hits(vertices: np.ndarray, faces: np.ndarray, size: int, mm_per_pixel: float
+def orthographic_hits(vertices: np.ndarray, faces: np.ndarray, frame: CropFrame
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Front view of a mesh on the crop grid: what each pixel centre sees along -z.
 
-    Frame: the crop frame of :mod:`facenormals3d.face.coarse` (mm; pixel column ``u``,
-    row ``r`` has its centre at ``x = (u + 0.5 - S/2) * s``, ``y = -(r + 0.5 - S/2) * s``).
+    Frame: :class:`facenormals3d.frame.CropFrame` (mm; one ray per pixel centre,
+    :meth:`~facenormals3d.frame.CropFrame.pixel_centres`).
 
     Returns ``(depth, triangle, bary)``: ``S x S`` float32 z of the front-most hit (NaN where
     nothing is hit), ``S x S`` int64 triangle index (-1 where nothing is hit) and
@@ -64,8 +66,9 @@ def orthographic_hits(vertices: np.ndarray, faces: np.ndarray, size: int, mm_per
 
     v = np.asarray(vertices, dtype=np.float32)
     scene = raycasting_scene(v, faces)
-    centres = (np.arange(size, dtype=np.float32) + 0.5 - size / 2) * mm_per_pixel
-    xx, yy = np.meshgrid(centres, -centres)
+    size = frame.size
+    index = np.arange(size, dtype=np.float32)
+    xx, yy = np.meshgrid(*frame.pixel_centres(index, index))
     z0 = float(v[:, 2].max()) + 10.0
     rays = np.stack([xx, yy, np.full_like(xx, z0), np.zeros_like(xx), np.zeros_like(xx),
                      -np.ones_like(xx)], axis=-1).reshape(-1, 6)

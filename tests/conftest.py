@@ -67,3 +67,31 @@ def ict_dir() -> Path:
         pytest.skip(f"ICT FaceKit not extracted at {path} (run `make setup` with "
                     "../shared/data/ICT-FaceKit.tar.gz present)")
     return path
+
+
+@pytest.fixture(scope="session")
+def dome_mesh():
+    """A textured dome FaceMesh: 40 x 40 height map (mm) inside a disc, 1.5 mm pixels, 64 x 64
+    texture (red grows to the right, green downwards)."""
+    from facenormals3d.mesh import depth_to_mesh
+
+    n = 40
+    yy, xx = np.mgrid[0:n, 0:n].astype(np.float32)
+    r2 = ((xx - n / 2 + 0.5) ** 2 + (yy - n / 2 + 0.5) ** 2) / (n / 2) ** 2
+    mask = r2 < 0.9
+    height = np.where(mask, 30.0 * np.sqrt(np.clip(1.0 - r2, 0.0, None)), np.nan).astype(np.float32)
+    texture = np.zeros((64, 64, 3), np.uint8)
+    texture[..., 0] = np.linspace(0, 255, 64, dtype=np.uint8)[None, :]
+    texture[..., 1] = np.linspace(0, 255, 64, dtype=np.uint8)[:, None]
+    return depth_to_mesh(height, mask, pixel_size_mm=1.5, texture=texture)
+
+
+@pytest.fixture(scope="session")
+def dome_files(dome_mesh, tmp_path_factory) -> Path:
+    """A folder with ``dome_mesh`` written as mesh.obj (+ mtl, png) and mesh.ply."""
+    from facenormals3d.mesh import write_obj, write_ply
+
+    folder = tmp_path_factory.mktemp("dome")
+    write_obj(dome_mesh, folder / "mesh.obj")
+    write_ply(dome_mesh, folder / "mesh.ply")
+    return folder

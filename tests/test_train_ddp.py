@@ -11,7 +11,9 @@ import torch
 SCRIPT = textwrap.dedent("""
     import os, sys, torch
     from facenormals3d.model.config import ModelConfig
-    from facenormals3d.training.train import DataSources, TrainConfig, train
+    from facenormals3d.training.config import TrainConfig
+    from facenormals3d.training.data import DataSources
+    from facenormals3d.training.train import train
 
     class Fake(torch.utils.data.Dataset):
         def __init__(self, n, seed):

@@ -9,8 +9,10 @@ import torch
 
 from facenormals3d.model.config import ModelConfig
 from facenormals3d.model.weights import load_weights
-from facenormals3d.training.train import (DataSources, TrainConfig, export_weights, flip_batch,
-                                 load_checkpoint, train)
+from facenormals3d.training.checkpoint import export_weights, load_checkpoint
+from facenormals3d.training.config import TrainConfig
+from facenormals3d.training.data import DataSources, flip_batch
+from facenormals3d.training.train import train
 
 SIZE = 32
 

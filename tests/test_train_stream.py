@@ -7,8 +7,11 @@ import torch
 from facenormals3d.training import prior as prior_mod
 from facenormals3d.training.prior import WithPrior, prior_item
 from facenormals3d.model.config import ModelConfig
-from facenormals3d.training.train import (DataSources, StreamBatches, TrainConfig, fit_to_input, load_checkpoint,
-                                 pixel_weights, train)
+from facenormals3d.training.checkpoint import load_checkpoint
+from facenormals3d.training.config import TrainConfig
+from facenormals3d.training.data import DataSources, StreamBatches, fit_to_input
+from facenormals3d.training.step import pixel_weights
+from facenormals3d.training.train import train
 
 SIZE = 32
 
@@ -132,7 +135,7 @@ def test_init_weights_widen_the_first_convolution_for_a_prior(tmp_path):
     from facenormals3d.model.config import ModelConfig
     from facenormals3d.model.crossmodal import CrossModalNet
     from facenormals3d.model.weights import save_weights
-    from facenormals3d.training.train import init_from_weights
+    from facenormals3d.training.checkpoint import init_from_weights
 
     torch.manual_seed(0)
     small = dict(width=0.125, input_size=64)

@@ -26,12 +26,14 @@ class BenchReport:
     """Checks against the issue's targets: ``{"target": str, "value": float, "limit": float, "ok": bool}``."""
     notes: list[str] = field(default_factory=list)
     """Free-text remarks printed under the table."""
+    reference: dict[str, float] = field(default_factory=dict)
+    """Numbers measured beside the rows (yardsticks, counts), by name; the notes quote them."""
     machine: dict[str, Any] = field(default_factory=lambda: machine_info())
     """Where it ran."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "machine": self.machine, "rows": self.rows,
-                "targets": self.targets, "notes": self.notes}
+                "targets": self.targets, "notes": self.notes, "reference": self.reference}
 
     def table(self, title: str | None = None) -> str:
         """The rows as an aligned text table, then the targets and notes."""

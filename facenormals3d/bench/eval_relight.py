@@ -155,7 +155,7 @@ def score_pair(rec_a, rec_b, a, b, new_light) -> dict[str, float]:
     if app is None:
         raise InputError("reconstruction", "has no albedo (ReconstructSettings.albedo is off)")
     size, shape = rec_a.face.transform.size, a.mask.shape
-    view = crop_view(size, rec_a.mm_per_pixel)
+    view = crop_view(rec_a.frame)
     mesh = rec_a.mesh
     common = dict(view=view, normal_map=fit.normal_map, rasterizer="auto")
 

@@ -199,7 +199,7 @@ def _surface_normals(rec) -> np.ndarray:
     from facenormals3d.surface import interpolate, orthographic_hits, vertex_normals
 
     v, f = rec.mesh.vertices, rec.mesh.faces
-    _, tri, bary = orthographic_hits(v, f, rec.face.transform.size, rec.mm_per_pixel)
+    _, tri, bary = orthographic_hits(v, f, rec.frame)
     n = interpolate(vertex_normals(v, f), f, tri, bary)
     return (n / np.linalg.norm(n, axis=-1, keepdims=True)).astype(np.float32)
 

@@ -34,7 +34,8 @@ def _measure(cfg, channels_last: bool, batch_size: int, repeats: int) -> dict:
 
     from facenormals3d.model.crossmodal import CrossModalNet, count_parameters
     from facenormals3d.model.infer import predict_normals
-    from facenormals3d.training.train import Branches, TrainConfig
+    from facenormals3d.training.config import TrainConfig
+    from facenormals3d.training.step import Branches
 
     torch.manual_seed(0)
     model = CrossModalNet(cfg)
@@ -67,7 +68,8 @@ def _train_gflop(model, batch: dict) -> float:
     """Forward + backward GFLOP per paired sample (counted, not timed: stable on a busy machine)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from facenormals3d.training.train import Branches, TrainConfig
+    from facenormals3d.training.config import TrainConfig
+    from facenormals3d.training.step import Branches
 
     one = {k: v[:1] for k, v in batch.items()}
     with FlopCounterMode(display=False) as counter:
@@ -101,4 +103,5 @@ def run(args: argparse.Namespace) -> BenchReport:
              f"{ship['params_M']:.2f} M; paper config {paper_params / 1e6:.2f} M",
              f"training: {args.batch_size} paired samples per step through all branches, "
              f"{args.threads} threads"]
-    return BenchReport(name="network", rows=rows, targets=targets, notes=notes)
+    return BenchReport(name="network", rows=rows, targets=targets, notes=notes,
+                       reference={"paper_params_M": paper_params / 1e6})

@@ -161,7 +161,7 @@ def _warm(args: argparse.Namespace) -> tuple[list[dict], list[dict], list[str]]:
     """One face per stage in a warm process: network, and the landmark baseline as reference."""
     import skimage.data
 
-    from facenormals3d.export import write_face
+    from facenormals3d.writer import write_face
     from facenormals3d.pipeline import Reconstructor, ReconstructSettings
 
     image = skimage.data.astronaut()

@@ -105,7 +105,8 @@ def run(args: argparse.Namespace) -> BenchReport:
     settings = SynthSettings(size=args.size)
     reference_ms = reference_cast_ms(args.size)
     rows = [_measure(ict_dir, settings, int(w), int(args.samples), int(args.rounds)) for w in args.workers]
-    report = BenchReport(name="synth", rows=rows)
+    report = BenchReport(name="synth", rows=rows, reference={"reference_cast_build_ms": reference_ms[0],
+                                                             "reference_cast_ms": reference_ms[1]})
     two = [r for r in rows if r["workers"] == 2]
     if two:
         report.targets.append(target(f"samples/s at {args.size}^2, 2 workers, all effects on (wall clock, "

@@ -27,14 +27,13 @@ confidence) get one warning line each on stderr; guesses are still written.
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from facenormals3d.console import add_common_options, add_photo_job_options
+    from facenormals3d.console import add_common_options, add_photo_command
 
-    p = sub.add_parser("faces", help="detect faces; write crops, masks, 478 landmarks, overlays",
-                       description="Detect every face in each photo (mediapipe, offline), "
-                                   "align a 256x256 crop per face and write it with its mask, "
-                                   "landmarks, transform and coarse landmark-face maps.",
-                       epilog=LAYOUT, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_photo_job_options(p)
+    p = add_photo_command(sub, "faces", help="detect faces; write crops, masks, 478 landmarks, overlays",
+                          description="Detect every face in each photo (mediapipe, offline), "
+                                      "align a 256x256 crop per face and write it with its mask, "
+                                      "landmarks, transform and coarse landmark-face maps.",
+                          layout=LAYOUT)
     add_common_options(p)
     p.set_defaults(func=run)
 
@@ -53,47 +52,22 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _one_photo(path: Path, out: Path, finder, overwrite: bool, claimed: set[str]) -> dict:
-    import logging
-
     import imageio.v3 as iio
-    import numpy as np
 
-    from facenormals3d.console import claim_stem
-    from facenormals3d.conventions import write_normal_png
-    from facenormals3d.errors import NoFaceError
+    from facenormals3d.commands.photojob import open_photo
     from facenormals3d.face import report
-    from facenormals3d.face.align import align_face
-    from facenormals3d.face.coarse import coarse_face
+    from facenormals3d.face.align import align_all
     from facenormals3d.outputs import staged_dir, write_json
-    from facenormals3d.photo import load_photo
+    from facenormals3d.writer import write_aligned_face
 
-    claim_stem(path, claimed)
-    photo = load_photo(path)
-    search = finder.search(photo.pixels)
-    if not search.faces:
-        raise NoFaceError(path, "no face found" + (
-            f" ({len(search.skipped)} detection(s) failed the landmark checks)" if search.skipped else ""))
-    faces = [align_face(photo.pixels, f) for f in search.faces]
-    report.log_warnings(logging.getLogger("facenormals3d"), str(path), faces, search)
-    entries = [{"face": k, **report.face_entry(face, search)} for k, face in enumerate(faces)]
-    dest = out / photo.stem
-    with staged_dir(dest, overwrite=overwrite) as stage:
-        iio.imwrite(stage / "overlay.png", report.overlay(photo.pixels, faces, search))
+    job = open_photo(path, out, claimed, lambda pixels, source: align_all(finder, pixels, source))
+    faces, entries = job.faces, job.face_details()
+    with staged_dir(job.dest, overwrite=overwrite) as stage:
+        iio.imwrite(stage / "overlay.png", report.overlay(job.photo.pixels, faces, job.search))
         write_json(stage / "faces.json", {"source": str(path), "faces": entries,
-                                          "skipped_faces": report.skipped_entries(search)})
+                                          "skipped_faces": job.skipped_faces()})
         for k, face in enumerate(faces):
             d = stage / f"face_{k}"
             d.mkdir()
-            iio.imwrite(d / "crop.png", face.crop)
-            iio.imwrite(d / "mask.png", face.mask.astype("uint8") * 255)
-            np.save(d / "landmarks_photo.npy", face.landmarks_photo)
-            np.save(d / "landmarks_crop.npy", face.landmarks_crop)
-            write_json(d / "landmarks.json", {
-                "source": str(path), "score": face.score, "box": face.box, **entries[k],
-                "landmarks_photo": face.landmarks_photo, "landmarks_crop": face.landmarks_crop})
-            write_json(d / "transform.json", face.transform.to_dict())
-            coarse = coarse_face(face.landmarks_crop, face.transform.size)
-            write_normal_png(d / "coarse_normals.png", coarse.normals)
-            np.save(d / "coarse_depth.npy", coarse.depth)
-    return {"input": str(path), "output": str(dest), "faces": len(faces),
-            "face_details": entries, "skipped_faces": report.skipped_entries(search)}
+            write_aligned_face(d, face, str(path), entries[k])
+    return job.summary(faces=len(faces), face_details=entries)

@@ -44,15 +44,13 @@ Metric scale: the outer eye corners are assumed 90 mm apart (adult mean).
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from facenormals3d.pipeline import ReconstructSettings
-    from facenormals3d.console import add_common_options, add_network_options, add_photo_job_options
+    from facenormals3d.console import add_common_options, add_photo_command
 
-    p = sub.add_parser("reconstruct", help="photos -> detailed textured face meshes (the main job)",
-                       description="Detect faces, predict normals with the cross-modal network, "
-                                   "fuse them with the landmark face into depth, and write a "
-                                   "textured mesh, maps, a preview and a report per face.",
-                       epilog=LAYOUT, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_photo_job_options(p)
-    add_network_options(p)
+    p = add_photo_command(sub, "reconstruct", help="photos -> detailed textured face meshes (the main job)",
+                          description="Detect faces, predict normals with the cross-modal network, "
+                                      "fuse them with the landmark face into depth, and write a "
+                                      "textured mesh, maps, a preview and a report per face.",
+                          layout=LAYOUT, network=True)
     p.add_argument("--integration", default=ReconstructSettings.integration, choices=["fusion", "poisson", "bilateral"],
                    help="normals -> depth: fusion with the landmark depth prior (default), plain "
                         "Poisson, or discontinuity-preserving bilateral")
@@ -121,19 +119,15 @@ def _one_photo(item: str, out: Path, rec, overwrite: bool, claimed: set[str], pr
     import shutil
     import time
 
+    from facenormals3d.commands.photojob import open_photo
     from facenormals3d.conventions import write_png
     from facenormals3d.face import report as report_faces
     from facenormals3d.outputs import staged_dir
-    from facenormals3d.console import claim_stem
 
     t0 = time.perf_counter()
-    path = Path(item)
-    claim_stem(path, claimed)
-    photo = photos.get(item)
-    aligned, search = rec.align_search(photo.pixels, str(path))
-    report_faces.log_warnings(log, str(path), [f for f, _ in aligned], search)
-    skipped = report_faces.skipped_entries(search)
-    dest = out / photo.stem
+    job = open_photo(item, out, claimed, rec.align_search, photos)
+    path, photo, aligned, search, dest = job.path, job.photo, job.aligned, job.search, job.dest
+    skipped = job.skipped_faces()
     faces, failed = [], []
     with staged_dir(dest, overwrite=overwrite) as stage:
         pending = [writer.submit(write_png, stage / "overlay.png",
@@ -151,8 +145,8 @@ def _one_photo(item: str, out: Path, rec, overwrite: bool, claimed: set[str], pr
                     outcomes.append(err)
         finally:
             # Nothing may still write into the stage when it is renamed or removed.
-            for job in pending + [o for o in outcomes if not isinstance(o, Exception)]:
-                job.exception()
+            for task in pending + [o for o in outcomes if not isinstance(o, Exception)]:
+                task.exception()
         pending[0].result()
         first_error: Exception | None = None
         for k, outcome in enumerate(outcomes):
@@ -176,7 +170,7 @@ def _one_photo(item: str, out: Path, rec, overwrite: bool, claimed: set[str], pr
 
 def _write_face(r, folder: Path, dest: Path, previews: bool, search) -> dict:
     """Every file of one face (on the writer thread); the face's entry of the summary."""
-    from facenormals3d.export import write_face
+    from facenormals3d.writer import write_face
     from facenormals3d.face import report as report_faces
 
     report = write_face(r, folder, previews=previews)

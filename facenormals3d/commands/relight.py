@@ -142,7 +142,7 @@ def relight_face(photo, rec, lighting, shadows: bool = True):
 
     t = rec.face.transform
     size = int(np.clip(round(t.size / t.scale), t.size, MAX_RENDER))
-    view = crop_view(size, rec.mm_per_pixel * t.size / size)
+    view = crop_view(rec.frame.resized(size))
     fit, mesh = rec.fit, rec.mesh
     lit = render_lit(mesh.vertices, mesh.faces, mesh.corner_uvs, fit.appearance.albedo, lighting, view,
                      normal_map=fit.normal_map, specular_map=fit.appearance.specular, shadows=shadows)

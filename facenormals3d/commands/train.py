@@ -69,7 +69,7 @@ def build_config(args: argparse.Namespace):
     """TrainConfig from ``--config`` (or defaults) with the given flags applied."""
     import json
 
-    from facenormals3d.training.train import TrainConfig
+    from facenormals3d.training.config import TrainConfig
 
     cfg = TrainConfig()
     if args.config:
@@ -98,7 +98,7 @@ def build_config(args: argparse.Namespace):
 
 def build_data(args: argparse.Namespace, size: int, cfg):
     """``(data sources, cfg)``; with ``--synth`` the returned config records the synthetic settings."""
-    from facenormals3d.training.train import DataSources
+    from facenormals3d.training.data import DataSources
 
     data = DataSources()
     if args.synth:
@@ -140,7 +140,8 @@ def run(args: argparse.Namespace) -> int:
 
     from facenormals3d.console import emit, progress
     from facenormals3d.device import resolve_device
-    from facenormals3d.training.train import export_weights, train
+    from facenormals3d.training.checkpoint import export_weights
+    from facenormals3d.training.train import train
 
     if args.export_weights:
         path = export_weights(*args.export_weights)
@@ -164,7 +165,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = build_config(args)
     if args.resume and (out / "checkpoint.pt").is_file():
         # Data settings come from the run being resumed (train() keeps its config too).
-        from facenormals3d.training.train import RUN_LENGTH_FIELDS, TrainConfig, load_checkpoint
+        from facenormals3d.training.checkpoint import load_checkpoint
+        from facenormals3d.training.config import RUN_LENGTH_FIELDS, TrainConfig
 
         saved = TrainConfig.from_dict(load_checkpoint(out / "checkpoint.pt")["train_config"])
         cfg = replace(saved, **{k: getattr(cfg, k) for k in RUN_LENGTH_FIELDS})

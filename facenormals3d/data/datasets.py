@@ -112,7 +112,7 @@ class SynthStreamDataset(SynthDataset):
     dataset with seed ``seed``, from the identities of ``split``.
 
     ``endless = True`` tells the trainer to read it with
-    :class:`facenormals3d.training.train.StreamBatches` (consecutive indices, resumable by
+    :class:`facenormals3d.training.data.StreamBatches` (consecutive indices, resumable by
     position) instead of epochs; ``len`` is only a bound (2^62).
     """
 

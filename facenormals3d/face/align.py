@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from facenormals3d.face.crop import CropSettings, CropTransform, crop_from_points
-from facenormals3d.face.detect import DetectedFace
+from facenormals3d.face.detect import DetectedFace, FaceSearch
 from facenormals3d.face.mask import face_mask
 from facenormals3d.face.pose import eye_line_roll
 from facenormals3d.face.quality import FaceQuality, QualitySettings, assess_face
@@ -71,3 +71,30 @@ def align_face(image: np.ndarray, face: DetectedFace, settings: CropSettings = C
                        quality=assess_face(image, face.landmarks, transform, face.score,
                                            face.presence, quality),
                        rotation=face.rotation)
+
+
+def align_all(finder, image: np.ndarray, source: str = "<array>") -> tuple[list[tuple[AlignedFace, dict]], "FaceSearch"]:
+    """Detect and align every face of ``image`` with ``finder``
+    (:class:`~facenormals3d.face.detect.FaceFinder`): ``([(face, timings), ...], search)``
+    largest face first; ``timings`` holds each face's share of ``detect`` and its ``align``
+    seconds, ``search`` the skipped faces and turns searched (for reports).
+
+    Raises:
+        NoFaceError: no face passed the checks.
+    """
+    import time
+
+    from facenormals3d.errors import NoFaceError
+
+    t0 = time.perf_counter()
+    search = finder.search(image)
+    if not search.faces:
+        raise NoFaceError(source, "no face found" + (
+            f" ({len(search.skipped)} detection(s) failed the landmark checks)" if search.skipped else ""))
+    t_detect = (time.perf_counter() - t0) / len(search.faces)
+    out = []
+    for det in search.faces:
+        t1 = time.perf_counter()
+        face = align_face(image, det)
+        out.append((face, {"detect": t_detect, "align": time.perf_counter() - t1}))
+    return out, search

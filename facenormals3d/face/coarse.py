@@ -1,8 +1,9 @@
 """The coarse 3D face from the 478 landmarks, and its depth and normal maps in the crop.
 
-Frame and units (see :mod:`facenormals3d.conventions`): crop pixel (u, v) with v down
-maps to x = (u - S/2) * s, y = -(v - S/2) * s, z = z_px * s, where S is the crop side and
-``s`` millimetres per crop pixel. ``s`` makes the distance between the outer eye corners
+Frame and units (see :mod:`facenormals3d.conventions`): the crop frame of
+:class:`facenormals3d.frame.CropFrame` (crop pixel (u, v) with v down maps to
+x = (u - S/2) * s, y = -(v - S/2) * s, z = z_px * s, where S is the crop side and
+``s`` millimetres per crop pixel). ``s`` makes the distance between the outer eye corners
 (landmarks 33 and 263, measured in 3D) equal :data:`MEAN_OUTER_EYE_DISTANCE_MM`. The
 projection is orthographic (mediapipe's landmark model is weak-perspective).
 
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from facenormals3d.conventions import MEAN_OUTER_EYE_DISTANCE_MM
+from facenormals3d.frame import CropFrame
 from facenormals3d.face.topology import (N_LANDMARKS, OUTER_EYE_CORNERS_MEDIAPIPE,
                                          check_landmarks, mesh_triangles)
 from facenormals3d.surface import interpolate, orthographic_hits, vertex_normals
@@ -32,12 +34,17 @@ class CoarseFace:
     """478 x 3 float64, millimetres, x right, y up, z towards the camera, origin at the crop centre."""
     faces: np.ndarray
     """F x 3 int64 triangles (counter-clockwise seen from the camera)."""
-    mm_per_pixel: float
-    """Millimetres per crop pixel (the metric scale assumption)."""
+    frame: CropFrame
+    """The crop frame: side and millimetres per crop pixel (the metric scale assumption)."""
     depth: np.ndarray
     """S x S float32 z in mm of the front-most surface, NaN where the mesh is not hit."""
     normals: np.ndarray
     """S x S x 3 float32 unit normals (camera space), NaN where the mesh is not hit."""
+
+    @property
+    def mm_per_pixel(self) -> float:
+        """Millimetres per crop pixel (``frame.mm_per_pixel``)."""
+        return self.frame.mm_per_pixel
 
     @property
     def coverage(self) -> np.ndarray:
@@ -55,16 +62,6 @@ def metric_scale(landmarks: np.ndarray) -> float:
     return MEAN_OUTER_EYE_DISTANCE_MM / d
 
 
-def landmarks_to_mm(landmarks_crop: np.ndarray, size: int, mm_per_pixel: float) -> np.ndarray:
-    """Crop-pixel landmarks (x right, y down, z px towards camera) -> mesh frame, mm."""
-    lm = np.asarray(landmarks_crop, dtype=np.float64)
-    out = np.empty((len(lm), 3))
-    out[:, 0] = (lm[:, 0] - size / 2) * mm_per_pixel
-    out[:, 1] = -(lm[:, 1] - size / 2) * mm_per_pixel
-    out[:, 2] = lm[:, 2] * mm_per_pixel
-    return out
-
-
 def coarse_face(landmarks_crop: np.ndarray, size: int) -> CoarseFace:
     """Build the landmark mesh and render its depth and normals into the ``size`` crop.
 
@@ -75,21 +72,21 @@ def coarse_face(landmarks_crop: np.ndarray, size: int) -> CoarseFace:
     lm = check_landmarks(landmarks_crop, N_LANDMARKS, "crop landmarks")
     if lm.shape[1] != 3:
         raise ValueError("coarse face needs 3D landmarks (478 x 3)")
-    s = metric_scale(lm)
-    verts = landmarks_to_mm(lm, size, s)
+    frame = CropFrame(size, metric_scale(lm))
+    verts = frame.to_mm(lm)
     faces = mesh_triangles()
-    depth, normals = render_orthographic(verts, faces, size, s)
-    return CoarseFace(vertices=verts, faces=faces, mm_per_pixel=s, depth=depth, normals=normals)
+    depth, normals = render_orthographic(verts, faces, frame)
+    return CoarseFace(vertices=verts, faces=faces, frame=frame, depth=depth, normals=normals)
 
 
-def render_orthographic(vertices: np.ndarray, faces: np.ndarray, size: int,
-                        mm_per_pixel: float) -> tuple[np.ndarray, np.ndarray]:
+def render_orthographic(vertices: np.ndarray, faces: np.ndarray, frame: CropFrame
+                        ) -> tuple[np.ndarray, np.ndarray]:
     """Front view of a mesh (mm, our frame) onto the crop grid: z map and smooth normals.
 
     One ray per pixel centre along -z (open3d ray casting). Returns ``(depth, normals)``:
-    ``size x size`` float32 and ``size x size x 3`` float32, NaN where nothing is hit.
+    ``S x S`` float32 and ``S x S x 3`` float32, NaN where nothing is hit.
     """
-    depth, tri, bary = orthographic_hits(vertices, faces, size, mm_per_pixel)
+    depth, tri, bary = orthographic_hits(vertices, faces, frame)
     n = interpolate(vertex_normals(vertices, faces), faces, tri, bary)
     n /= np.maximum(np.linalg.norm(n, axis=-1, keepdims=True), 1e-12)
     return depth, n.astype(np.float32)

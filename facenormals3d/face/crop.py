@@ -180,6 +180,29 @@ def warp_to_photo(crop_image: np.ndarray, crop: CropTransform, photo_shape: tupl
     return _warp(crop_image, crop.matrix, photo_shape, order, crop.scale)
 
 
+def normals_on_photo(faces: list[tuple[np.ndarray, np.ndarray, CropTransform]], photo_shape: tuple[int, int]
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Crop normals of several faces warped onto the photo's ``H x W`` grid, later faces
+    painted over earlier ones (give the nearest face last).
+
+    ``faces``: ``(normals S x S x 3 (NaN where unknown), mask S x S, transform)`` per face.
+    The crop is turned with the face, so the normals are turned back with it
+    (:meth:`CropTransform.directions_to_photo`) and renormalised after resampling.
+    Returns ``(normals H x W x 3 float32, NaN outside; mask H x W bool)``.
+    """
+    h, w = photo_shape
+    photo_n = np.zeros((h, w, 3), np.float32)
+    photo_m = np.zeros((h, w), bool)
+    for normals, mask, transform in faces:
+        back = warp_to_photo(np.nan_to_num(transform.directions_to_photo(normals)), transform, (h, w), order=1)
+        back_m = warp_to_photo(mask.astype(np.uint8), transform, (h, w), order=0) > 0
+        photo_n[back_m] = back[back_m]
+        photo_m |= back_m
+    length = np.linalg.norm(photo_n, axis=-1, keepdims=True)
+    photo_n = np.where(photo_m[..., None], photo_n / np.maximum(length, 1e-6), np.nan).astype(np.float32)
+    return photo_n, photo_m
+
+
 def _warp(src: np.ndarray, dst_to_src: np.ndarray, out_hw: tuple[int, int], order: int,
           src_px_per_dst_px: float) -> np.ndarray:
     """Resample ``src`` onto an ``out_hw`` grid; ``dst_to_src`` maps continuous output

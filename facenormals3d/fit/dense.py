@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from facenormals3d.frame import CropFrame
 from facenormals3d.fit.landmarks import LandmarkFit, LandmarkFitter
 from facenormals3d.surface import vertex_normals
 
@@ -68,7 +69,7 @@ class DenseFit:
 
 
 def fit_dense(fitter: LandmarkFitter, landmark_fit: LandmarkFit, target: np.ndarray, triangle: np.ndarray,
-              bary: np.ndarray, target_depth: np.ndarray, confidence: np.ndarray, mm_per_pixel: float,
+              bary: np.ndarray, target_depth: np.ndarray, confidence: np.ndarray, frame: CropFrame,
               settings: DenseFitSettings = DenseFitSettings()) -> DenseFit:
     """Refine ``landmark_fit`` (made by ``fitter`` on ``target`` landmarks, ``478 x 3`` mm).
 
@@ -77,10 +78,10 @@ def fit_dense(fitter: LandmarkFitter, landmark_fit: LandmarkFit, target: np.ndar
             landmark-fit surface each pixel sees (:func:`facenormals3d.surface.orthographic_hits`).
         target_depth: ``S x S`` z (mm) integrated from the normals; NaN where unknown.
         confidence: ``S x S`` in [0, 1] trust in ``target_depth``.
+        frame: the crop frame of the ``S x S`` maps.
     """
     t0 = time.perf_counter()
     model, s = fitter.model, settings
-    size = target_depth.shape[0]
     sel = np.zeros_like(triangle, dtype=bool)
     sel[::s.stride, ::s.stride] = True
     sel &= (triangle >= 0) & np.isfinite(target_depth) & (confidence > 0.05)
@@ -101,8 +102,7 @@ def fit_dense(fitter: LandmarkFitter, landmark_fit: LandmarkFit, target: np.ndar
     basis = np.concatenate([np.einsum("pc,mpcd->mpd", b, blk[:, corners]) for blk in bases], axis=0)
     mean = np.einsum("pc,pcd->pd", b, model.mean[corners].astype(np.float64))
     rot = pose.scale * pose.rotation
-    q = np.stack([(cols + 0.5 - size / 2) * mm_per_pixel, -(rows + 0.5 - size / 2) * mm_per_pixel,
-                  target_depth[rows, cols]], axis=1)
+    q = np.stack([*frame.pixel_centres(cols, rows), target_depth[rows, cols]], axis=1)
     conf = confidence[rows, cols].astype(np.float64)
     a_lm, b_lm = fitter.rows(np.asarray(target, np.float64), pose, landmark_fit.weights)
     lm_energy = float(np.sum(b_lm ** 2)) + 1e-9  # landmark term at coef = 0, sets the scale

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from facenormals3d.errors import InputError
+from facenormals3d.frame import CropFrame
 from facenormals3d.fit.model import FaceModel
 from facenormals3d.similarity import Similarity, umeyama
 
@@ -227,26 +228,27 @@ def rotation_angles_deg(rotation: np.ndarray) -> dict[str, float]:
 
 
 def fit_crop(fitter: LandmarkFitter, landmarks_crop: np.ndarray, size: int,
-             source: str = "<landmarks>") -> tuple[LandmarkFit, np.ndarray, float]:
+             source: str = "<landmarks>") -> tuple[LandmarkFit, np.ndarray, CropFrame]:
     """Fit crop landmarks (``478 x 3`` crop pixels, y down, z towards the camera).
 
-    Returns ``(fit, target, mm_per_pixel)``: the fit in the crop frame (mm), the target
-    landmarks in mm and the crop's metric scale (:func:`facenormals3d.face.coarse.metric_scale`).
+    Returns ``(fit, target, frame)``: the fit in the crop frame (mm), the target landmarks
+    in mm and the crop frame, whose scale is :func:`facenormals3d.face.coarse.metric_scale`.
     """
-    from facenormals3d.face.coarse import landmarks_to_mm, metric_scale
+    from facenormals3d.face.coarse import metric_scale
 
     lm = check_fit_landmarks(landmarks_crop, source)
     try:
         s = metric_scale(lm)
     except ValueError as err:
         raise InputError(source, f"landmarks: {err}") from None
-    target = landmarks_to_mm(lm, size, s)
-    return fitter.fit(target, source), target, s
+    frame = CropFrame(size, s)
+    target = frame.to_mm(lm)
+    return fitter.fit(target, source), target, frame
 
 
-def fitted_normals(model: FaceModel, fit: LandmarkFit, size: int, mm_per_pixel: float) -> np.ndarray:
+def fitted_normals(model: FaceModel, fit: LandmarkFit, frame: CropFrame) -> np.ndarray:
     """The fitted face's smooth normals seen in the crop: ``S x S x 3`` float32, NaN off the face."""
     from facenormals3d.face.coarse import render_orthographic
 
     vertices = fit.pose.apply(model.shape(fit.alpha, fit.beta))
-    return render_orthographic(vertices, model.triangles, size, mm_per_pixel)[1]
+    return render_orthographic(vertices, model.triangles, frame)[1]

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from facenormals3d.frame import CropFrame
+
 #: Tolerance of the visibility test (mm): a texel within this of the front-most surface is
 #: seen (more on steep surfaces, by their slope over one crop pixel).
 VISIBILITY_TOLERANCE_MM = 1.5
@@ -80,17 +82,18 @@ class TexelView:
 
 
 def view_texels(raster: AtlasRaster, corners: np.ndarray, vertices: np.ndarray, vertex_normals: np.ndarray,
-                zbuffer: np.ndarray, mm_per_pixel: float, candidates: np.ndarray | None = None) -> TexelView:
-    """Project covered texels into the crop and test them against ``zbuffer`` (``S x S`` z, mm).
+                zbuffer: np.ndarray, frame: CropFrame, candidates: np.ndarray | None = None) -> TexelView:
+    """Project covered texels into the crop and test them against ``zbuffer`` (``S x S`` z, mm,
+    on the grid of ``frame``).
 
     ``corners``: ``N x 3`` vertex indices of each covered texel's triangle corners, e.g.
     ``faces[raster.triangle]`` (or the mirrored vertices, to look up each texel's mirror
     image). ``candidates``: ``N`` bool, texels worth testing (others get weight 0).
     """
-    size = zbuffer.shape[0]
+    mm_per_pixel = frame.mm_per_pixel
     v = np.asarray(vertices, np.float32)
-    per_vertex = np.stack([v[:, 0] / mm_per_pixel + size / 2, size / 2 - v[:, 1] / mm_per_pixel, v[:, 2],
-                           np.asarray(vertex_normals, np.float32)[:, 2]], axis=1)
+    per_vertex = np.concatenate([frame.to_pixels(v), v[:, 2:3], np.asarray(vertex_normals, np.float32)[:, 2:3]],
+                                axis=1)
     idx = np.arange(len(corners)) if candidates is None else np.flatnonzero(candidates)
     c = corners[idx]
     b = raster.bary[idx]

@@ -215,7 +215,11 @@ def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
 def project_uvs(vertices: np.ndarray, shape: tuple[int, int], pixel_size_mm: float | None,
                 camera: Camera | None) -> np.ndarray:
     """Texture coordinates ``V x 2`` of mesh points: their position in the ``H x W`` image
-    (``u`` right, ``v`` up, both in [0, 1] over the image)."""
+    (``u`` right, ``v`` up, both in [0, 1] over the image).
+
+    The orthographic case is the inverse of :func:`integration.camera.height_to_points`, which
+    placed the vertices: an ``H x W`` grid (not necessarily square), so it follows that
+    general camera rather than the square :class:`facenormals3d.frame.CropFrame`."""
     h, w = shape
     v = np.asarray(vertices, dtype=np.float64)
     if camera is not None:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from facenormals3d import surface
+from facenormals3d.frame import CropFrame
 from facenormals3d.mesh.build import FaceMesh
 
 
@@ -44,7 +45,7 @@ class DetailSettings:
 
 def detail_displacement(vertices: np.ndarray, faces: np.ndarray, vertex_normals: np.ndarray,
                         detail_depth: np.ndarray, base_depth: np.ndarray, confidence: np.ndarray,
-                        mm_per_pixel: float, settings: DetailSettings = DetailSettings()) -> np.ndarray:
+                        frame: CropFrame, settings: DetailSettings = DetailSettings()) -> np.ndarray:
     """Per-vertex offsets ``V x 3`` (mm) that move the fitted surface towards ``detail_depth``.
 
     Args:
@@ -52,12 +53,12 @@ def detail_displacement(vertices: np.ndarray, faces: np.ndarray, vertex_normals:
         detail_depth: ``S x S`` z integrated from the normals (NaN where unknown).
         base_depth: ``S x S`` z of the fitted mesh itself (NaN where it is not hit).
         confidence: ``S x S`` in [0, 1]: trust in ``detail_depth`` (0 outside the face).
+        frame: the crop frame of the ``S x S`` maps.
     """
     import cv2
 
     from facenormals3d.mesh.atlas import sample_points
 
-    size = detail_depth.shape[0]
     known = np.isfinite(detail_depth) & np.isfinite(base_depth) & (confidence > 0)
     fade = cv2.distanceTransform(known.astype(np.uint8), cv2.DIST_L2, 5) / max(settings.fade_px, 1e-6)
     weight = np.clip(fade, 0, 1) * np.where(known, confidence, 0)
@@ -70,7 +71,7 @@ def detail_displacement(vertices: np.ndarray, faces: np.ndarray, vertex_normals:
         d = d - np.where(den > 1e-3, num / np.maximum(den, 1e-3), 0.0)
     d = d * weight
     v = np.asarray(vertices, np.float64)
-    xy = np.stack([v[:, 0] / mm_per_pixel + size / 2, size / 2 - v[:, 1] / mm_per_pixel], axis=1)
+    xy = frame.to_pixels(v)
     z_front = sample_points(np.nan_to_num(base_depth, nan=-1e6).astype(np.float32), xy, nearest=True,
                             outside=-1e6)[:, 0]
     seen = (v[:, 2] >= z_front - 1.0) & (vertex_normals[:, 2] > 0)

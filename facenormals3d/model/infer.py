@@ -36,7 +36,7 @@ def crops_to_tensor(crops) -> torch.Tensor:
 
 def resize_prior(coarse: torch.Tensor, size: int) -> torch.Tensor:
     """A ``B x 3 x H x W`` prior normal map (0 = unknown) at the model's input ``size``:
-    bilinear, not renormalised. Training (:func:`facenormals3d.training.train.fit_to_input`) and
+    bilinear, not renormalised. Training (:func:`facenormals3d.training.data.fit_to_input`) and
     inference share this, so the network sees priors resampled the same way."""
     if coarse.shape[-2:] == (size, size):
         return coarse

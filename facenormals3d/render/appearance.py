@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from facenormals3d.frame import CropFrame
 from facenormals3d.render.lighting import (MIN_SHADING, Lighting, LightingSettings, fit_lighting, light_terms,
                                            masked_blur, shadow_visibility)
 
@@ -82,16 +83,15 @@ def linear_to_srgb8(image: np.ndarray) -> np.ndarray:
     return convert(image)  # clips through its table index
 
 
-def crop_points(depth: np.ndarray, mm_per_pixel: float) -> np.ndarray:
-    """``S x S x 3`` float32 surface points (mm) of the pixel centres at crop ``depth`` (z)."""
-    size = depth.shape[0]
-    centres = (np.arange(size, dtype=np.float32) + 0.5 - size / 2) * mm_per_pixel
-    xx, yy = np.meshgrid(centres, -centres)
+def crop_points(depth: np.ndarray, frame: CropFrame) -> np.ndarray:
+    """``S x S x 3`` float32 surface points (mm) of the pixel centres of ``frame`` at crop ``depth`` (z)."""
+    index = np.arange(frame.size, dtype=np.float32)
+    xx, yy = np.meshgrid(*frame.pixel_centres(index, index))
     return np.stack([xx, yy, depth.astype(np.float32)], axis=-1)
 
 
 def estimate_appearance(crop: np.ndarray, normals: np.ndarray, mask: np.ndarray, vertices: np.ndarray,
-                        faces: np.ndarray, vertex_normals: np.ndarray, hits: tuple, mm_per_pixel: float,
+                        faces: np.ndarray, vertex_normals: np.ndarray, hits: tuple, frame: CropFrame,
                         raster, own, mirror, texture: np.ndarray,
                         settings: LightingSettings = LightingSettings()) -> Appearance:
     """Light, albedo atlas and specular map of one face.
@@ -103,6 +103,7 @@ def estimate_appearance(crop: np.ndarray, normals: np.ndarray, mask: np.ndarray,
         vertices, faces, vertex_normals: the final mesh (crop frame, mm).
         hits: ``(depth, triangle, bary)`` of :func:`facenormals3d.surface.orthographic_hits`
             for this mesh.
+        frame: the crop frame of the ``S x S`` maps.
         raster, own, mirror: the atlas raster and texel views the texture was baked with.
         texture: ``H x W x 3`` uint8 photo texture (sRGB) in that atlas.
     """
@@ -119,7 +120,7 @@ def estimate_appearance(crop: np.ndarray, normals: np.ndarray, mask: np.ndarray,
     n_all = interpolate(vertex_normals, faces, tri, bary)
     n_all = np.where(fit_mask[..., None], np.nan_to_num(normals), np.nan_to_num(n_all))
     n_all /= np.maximum(np.linalg.norm(n_all, axis=-1, keepdims=True), 1e-8)
-    points = crop_points(np.nan_to_num(depth), mm_per_pixel)
+    points = crop_points(np.nan_to_num(depth), frame)
     linear = srgb8_to_linear(crop).reshape(-1, 3)
     scene = raycasting_scene(vertices, faces)
     flat_n = n_all.reshape(-1, 3)

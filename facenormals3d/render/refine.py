@@ -6,7 +6,7 @@ The mesh is the face crop seen orthographically from the front. A vertex ``(x, y
 
     u = x / mm_per_pixel + S / 2        v = -y / mm_per_pixel + S / 2
 
-(pixel centres at +0.5, v down), which :func:`crop_view` expresses as a preview
+(pixel centres at +0.5, v down; :class:`facenormals3d.frame.CropFrame`), which :func:`crop_view` expresses as a preview
 :class:`~facenormals3d.render.camera.OrthoView` so the PyTorch3D rasteriser of
 :mod:`facenormals3d.render.raster` (with its CPU binning and the +X left / +Z into the
 screen flip) draws exactly onto the photo's pixels.
@@ -40,6 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from facenormals3d.errors import InputError
+from facenormals3d.frame import CropFrame
 from facenormals3d.render.camera import OrthoView
 
 ALBEDO_MODES = ("constant", "smoothed", "given")
@@ -133,10 +134,9 @@ class RefineResult:
     """How many times the mesh was rasterised."""
 
 
-def crop_view(size: int, mm_per_pixel: float) -> OrthoView:
-    """The orthographic front view that maps mesh mm to crop pixels (see the module doc)."""
-    return OrthoView(rotation=np.eye(3), center=np.zeros(3),
-                     half_extent=0.5 * size * float(mm_per_pixel), size=int(size))
+def crop_view(frame: CropFrame) -> OrthoView:
+    """The orthographic front view that maps mesh mm to the pixels of ``frame`` (see the module doc)."""
+    return OrthoView(rotation=np.eye(3), center=np.zeros(3), half_extent=frame.half_extent_mm, size=int(frame.size))
 
 
 @dataclass
@@ -149,8 +149,8 @@ class _Samples:
 
 
 def rasterize_crop(vertices: np.ndarray, faces: np.ndarray, mask: np.ndarray,
-                   mm_per_pixel: float, device: str = "cpu", rasterizer: str = "auto") -> _Samples:
-    """Rasterise the mesh into the ``S x S`` crop (``S = mask.shape[0]``) through
+                   frame: CropFrame, device: str = "cpu", rasterizer: str = "auto") -> _Samples:
+    """Rasterise the mesh into the ``S x S`` crop of ``frame`` (``mask`` is ``S x S``) through
     :func:`facenormals3d.render.raster.rasterize` (PyTorch3D's MeshRasterizer, or open3d
     ray casting on CPU: see :attr:`RefineSettings.rasterizer`).
 
@@ -161,9 +161,7 @@ def rasterize_crop(vertices: np.ndarray, faces: np.ndarray, mask: np.ndarray,
 
     from facenormals3d.render.raster import rasterize
 
-    size = mask.shape[0]
-    pix_to_face, bary = rasterize(vertices, faces, crop_view(size, mm_per_pixel), device,
-                                  rasterizer)
+    pix_to_face, bary = rasterize(vertices, faces, crop_view(frame), device, rasterizer)
     p2f = pix_to_face.reshape(-1).cpu().numpy()
     v = np.asarray(vertices, dtype=np.float64)
     fn_z = np.cross(v[faces[:, 1]] - v[faces[:, 0]], v[faces[:, 2]] - v[faces[:, 0]])[:, 2]
@@ -310,6 +308,7 @@ def refine_mesh(vertices: np.ndarray, faces: np.ndarray, image: np.ndarray, mask
     settings.check()
     v0_np, f_np, img, m = _check_inputs(vertices, faces, image, mask, float(mm_per_pixel))
     size, dev = img.shape[0], settings.device
+    frame = CropFrame(size, float(mm_per_pixel))
     given = None
     if settings.albedo == "given":
         from facenormals3d.render.appearance import srgb8_to_linear
@@ -337,7 +336,7 @@ def refine_mesh(vertices: np.ndarray, faces: np.ndarray, image: np.ndarray, mask
 
     def fit(v_now: np.ndarray):
         """Rasterise and fit light + albedo; returns samples, target, sh, albedo, error."""
-        samples = rasterize_crop(v_now, f_np, m, mm_per_pixel, dev, settings.rasterizer)
+        samples = rasterize_crop(v_now, f_np, m, frame, dev, settings.rasterizer)
         if len(samples.pixels) == 0:
             raise InputError("mesh", "covers no front-facing pixel inside the mask: check the "
                              "mm_per_pixel scale and that faces are counter-clockwise")

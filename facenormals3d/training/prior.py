@@ -103,10 +103,10 @@ class FittedPrior:
             self._fitter = LandmarkFitter(load_face_model())
         try:
             landmarks = self._finder.find(img)[0].landmarks
-            fit, _, s = fit_crop(self._fitter, landmarks, img.shape[0])
+            fit, _, frame = fit_crop(self._fitter, landmarks, img.shape[0])
         except InputError:  # no face, or degenerate landmarks
             return None
-        return fitted_normals(self._fitter.model, fit, img.shape[0], s)
+        return fitted_normals(self._fitter.model, fit, frame)
 
 
 def _check_image(image: np.ndarray) -> np.ndarray:

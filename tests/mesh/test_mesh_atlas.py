@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from facenormals3d.frame import CropFrame
 from facenormals3d.mesh import atlas
 
 
@@ -40,7 +41,7 @@ def test_texture_of_a_face_cut_by_the_photo_edge_has_no_black_padding():
     assert len(raster.texel) == 64 * 32
     size, s = 64, 1.0  # the square spans crop pixels 12..52
     zbuffer = np.zeros((size, size), np.float32)
-    view = atlas.view_texels(raster, f[raster.triangle], v, n, zbuffer, s)
+    view = atlas.view_texels(raster, f[raster.triangle], v, n, zbuffer, CropFrame(size, s))
     assert view.weight.min() > 0.99
     photo = np.zeros((64, 32, 3), np.uint8)  # only the left half of the crop is inside the photo
     photo[:] = (200, 120, 60)
@@ -53,14 +54,14 @@ def test_hidden_texels_are_not_sampled():
     v, f, uv, n = _square()
     raster = atlas.rasterize_atlas(uv, 16, 16)
     zbuffer = np.full((64, 64), 10.0, np.float32)  # something 10 mm in front of the square
-    assert atlas.view_texels(raster, f[raster.triangle], v, n, zbuffer, 1.0).weight.max() == 0.0
+    assert atlas.view_texels(raster, f[raster.triangle], v, n, zbuffer, CropFrame(64, 1.0)).weight.max() == 0.0
 
 
 def test_normal_map_is_flat_for_the_mesh_normal_and_tilts_with_u():
     v, f, uv, n = _square()
     raster = atlas.rasterize_atlas(uv, 32, 32)
     zbuffer = np.zeros((64, 64), np.float32)
-    view = atlas.view_texels(raster, f[raster.triangle], v, n, zbuffer, 1.0)
+    view = atlas.view_texels(raster, f[raster.triangle], v, n, zbuffer, CropFrame(64, 1.0))
     conf = np.ones((64, 64), np.float32)
     flat = np.tile(np.array([0, 0, 1], np.float32), (64, 64, 1))
     nm = atlas.bake_normal_map(raster, view, v, f, uv, n, flat, conf)

@@ -5,18 +5,25 @@ import json
 import pytest
 
 from facenormals3d.cli import main
+from facenormals3d.model.config import ModelConfig
 
 
-@pytest.mark.slow  # times the shipped config too (~tens of seconds on a busy 2-core box)
-def test_bench_network_smoke(tmp_path, capsys):
+def test_bench_network_smoke(tmp_path, capsys, monkeypatch):
+    # A tiny "shipped" config: the bench adds it to the candidates without timing the real one.
+    monkeypatch.setattr("facenormals3d.model.config.shipped_config", lambda: ModelConfig(width=0.0625, input_size=64))
     out = tmp_path / "bench.json"
-    assert main(["bench", "network", "--widths", "0.0625", "--sizes", "64", "--batch-size", "2",
+    assert main(["bench", "network", "--widths", "0.0625", "--sizes", "128", "--batch-size", "2",
                  "--repeats", "1", "--out", str(out), "--json"]) == 0
     report = json.loads(out.read_text())
     rows = {(r["width"], r["train_size"]): r for r in report["rows"]}
-    assert (0.0625, 64) in rows and any(r["shipped"] for r in report["rows"])
-    tiny = rows[(0.0625, 64)]
-    assert tiny["train_GFLOP_per_sample"] > 0 and tiny["train_samples_per_s"] > 0
-    assert report["targets"][0]["limit"] == 150.0
-    assert "paper config 38.94 M" in " ".join(report["notes"])
+    assert set(rows) == {(0.0625, 64), (0.0625, 128)}
+    assert [r["shipped"] for r in report["rows"]] == [True, False]  # the shipped config first
+    tiny = rows[(0.0625, 128)]
+    assert tiny["train_GFLOP_per_sample"] > 0 and tiny["train_samples_per_s"] > 0 and tiny["infer_ms_256"] > 0
+    # Same network at a quarter of the pixels: same parameters, about a quarter of the FLOPs.
+    assert rows[(0.0625, 64)]["params_M"] == tiny["params_M"]
+    assert rows[(0.0625, 64)]["train_GFLOP_per_sample"] == pytest.approx(tiny["train_GFLOP_per_sample"] / 4, rel=0.1)
+    (t,) = report["targets"]
+    assert t["limit"] == 150.0 and t["value"] == rows[(0.0625, 64)]["infer_ms_256"]
+    assert report["reference"]["paper_params_M"] == pytest.approx(38.94, abs=0.005)
     assert json.loads(capsys.readouterr().out)["name"] == "network"

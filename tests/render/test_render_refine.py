@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from facenormals3d.face.coarse import landmarks_to_mm
+from facenormals3d.frame import CropFrame
 from facenormals3d.render.refine import (RefineSettings, SmoothSolve, rasterize_crop, refine_mesh, uniform_laplacian,
                                          vertex_normals_torch, _unique_edges)
 from facenormals3d.render.shading import fit_light_and_albedo, sh_basis, shade
@@ -93,9 +93,9 @@ def test_vertex_lands_on_the_expected_crop_pixel(col, row, rasterizer):
     size, mpp = 64, 0.7
     verts, faces = _tiny_triangle(col + 0.5, row + 0.5, size, mpp)
     # The centroid sits 0.1 px below the pixel centre (the crop <-> mm convention of the coarse face).
-    np.testing.assert_allclose(landmarks_to_mm(np.array([[col + 0.5, row + 0.6, 0.0]]), size, mpp)[0, :2],
+    np.testing.assert_allclose(CropFrame(size, mpp).to_mm(np.array([[col + 0.5, row + 0.6, 0.0]]))[0, :2],
                                verts.mean(0)[:2], atol=1e-9)
-    samples = rasterize_crop(verts, faces, np.ones((size, size), bool), mpp,
+    samples = rasterize_crop(verts, faces, np.ones((size, size), bool), CropFrame(size, mpp),
                              rasterizer=rasterizer)
     assert list(samples.pixels) == [row * size + col]
     # The pixel centre is (x, y): halfway between the base and the apex, on the axis.
@@ -106,9 +106,9 @@ def test_back_faces_and_masked_pixels_are_left_out():
     size, mpp = 32, 1.0
     verts, faces = _tiny_triangle(5.5, 7.5, size, mpp)
     mask = np.ones((size, size), bool)
-    assert len(rasterize_crop(verts, faces[:, ::-1], mask, mpp).pixels) == 0  # clockwise
+    assert len(rasterize_crop(verts, faces[:, ::-1], mask, CropFrame(size, mpp)).pixels) == 0  # clockwise
     mask[7, 5] = False
-    assert len(rasterize_crop(verts, faces, mask, mpp).pixels) == 0
+    assert len(rasterize_crop(verts, faces, mask, CropFrame(size, mpp)).pixels) == 0
 
 
 def test_lighting_fit_recovers_known_light():

@@ -164,11 +164,10 @@ def _add_face(mesh: ObjMesh, corners: list, where: str) -> None:
     mesh.face_normals.append(tuple(ns) if len(ns) == len(vs) else None)
 
 
-def parse_mtl_maps(text: str, material: str = "") -> dict:
-    """The texture maps of ``material`` (or of the first material, when ``material`` is ''
-    or not defined) in MTL text: ``{statement: file name}`` for ``map_Kd`` (diffuse
-    colour), ``norm`` (tangent-space normal map) and ``map_Bump`` / ``bump``. Options such
-    as ``-s 1 1 1`` or ``-bm 1`` before a name are skipped."""
+def _mtl_blocks(text: str) -> dict:
+    """``{material: {statement: file name}}`` of the texture-map statements (see
+    :func:`parse_mtl_maps`) of each material in MTL text, in order; statements before any
+    ``newmtl`` go under ``None``. A statement's first occurrence in a material wins."""
     blocks, current = {}, None
     for raw in text.splitlines():
         parts = raw.split("#", 1)[0].split()
@@ -180,6 +179,15 @@ def parse_mtl_maps(text: str, material: str = "") -> dict:
         elif parts[0] in _MAP_STATEMENTS and len(parts) > 1:
             key = "map_Bump" if parts[0] == "bump" else parts[0]
             blocks.setdefault(current, {}).setdefault(key, _strip_map_options(parts[1:]))
+    return blocks
+
+
+def parse_mtl_maps(text: str, material: str = "") -> dict:
+    """The texture maps of ``material`` (or of the first material, when ``material`` is ''
+    or not defined) in MTL text: ``{statement: file name}`` for ``map_Kd`` (diffuse
+    colour), ``norm`` (tangent-space normal map) and ``map_Bump`` / ``bump``. Options such
+    as ``-s 1 1 1`` or ``-bm 1`` before a name are skipped."""
+    blocks = _mtl_blocks(text)
     if material in blocks:
         return blocks[material]
     return next((maps for maps in blocks.values() if maps), {})
@@ -191,19 +199,9 @@ _MAP_STATEMENTS = ("map_Kd", "norm", "map_Bump", "bump")
 def parse_mtl_texture(text: str, material: str = "") -> str:
     """The ``map_Kd`` file name of ``material`` (or of the first material that has one)
     in MTL text, '' if none. Options such as ``-s 1 1 1`` before the name are skipped."""
-    current, first = "", ""
-    for raw in text.splitlines():
-        parts = raw.split("#", 1)[0].split()
-        if not parts:
-            continue
-        if parts[0] == "newmtl":
-            current = " ".join(parts[1:])
-        elif parts[0] == "map_Kd" and len(parts) > 1:
-            name = _strip_map_options(parts[1:])
-            if material and current == material:
-                return name
-            first = first or name
-    return first
+    blocks = _mtl_blocks(text)
+    own = blocks.get(material, {}).get("map_Kd") if material else None
+    return own or next((maps["map_Kd"] for maps in blocks.values() if "map_Kd" in maps), "")
 
 
 def _strip_map_options(args: list) -> str:

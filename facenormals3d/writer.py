@@ -1,6 +1,8 @@
-"""Writing a :class:`~facenormals3d.pipeline.Reconstruction` to disk, and its preview picture.
+"""The output layouts: what the ``reconstruct``, ``faces`` and ``normals`` commands write
+per face and per photo, and their preview pictures. (Mesh file formats are
+:mod:`facenormals3d.mesh.export`'s.)
 
-Per face, ``OUT/<photo-stem>/face_<k>/`` holds (see ``facenormals3d reconstruct --help``):
+``reconstruct``: per face, ``OUT/<photo-stem>/face_<k>/`` holds (see ``facenormals3d reconstruct --help``):
 ``mesh.obj`` + ``mesh.mtl`` + ``texture.png``, ``mesh.ply``, ``normals.png`` (16-bit) and
 ``normals.npy``, ``depth.npy``, ``mask.png``, ``landmarks7.npy`` (the 7 NoW points),
 ``landmarks.npy`` (all 478, mesh coordinates), ``landmarks_photo.npy``, ``transform.json``,
@@ -8,6 +10,9 @@ Per face, ``OUT/<photo-stem>/face_<k>/`` holds (see ``facenormals3d reconstruct 
 (tangent space, 16-bit), ``blendshapes.npz``, ``fit.json`` and, with the light estimate,
 ``albedo.png`` (the MTL's ``map_Kd``), ``specular.png`` and ``lighting.json``. The folder is assembled under a temporary name and
 renamed when complete.
+
+``faces`` (:func:`write_aligned_face`) and ``normals`` (:func:`write_face_normals`,
+:func:`write_photo_normals`): see those commands' ``--help``.
 """
 
 from __future__ import annotations
@@ -157,3 +162,75 @@ def _resize(img: np.ndarray, size: int) -> np.ndarray:
     from PIL import Image
 
     return np.asarray(Image.fromarray(img).resize((size, size), Image.BILINEAR))
+
+
+def write_crop_files(folder: Path, face, mask: np.ndarray) -> None:
+    """``crop.png``, ``mask.png`` (255 = ``mask``) and ``transform.json`` of an aligned face."""
+    import imageio.v3 as iio
+
+    from facenormals3d.outputs import write_json
+
+    iio.imwrite(folder / "crop.png", face.crop)
+    iio.imwrite(folder / "mask.png", np.asarray(mask).astype(np.uint8) * 255)
+    write_json(folder / "transform.json", face.transform.to_dict())
+
+
+def write_aligned_face(folder: Path, face, source: str, entry: dict[str, Any]) -> None:
+    """The ``faces`` command's ``face_<k>/``: crop, mask, landmarks (npy + json with the face's
+    report ``entry``), transform, and the landmark face's normals and depth."""
+    from facenormals3d.conventions import write_normal_png
+    from facenormals3d.face.coarse import coarse_face
+    from facenormals3d.outputs import write_json
+
+    write_crop_files(folder, face, face.mask)
+    np.save(folder / "landmarks_photo.npy", face.landmarks_photo)
+    np.save(folder / "landmarks_crop.npy", face.landmarks_crop)
+    write_json(folder / "landmarks.json", {
+        "source": source, "score": face.score, "box": face.box, **entry,
+        "landmarks_photo": face.landmarks_photo, "landmarks_crop": face.landmarks_crop})
+    coarse = coarse_face(face.landmarks_crop, face.transform.size)
+    write_normal_png(folder / "coarse_normals.png", coarse.normals)
+    np.save(folder / "coarse_depth.npy", coarse.depth)
+
+
+def write_face_normals(folder: Path, face, normals: np.ndarray, mask: np.ndarray) -> None:
+    """The ``normals`` command's ``face_<k>/``: normals (png + npy), mask, crop, transform."""
+    from facenormals3d.conventions import write_normal_png
+
+    write_normal_png(folder / "normals.png", normals, mask)
+    np.save(folder / "normals.npy", normals)
+    write_crop_files(folder, face, mask)
+
+
+def write_photo_normals(folder: Path, photo: np.ndarray, normals: np.ndarray, mask: np.ndarray,
+                        panels: list[np.ndarray], labels: list[str]) -> None:
+    """The ``normals`` command's photo files: ``photo_normals.png/.npy``, ``photo_mask.png``
+    and ``preview.png`` (:func:`normals_preview` with the crop ``panels``)."""
+    import imageio.v3 as iio
+
+    from facenormals3d.conventions import normals_to_preview, write_normal_png
+
+    write_normal_png(folder / "photo_normals.png", normals, mask)
+    np.save(folder / "photo_normals.npy", normals)
+    iio.imwrite(folder / "photo_mask.png", mask.astype(np.uint8) * 255)
+    overlay = photo.copy()
+    overlay[mask] = normals_to_preview(normals, mask)[mask]
+    iio.imwrite(folder / "preview.png", normals_preview(photo, overlay, panels, labels))
+
+
+def normals_preview(photo: np.ndarray, overlay: np.ndarray, panels: list[np.ndarray], labels: list[str]
+                    ) -> np.ndarray:
+    """Photo and normals-over-photo on top (scaled to 512 px tall), crop panels below."""
+    from PIL import Image
+
+    from facenormals3d.render.preview import contact_sheet
+
+    def fit(img, height):
+        h, w = img.shape[:2]
+        return np.asarray(Image.fromarray(img).resize((max(1, round(w * height / h)), height)))
+
+    top = contact_sheet([fit(photo, 512), fit(overlay, 512)], ["photo", "normals on the photo"])
+    bottom = contact_sheet(panels, labels, columns=min(len(panels), 6))
+    width = max(top.shape[1], bottom.shape[1])
+    pad = lambda im: np.pad(im, ((0, 0), (0, width - im.shape[1]), (0, 0)), constant_values=255)
+    return np.concatenate([pad(top), pad(bottom)], axis=0)

@@ -1,0 +1,209 @@
+"""The training data: the run's datasets (:class:`DataSources`), endless resumable batch
+streams over them, and the per-batch transforms (flips, resampling to the model's input,
+device transfer)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from facenormals3d.errors import InputError
+
+if TYPE_CHECKING:
+    from facenormals3d.training.config import TrainConfig
+
+
+@dataclass
+class DataSources:
+    """Datasets of one run; each yields dicts (see :mod:`facenormals3d.data.folders`)."""
+
+    paired_train: Dataset | None = None
+    """Items with ``image``, ``normals``, ``mask`` (and ``coarse_normals`` if the model uses it)."""
+    paired_val: Dataset | None = None
+    """Held-out identities, same keys; validation is skipped without it."""
+    images: Dataset | None = None
+    """Photo-only items: ``image``, ``mask``."""
+    normals: Dataset | None = None
+    """Normal-only items: ``normals``, ``mask``."""
+
+    def train_sources(self) -> dict[str, Dataset]:
+        out = {k: getattr(self, k) for k in ("paired_train", "images", "normals")}
+        out = {k: v for k, v in out.items() if v is not None}
+        if not out:
+            raise InputError("training data", "give at least one of paired, image-only or normal-only data")
+        return out
+
+
+class BatchStream:
+    """Endless batches from one dataset in a seeded order, resumable at any batch.
+
+    Epoch ``e`` uses :class:`DistributedSampler` order with seed ``seed`` and epoch ``e``
+    (this rank's shard); the position is (epoch, batches consumed in it).
+    """
+
+    def __init__(self, dataset: Dataset, batch_size: int, seed: int, rank: int, world: int, workers: int):
+        self.dataset, self.workers = dataset, workers
+        self.sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True,
+                                          seed=seed, drop_last=True)
+        per_rank = len(self.sampler)
+        if per_rank < 1:
+            raise InputError("training data", f"{len(dataset)} samples cannot feed {world} processes")
+        self.batch_size = min(batch_size, per_rank)
+        self.epoch, self.pos, self._it = 0, 0, None
+
+    def _loader(self):
+        self.sampler.set_epoch(self.epoch)
+        order = list(self.sampler)[self.pos * self.batch_size:]
+        # Own generator: a new iterator must not draw from the global RNG, or a resumed
+        # run (which builds its iterators at another step) would drift from a straight one.
+        gen = torch.Generator().manual_seed(self.sampler.seed + self.epoch)
+        return iter(DataLoader(self.dataset, batch_size=self.batch_size, sampler=order, drop_last=True,
+                               num_workers=self.workers, generator=gen))
+
+    def next(self) -> dict[str, Any]:
+        if self._it is None:
+            self._it = self._loader()
+        try:
+            batch = next(self._it)
+        except StopIteration:
+            self.epoch, self.pos = self.epoch + 1, 0
+            self._it = self._loader()
+            batch = next(self._it)
+        self.pos += 1
+        return batch
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "pos": self.pos}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.epoch, self.pos, self._it = int(state["epoch"]), int(state["pos"]), None
+
+
+class StreamBatches:
+    """Endless batches from an endless dataset (one with ``endless = True``, e.g.
+    :class:`facenormals3d.data.datasets.SynthStreamDataset`): nothing ever repeats.
+
+    Batch ``k`` of rank ``r`` among ``world`` reads items ``(k * world + r) * B`` to
+    ``+ B``; the position is the number of batches consumed, so a resumed run reads on
+    where it stopped. Items are rendered by ``workers`` DataLoader processes.
+    """
+
+    def __init__(self, dataset: Dataset, batch_size: int, rank: int, world: int, workers: int):
+        self.dataset, self.batch_size, self.rank, self.world = dataset, int(batch_size), rank, world
+        self.workers, self.pos, self._it = workers, 0, None
+
+    def _indices(self):
+        k = self.pos
+        while True:
+            start = (k * self.world + self.rank) * self.batch_size
+            yield from range(start, start + self.batch_size)
+            k += 1
+
+    def next(self) -> dict[str, Any]:
+        if self._it is None:
+            self._it = iter(DataLoader(self.dataset, batch_size=self.batch_size, sampler=_Endless(self._indices),
+                                       num_workers=self.workers, worker_init_fn=_data_worker_init,
+                                       prefetch_factor=4 if self.workers else None,
+                                       persistent_workers=False))
+        batch = next(self._it)
+        self.pos += 1
+        return batch
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": 0, "pos": self.pos}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.pos, self._it = int(state["pos"]), None
+
+
+class _Endless(torch.utils.data.Sampler):
+    """A sampler over an index generator (no length)."""
+
+    def __init__(self, make_iter):
+        self.make_iter = make_iter
+
+    def __iter__(self):
+        return self.make_iter()
+
+
+def _data_worker_init(_worker_id: int) -> None:
+    """One thread per data worker for OpenCV too (torch already sets its own)."""
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
+def make_stream(dataset: Dataset, cfg: "TrainConfig", rank: int, world: int):
+    """:class:`StreamBatches` for endless datasets, else a seeded epoch :class:`BatchStream`."""
+    if getattr(dataset, "endless", False):
+        return StreamBatches(dataset, cfg.batch_size, rank, world, cfg.num_workers)
+    return BatchStream(dataset, cfg.batch_size, cfg.seed, rank, world, cfg.num_workers)
+
+
+def flip_batch(batch: dict, flip: torch.Tensor) -> dict:
+    """Mirror the samples where ``flip`` (bool, B) is set; normal maps also get n_x negated."""
+    out = dict(batch)
+    sign = torch.tensor([-1.0, 1.0, 1.0]).view(1, 3, 1, 1)
+    for key in ("image", "normals", "mask", "coarse_normals", "hair", "prior_mask"):
+        if key in batch:
+            x = batch[key]
+            mirrored = x.flip(-1) * sign if key in ("normals", "coarse_normals") else x.flip(-1)
+            out[key] = torch.where(flip.view(-1, 1, 1, 1), mirrored, x)
+    return out
+
+
+def fit_to_input(batch: dict, size: int) -> dict:
+    """Resample a batch's maps to the model's input size (a 128-input model trains on the
+    engine's 256 crops; inference resizes the same way, see :mod:`facenormals3d.model.infer`).
+
+    Images are area-averaged (antialiased bilinear); normals are averaged, renormalised and
+    zeroed outside the resampled mask (mask = more than half the footprint was face).
+    """
+    import torch.nn.functional as F
+
+    from facenormals3d.model.infer import resize_prior
+
+    any_map = next(v for v in batch.values() if torch.is_tensor(v) and v.ndim == 4)
+    if any_map.shape[-1] == size and any_map.shape[-2] == size:
+        return batch
+    out = dict(batch)
+
+    def resample(x: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(x.float(), size=(size, size), mode="bilinear", align_corners=False,
+                             antialias=True)
+
+    if "mask" in batch:
+        out["mask"] = (resample(batch["mask"]) > 0.5).float()
+    for key in ("image", "hair", "prior_mask"):
+        if key in batch:
+            out[key] = resample(batch[key]).clamp(0.0, 1.0)
+    if "normals" in batch:
+        n = F.normalize(resample(batch["normals"]), dim=1)
+        out["normals"] = n * out["mask"] if "mask" in out else n
+    if "coarse_normals" in batch:
+        # The prior is an input: resampled exactly as inference does, never cut to the
+        # ground-truth mask (that would leak the mask into the input).
+        out["coarse_normals"] = resize_prior(batch["coarse_normals"], size)
+    return out
+
+
+def with_prior(data: DataSources, prior: str) -> DataSources:
+    """``data`` with the named prior (see :mod:`facenormals3d.training.prior`) added to every
+    photo source's items as ``coarse_normals``; unchanged for ``"none"``."""
+    if prior == "none":
+        return data
+    from facenormals3d.training.prior import WithPrior, make_prior
+
+    fn = make_prior(prior)
+    wrap = {k: WithPrior(getattr(data, k), fn) for k in ("paired_train", "paired_val", "images")
+            if getattr(data, k) is not None}
+    return replace(data, **wrap)
+
+
+def to_device(batch: dict, device: torch.device, channels_last: bool) -> dict:
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    return {k: v.to(device, non_blocking=True, memory_format=fmt) if torch.is_tensor(v) and v.ndim == 4
+            else v for k, v in batch.items()}
