@@ -31,7 +31,7 @@ OUTLINE_SMOOTHING = 4
 #: Weights used when none are given: the checkpoint shipped in ``assets/``.
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "assets" / "normalnet.safetensors"
 #: SHA-256 of the shipped weights, pinned in code: a swapped weights+sidecar pair is refused.
-DEFAULT_WEIGHTS_SHA256 = "59efe1a0876812c62ea63f271745974a1cb03c11ef116cbe92eac82e13027725"
+DEFAULT_WEIGHTS_SHA256 = "53b1d381b88aae4ca7f47d2e2a92046fb5d3b27b27c1a25f4cd8c41ab4521690"
 
 
 @dataclass(frozen=True)

@@ -186,7 +186,9 @@ class Trainer:
             from facenormals3d.model.weights import save_weights
 
             self.best = metrics.mean
-            save_weights(self.out / "best.safetensors", self.model, {"steps": step, "val": self.last_val})
+            # The train config travels with the weights: reconstruct reads which prior they need.
+            save_weights(self.out / "best.safetensors", self.model,
+                         {"steps": step, "val": self.last_val, "train_config": cfg.to_dict()})
         log.info("step %d: validation mean angular error %.2f deg", step, metrics.mean)
 
     def train_step(self) -> tuple[dict[str, torch.Tensor], int]:
