@@ -189,19 +189,11 @@ def _run(method: str, runners: dict, face, timings) -> tuple:
     rec = runners[method].reconstruct_face(face, "sample", 0, timings)
     normals, nmask = rec.normals, rec.mask
     if method == "fit_landmarks":
-        normals = _surface_normals(rec)
+        from facenormals3d.face.coarse import render_orthographic
+
+        normals = render_orthographic(rec.mesh.vertices, rec.mesh.faces, rec.frame)[1]
         nmask = np.isfinite(normals[..., 0]) & face.mask
     return rec.mesh.vertices, rec.mesh.faces, rec.landmarks7, normals, nmask
-
-
-def _surface_normals(rec) -> np.ndarray:
-    """The mesh's own smooth normals seen in the crop (``S x S x 3``, NaN off the mesh)."""
-    from facenormals3d.surface import interpolate, orthographic_hits, vertex_normals
-
-    v, f = rec.mesh.vertices, rec.mesh.faces
-    _, tri, bary = orthographic_hits(v, f, rec.frame)
-    n = interpolate(vertex_normals(v, f), f, tri, bary)
-    return (n / np.linalg.norm(n, axis=-1, keepdims=True)).astype(np.float32)
 
 
 def _normal_errors(normals, nmask, face, sample, regions) -> tuple[np.ndarray, np.ndarray, float]:

@@ -6,14 +6,16 @@ The fit finds a similarity ``pose`` (model -> crop frame), identity coefficients
 ``alpha`` and expression weights ``beta`` minimising
 
     sum_i w_i * || D (pose(mean_i + B_i alpha + E_i beta) - target_i) ||^2
-        + identity_prior * |alpha|^2 + expression_prior * |beta|^2,   0 <= beta <= 1
+        + identity_prior * |alpha|^2 + expression_prior * |beta|^2,   0 <= beta <= 1, |alpha| <= 4
 
 where ``D`` = diag(1, 1, sqrt(z_weight)) trusts mediapipe's depth less than its image
-position, and ``w_i`` are robust (Geman-McClure) weights re-estimated each round, so a few
-landmarks on an occluder or a hallucinated far-side contour cannot drag the face. Each
-round alternates a weighted Umeyama pose and a bounded linear least-squares solve of the
-coefficients (the problem is linear in them for a fixed pose). The projection is
-orthographic (mediapipe's landmarks are weak-perspective).
+position, and ``w_i`` are robust (Geman-McClure) weights re-estimated each round after the
+first ``robust_after`` rounds, so a few landmarks on an occluder or a hallucinated far-side
+contour cannot drag the face. A weighted Umeyama pose on the mean face starts it; each round
+is then one Gauss-Newton step on the coefficients and a linearised pose step together
+(alternating pose and coefficients converges slowly: overall size is shared by the pose
+scale and the identity modes). The projection is orthographic (mediapipe's landmarks are
+weak-perspective).
 """
 
 from __future__ import annotations
