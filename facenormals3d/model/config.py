@@ -104,6 +104,8 @@ def shipped_config() -> ModelConfig:
     cores: training costs ~16 GFLOP per paired sample at width 0.375 and input 128
     (~63 at input 256, ~112 at width 0.5 / 256), so this trains on ~4x more samples than
     a 256-input model in the same time. Inference at 256 x 256 (resized to 128 and back)
-    is ~25 ms, far under the 150 ms target.
+    is ~25 ms, far under the 150 ms target. The shipped weights are prior-conditioned
+    (``coarse_normals``: RGB + the fitted face's normals, 6 input channels); a test checks
+    that this matches ``assets/normalnet.json``.
     """
-    return ModelConfig(width=0.375, input_size=128)
+    return ModelConfig(width=0.375, input_size=128, coarse_normals=True)

@@ -10,7 +10,7 @@ from facenormals3d.model.config import ModelConfig
 
 def test_bench_network_smoke(tmp_path, capsys, monkeypatch):
     # A tiny "shipped" config: the bench adds it to the candidates without timing the real one.
-    monkeypatch.setattr("facenormals3d.model.config.shipped_config", lambda: ModelConfig(width=0.0625, input_size=64))
+    monkeypatch.setattr("facenormals3d.model.config.shipped_config", lambda: ModelConfig(width=0.0625, input_size=64, coarse_normals=True))
     out = tmp_path / "bench.json"
     assert main(["bench", "network", "--widths", "0.0625", "--sizes", "128", "--batch-size", "2",
                  "--repeats", "1", "--out", str(out), "--json"]) == 0
@@ -24,6 +24,15 @@ def test_bench_network_smoke(tmp_path, capsys, monkeypatch):
     assert rows[(0.0625, 64)]["params_M"] == tiny["params_M"]
     assert rows[(0.0625, 64)]["train_GFLOP_per_sample"] == pytest.approx(tiny["train_GFLOP_per_sample"] / 4, rel=0.1)
     (t,) = report["targets"]
-    assert t["limit"] == 150.0 and t["value"] == rows[(0.0625, 64)]["infer_ms_256"]
+    assert t["limit"] == 60.0 and t["value"] == rows[(0.0625, 64)]["infer_ms_256"]
     assert report["reference"]["paper_params_M"] == pytest.approx(38.94, abs=0.005)
     assert json.loads(capsys.readouterr().out)["name"] == "network"
+    assert "6 channels" in report["notes"][0]  # every candidate reads RGB + the prior normals
+
+
+def test_shipped_config_matches_the_shipped_weights():
+    from facenormals3d.model.config import shipped_config
+    from facenormals3d.model.weights import read_sidecar
+    from facenormals3d.pipeline import DEFAULT_WEIGHTS
+
+    assert ModelConfig.from_dict(read_sidecar(DEFAULT_WEIGHTS)["config"]) == shipped_config()
