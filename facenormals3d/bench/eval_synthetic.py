@@ -17,6 +17,9 @@ Scores:
   ``fit_landmarks``), warped onto the rendered image's grid, against the exact normals
   inside both masks (pooled), overall and per face region (:mod:`facenormals3d.evaluate.regions`,
   from the true landmarks); ``coverage`` = share of ground-truth face pixels predicted;
+  the hair split: ``mean_deg_under_hair`` over pixels hair hides (the truth there is the
+  skin under it), ``mean_deg_bare_skin``, and ``mean_deg_hair_faces`` pooled over the
+  ``hair_faces`` images where hair (fringe, beard) hides >= 10 % of the face;
 * meshes: the NoW protocol (:func:`facenormals3d.evaluate.scan.evaluate_scan`) with the
   posed ICT face-area vertices as the "scan" and its 7 landmarks from the ICT iBUG-68
   vertices: median / mean / std (mm), averaged over images; ``visible_median_mm``: the
@@ -44,6 +47,10 @@ from facenormals3d.errors import InputError
 
 #: The methods, in report order.
 METHODS = ("mediapipe_mesh", "depth_mesh", "fit_landmarks", "fit_detail")
+#: A pixel counts as under hair from this hair alpha on (``Sample.hair``).
+HAIR_PIXEL = 0.5
+#: A face joins the hair split when hair hides at least this share of its face mask.
+HAIR_FACE_SHARE = 0.1
 #: Said with every report.
 CAVEAT = ("optimistic: the fitted model is derived from the same ICT model that renders the test faces "
           "(new identities, 50 of the generator's 100 identity modes, engine detail layer on)")
@@ -132,7 +139,8 @@ def evaluate_synthetic(ict_dir: str, settings: SyntheticEvalSettings = Synthetic
         ReconstructSettings(mesh="depth", normal_source="landmarks", **common))
     from facenormals3d.evaluate.regions import face_regions
 
-    acc = {m: {"errors": [], "regions": [], "coverage": [], "mesh": [], "visible": [], "seconds": [], "failed": 0}
+    acc = {m: {"errors": [], "regions": [], "hair": [], "hair_face": [], "coverage": [], "mesh": [], "visible": [],
+               "seconds": [], "failed": 0}
            for m in settings.methods}
     samples = []
     try:
@@ -155,7 +163,7 @@ def evaluate_synthetic(ict_dir: str, settings: SyntheticEvalSettings = Synthetic
                     t = time.perf_counter()
                     verts, faces, lm7, normals, nmask = _run(method, runners, face, timings)
                     seconds = time.perf_counter() - t
-                    err, region, cover = _normal_errors(normals, nmask, face, sample, regions)
+                    err, region, hair, cover = _normal_errors(normals, nmask, face, sample, regions)
                     scan = _mesh_scores(verts, faces, lm7, gt_points, gt_lm7, seen)
                 except InputError as e:  # degenerate landmarks: a scored miss
                     acc[method]["failed"] += 1
@@ -165,11 +173,13 @@ def evaluate_synthetic(ict_dir: str, settings: SyntheticEvalSettings = Synthetic
                 a = acc[method]
                 a["errors"].append(err)
                 a["regions"].append(region)
+                a["hair"].append(hair)
+                a["hair_face"].append(hair_share(sample) >= HAIR_FACE_SHARE)
                 a["coverage"].append(cover)
                 a["mesh"].append(scan[:3])
                 a["visible"].append(scan[3])
                 a["seconds"].append(seconds)
-                record.update(normal_mean_deg=float(np.mean(err)), coverage=cover, mesh_median_mm=scan[0],
+                record.update(normal_mean_deg=float(np.mean(err)), hair_share=hair_share(sample), coverage=cover, mesh_median_mm=scan[0],
                               visible_median_mm=scan[3], seconds=seconds)
                 samples.append(record)
     finally:
@@ -196,9 +206,16 @@ def _run(method: str, runners: dict, face, timings) -> tuple:
     return rec.mesh.vertices, rec.mesh.faces, rec.landmarks7, normals, nmask
 
 
-def _normal_errors(normals, nmask, face, sample, regions) -> tuple[np.ndarray, np.ndarray, float]:
-    """Angular errors (deg) on the rendered image's grid, their face-region labels, and the
-    coverage of the face mask."""
+def hair_share(sample) -> float:
+    """Fraction of the face mask that hair hides (``sample.hair`` >= :data:`HAIR_PIXEL`)."""
+    if sample.hair is None or not sample.mask.any():
+        return 0.0
+    return float(np.mean(sample.hair[sample.mask] >= HAIR_PIXEL))
+
+
+def _normal_errors(normals, nmask, face, sample, regions) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """Angular errors (deg) on the rendered image's grid, their face-region labels, how much
+    hair hides each of those pixels (0-1), and the coverage of the face mask."""
     from facenormals3d.evaluate.metrics import angular_error_deg
     from facenormals3d.face.crop import warp_to_photo
 
@@ -209,7 +226,8 @@ def _normal_errors(normals, nmask, face, sample, regions) -> tuple[np.ndarray, n
     both = pred_mask & sample.mask
     err = angular_error_deg(pred[both], sample.normals[both])
     ok = np.isfinite(err)
-    return err[ok], regions[both][ok], float(both.sum() / max(sample.mask.sum(), 1))
+    hair = sample.hair[both][ok] if sample.hair is not None else np.zeros(int(ok.sum()), np.float32)
+    return err[ok], regions[both][ok], hair, float(both.sum() / max(sample.mask.sum(), 1))
 
 
 def _mesh_scores(verts, faces, lm7, gt_points, gt_lm7, seen) -> tuple[float, float, float, float]:
@@ -236,6 +254,16 @@ def _row(method: str, a: dict, n: int) -> dict[str, Any]:
                 **{f"mean_deg_{r}": float(errors[labels == k].mean()) if np.any(labels == k) else float("nan")
                    for k, r in enumerate(REGIONS)},
                 "coverage": float(np.mean(a["coverage"]))})
+    # The hair split: pixels hair hides (the ground truth there is the skin under it) against
+    # bare skin, and the faces with much hair over the face (fringes, beards) on their own.
+    hair = np.concatenate(a["hair"])
+    per_face = [e for e, h in zip(a["errors"], a["hair_face"]) if h]
+    row.update({"mean_deg_under_hair": float(errors[hair >= HAIR_PIXEL].mean()) if np.any(hair >= HAIR_PIXEL)
+                else float("nan"),
+                "mean_deg_bare_skin": float(errors[hair < HAIR_PIXEL].mean()) if np.any(hair < HAIR_PIXEL)
+                else float("nan"),
+                "hair_faces": len(per_face),
+                "mean_deg_hair_faces": float(np.concatenate(per_face).mean()) if per_face else float("nan")})
     mesh = np.array(a["mesh"])
     row.update({"mesh_median_mm": float(mesh[:, 0].mean()), "mesh_mean_mm": float(mesh[:, 1].mean()),
                 "mesh_std_mm": float(mesh[:, 2].mean()),

@@ -38,6 +38,24 @@ def test_baseline_and_landmark_fit_score_on_held_out_faces(ict_dir):
             assert 0.3 < row["coverage"] <= 1.0
             assert 0.2 < row["mesh_median_mm"] < 15.0
             assert 0.1 < row["visible_median_mm"] < 15.0 and row["seconds_per_face"] > 0
+            # The hair split partitions the same pixels: the pooled mean lies between its parts.
+            parts = [row[k] for k in ("mean_deg_under_hair", "mean_deg_bare_skin") if np.isfinite(row[k])]
+            assert parts and min(parts) - 1e-6 <= row["normal_mean_deg"] <= max(parts) + 1e-6
+            assert 0 <= row["hair_faces"] <= 2 - row["failed"]
+
+
+def test_hair_share_counts_hidden_face_pixels():
+    from types import SimpleNamespace
+
+    from facenormals3d.bench.eval_synthetic import hair_share
+
+    mask = np.zeros((4, 4), bool)
+    mask[:2] = True  # 8 face pixels
+    hair = np.zeros((4, 4), np.float32)
+    hair[0, :2] = 0.9  # 2 of them under hair
+    hair[3, :] = 1.0  # hair outside the face does not count
+    assert hair_share(SimpleNamespace(mask=mask, hair=hair)) == 0.25
+    assert hair_share(SimpleNamespace(mask=mask, hair=None)) == 0.0
 
 
 def test_visible_points_are_the_front_of_the_face(ict_dir):
