@@ -335,18 +335,18 @@ class Reconstructor:
         prior = None
         if self.model_info.get("prior") == "fit":
             prior = fitted_normals(model, lfit, frame)
-        normals, mask = self._normals(face, coarse, timings, prior)
+        normals, mask, confidence = self._normals(face, coarse, timings, prior)
 
         t = time.perf_counter()
         fit, dense = lfit, {"ran": False}
         base = lfit.pose.apply(model.shape(lfit.alpha, lfit.beta))
         depth_fit, tri, bary = orthographic_hits(base, model.triangles, frame)
         visible = mask & np.isfinite(depth_fit)
-        confidence = visible.astype(np.float32)
+        confidence = np.where(visible, confidence, 0).astype(np.float32)
         integ: dict[str, Any] = {}
         detail_depth = np.full((size, size), np.nan, np.float32)
         if (self.settings.dense_fit or self.settings.detail) and visible.sum() > 50:
-            detail_depth, integ = self._integrate(normals, visible, depth_fit, s)
+            detail_depth, integ = self._integrate(normals, visible, depth_fit, s, confidence)
             detail_depth = np.where(visible, detail_depth, np.nan).astype(np.float32)
         timings["integration"] = time.perf_counter() - t
         if self.settings.dense_fit and np.isfinite(detail_depth).any():
@@ -437,42 +437,57 @@ class Reconstructor:
         t = time.perf_counter()
         coarse = coarse_face(face.landmarks_crop, face.transform.size)
         timings["coarse_face"] = time.perf_counter() - t
-        normals, mask = self._normals(face, coarse, timings)
+        normals, mask, _ = self._normals(face, coarse, timings)
         return normals, mask, coarse
 
     def _normals(self, face: AlignedFace, coarse: CoarseFace, timings: dict[str, float],
-                 prior: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """``(normals, mask)`` of :meth:`predict_normals`; ``prior`` (``S x S x 3``, NaN off
-        the face) replaces the landmark face's normals as a prior-conditioned network's input."""
+                 prior: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(normals, mask, confidence)``: :meth:`predict_normals`'s normals and mask, and
+        ``S x S`` float32 trust in the normals in [0, 1] (0 outside ``mask``; the network's
+        :func:`~facenormals3d.model.infer.confidence_weight` where it has a confidence output,
+        else 1). ``prior`` (``S x S x 3``, NaN off the face) replaces the landmark face's
+        normals as a prior-conditioned network's input."""
         t = time.perf_counter()
+        confidence = None
         if self.model is not None:
-            normals = self._network_normals(face, coarse.normals if prior is None else prior)
+            normals, confidence = self._network_normals(face, coarse.normals if prior is None else prior)
         else:
             normals = coarse.normals.copy()
         timings["normals"] = time.perf_counter() - t
         mask = face.mask & coarse.coverage & np.all(np.isfinite(normals), axis=-1)
-        return np.where(mask[..., None], normals, np.nan).astype(np.float32), mask
+        confidence = mask.astype(np.float32) if confidence is None else np.where(mask, confidence, 0).astype(np.float32)
+        return np.where(mask[..., None], normals, np.nan).astype(np.float32), mask, confidence
 
-    def _network_normals(self, face: AlignedFace, prior: np.ndarray) -> np.ndarray:
+    def _network_normals(self, face: AlignedFace, prior: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Network normals ``S x S x 3`` and, for a model with a confidence output, its
+        ``S x S`` weight in [0, 1] (else None)."""
         import torch
 
-        from facenormals3d.model.infer import predict_normals
+        from facenormals3d.model.infer import confidence_weight, predict_normals, predict_normals_confidence
 
         coarse_in = None
         if self.model.cfg.coarse_normals:
             coarse_in = torch.from_numpy(np.nan_to_num(prior).transpose(2, 0, 1)[None].copy())
+
+        def run():
+            if self.model.cfg.confidence:
+                n, log_kappa = predict_normals_confidence(self.model, face.crop[None], coarse_in)
+                return n[0], confidence_weight(log_kappa[0, 0]).numpy()
+            return predict_normals(self.model, face.crop[None], coarse_in)[0], None
+
         if self.device == "cpu":
             from facenormals3d.device import torch_threads
 
             with torch_threads(self.settings.threads):
-                n = predict_normals(self.model, face.crop[None], coarse_in)[0]
+                n, conf = run()
         else:
-            n = predict_normals(self.model, face.crop[None], coarse_in)[0]
-        return n.permute(1, 2, 0).numpy().astype(np.float32)
+            n, conf = run()
+        return n.permute(1, 2, 0).numpy().astype(np.float32), conf
 
     def _integrate(self, normals: np.ndarray, mask: np.ndarray, prior_depth: np.ndarray,
-                   mm_per_pixel: float) -> tuple[np.ndarray, dict]:
-        """Normals -> depth (mm) inside ``mask``, tied to ``prior_depth`` (``S x S`` z, mm)."""
+                   mm_per_pixel: float, confidence: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
+        """Normals -> depth (mm) inside ``mask``, tied to ``prior_depth`` (``S x S`` z, mm);
+        ``confidence`` (``S x S`` in [0, 1]) weighs each pixel's normals (None = all 1)."""
         import integration
 
         s = self.settings
@@ -481,10 +496,10 @@ class Reconstructor:
                                                    prior_weight=s.prior_weight)
         prior = np.where(mask, prior_depth, np.nan)
         if method == "fusion":
-            res = integration.integrate(normals, mask, prior_depth=prior, settings=settings)
+            res = integration.integrate(normals, mask, prior_depth=prior, confidence=confidence, settings=settings)
             depth = res.depth
         else:
-            res = integration.integrate(normals, mask, settings=settings)
+            res = integration.integrate(normals, mask, confidence=confidence, settings=settings)
             # Without a prior the constant is free: put the surface at the prior's mean depth.
             depth = res.depth - np.nanmean(res.depth[mask]) + np.nanmean(prior[mask])
         diag = {"method": res.method, "solver": res.solver, "iterations": res.iterations,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -64,6 +66,21 @@ def predict_normals_confidence(model, crops, coarse: torch.Tensor | None = None,
         raise InputError("model", "this model has no confidence output (ModelConfig.confidence is off)")
     normals, log_kappa = _predict(model, crops, coarse, batch_size)
     return normals, log_kappa
+
+
+#: The expected angular error (degrees) at which a pixel's normals get full weight; pixels
+#: the network expects to be worse get less, in proportion to the concentration (inverse
+#: variance): ``min(1, kappa / kappa(CONFIDENT_DEG))``.
+CONFIDENT_DEG = 12.0
+
+
+def confidence_weight(log_kappa: torch.Tensor) -> torch.Tensor:
+    """Per-pixel weight in [0, 1] of the normals from the network's ``log kappa`` (any
+    shape): ``kappa / kappa_ref`` capped at 1, where ``kappa_ref = pi / (2 a^2)`` is the
+    concentration whose expected error is ``a = CONFIDENT_DEG`` (see
+    :func:`facenormals3d.model.losses.expected_angle_deg`)."""
+    kappa_ref = math.pi / (2.0 * math.radians(CONFIDENT_DEG) ** 2)
+    return (log_kappa.float().exp() / kappa_ref).clamp(max=1.0)
 
 
 def _predict(model, crops, coarse, batch_size: int) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -90,3 +90,35 @@ def test_vmf_nll_matches_the_density_and_respects_weights():
 def test_expected_angle_shrinks_with_kappa():
     a = expected_angle_deg(torch.tensor([0.0, 4.0, 8.0]))
     assert a[0] > a[1] > a[2] > 0 and a.max() <= 90
+
+
+def test_confidence_weight_is_inverse_variance_capped_at_one():
+    from facenormals3d.model.infer import CONFIDENT_DEG, confidence_weight
+
+    kappa_ref = math.pi / (2 * math.radians(CONFIDENT_DEG) ** 2)
+    log_kappa = torch.log(torch.tensor([kappa_ref, kappa_ref / 4, 10 * kappa_ref]))
+    torch.testing.assert_close(confidence_weight(log_kappa), torch.tensor([1.0, 0.25, 1.0]))
+    # The reference concentration predicts exactly the reference error.
+    assert expected_angle_deg(log_kappa[:1]).item() == pytest.approx(CONFIDENT_DEG, rel=1e-5)
+
+
+def test_reconstruct_weighs_the_normals_by_the_network_confidence(tmp_path, astronaut):
+    """A network with a confidence head: the fusion, dense fit and detail get its weights
+    (0 outside the mask, in [0, 1] inside, not all 1 for an untrained head)."""
+    import numpy as np
+
+    from facenormals3d.face.coarse import coarse_face
+    from facenormals3d.model.weights import save_weights
+    from facenormals3d.pipeline import Reconstructor, ReconstructSettings
+
+    torch.manual_seed(0)
+    path = save_weights(tmp_path / "conf.safetensors",
+                        CrossModalNet(ModelConfig(width=1 / 16, input_size=64, confidence=True)))
+    rec = Reconstructor(ReconstructSettings(weights=str(path), textures=False, albedo=False, max_faces=1))
+    face, timings = rec.align(astronaut, "astronaut")[0]
+    normals, mask, confidence = rec._normals(face, coarse_face(face.landmarks_crop, face.transform.size), {})
+    assert confidence.shape == mask.shape and confidence.dtype == np.float32
+    assert np.all(confidence[~mask] == 0) and 0 <= confidence[mask].min() <= confidence[mask].max() <= 1
+    assert confidence[mask].std() > 0  # a real per-pixel map, not the mask
+    out = rec.reconstruct_face(face, "astronaut", 0, timings)
+    assert out.mesh.vertices.shape == rec.fitter.model.mean.shape and np.isfinite(out.mesh.vertices).all()
