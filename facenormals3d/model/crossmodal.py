@@ -71,12 +71,16 @@ class CrossModalNet(nn.Module):
 
         ``log kappa`` is the per-pixel von Mises-Fisher concentration of the normal
         (higher = more confident; clamped to [-3, 9]); None unless ``cfg.confidence``.
+        It is the head's 4th channel read from *detached* features: its loss trains that
+        channel alone and never bends the shared decoder or the normals.
         """
-        out = self.dec_normal(latent, skips)
-        normals = F.normalize(out[:, :3], dim=1, eps=1e-6)
+        feats = self.dec_normal.features(latent, skips)
+        head = self.dec_normal.head
+        normals = F.normalize(F.conv2d(feats, head.weight[:3], head.bias[:3]), dim=1, eps=1e-6)
         if not self.cfg.confidence:
             return normals, None
-        return normals, out[:, 3:4].clamp(LOG_KAPPA_MIN, LOG_KAPPA_MAX)
+        log_kappa = F.conv2d(feats.detach(), head.weight[3:4], head.bias[3:4])
+        return normals, log_kappa.clamp(LOG_KAPPA_MIN, LOG_KAPPA_MAX)
 
     def decode_image(self, latent: torch.Tensor) -> torch.Tensor:
         """RGB in (0, 1), ``B x 3 x H x W``."""

@@ -94,13 +94,18 @@ class Decoder(nn.Module):
     def forward(self, latent: torch.Tensor,
                 skips: Sequence[torch.Tensor | None] | None = None) -> torch.Tensor:
         """``skips[i]`` (or None) is merged after stage i; ``skips=None`` merges nothing."""
+        return self.head(self.features(latent, skips))
+
+    def features(self, latent: torch.Tensor,
+                 skips: Sequence[torch.Tensor | None] | None = None) -> torch.Tensor:
+        """The last stage's ``B x widths[-1] x 32h x 32w`` features (what ``head`` reads)."""
         x = F.relu(self.lift(latent))
         for i, conv in enumerate(self.stages):
             x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
             x = F.relu(conv(x))
             if skips is not None and i < len(skips) and skips[i] is not None:
                 x = merge_skip(x, skips[i])
-        return self.head(x)
+        return x
 
 
 class SkipProjections(nn.Module):

@@ -122,3 +122,18 @@ def test_reconstruct_weighs_the_normals_by_the_network_confidence(tmp_path, astr
     assert confidence[mask].std() > 0  # a real per-pixel map, not the mask
     out = rec.reconstruct_face(face, "astronaut", 0, timings)
     assert out.mesh.vertices.shape == rec.fitter.model.mean.shape and np.isfinite(out.mesh.vertices).all()
+
+
+def test_confidence_loss_trains_only_the_confidence_channel():
+    """The vMF term's gradient reaches the head's 4th channel and nothing else: the shared
+    decoder, the encoder and the normals' channels are untouched by it."""
+    net = tiny(confidence=True).train()
+    image = torch.rand(2, 3, SIZE, SIZE)
+    gt = F.normalize(torch.randn(2, 3, SIZE, SIZE), dim=1)
+    normals, log_kappa, _ = net.image_to_normals_confidence(image)
+    vmf_nll(normals.detach(), log_kappa, gt, torch.ones(2, 1, SIZE, SIZE)).backward()
+    touched = {k for k, p in net.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+    assert touched == {"dec_normal.head.weight", "dec_normal.head.bias"}
+    head = net.dec_normal.head
+    assert head.weight.grad[:3].abs().sum() == 0 and head.bias.grad[:3].abs().sum() == 0
+    assert head.weight.grad[3].abs().sum() > 0
