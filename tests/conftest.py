@@ -18,6 +18,8 @@ import pytest
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 REPO = Path(__file__).resolve().parents[1]
+#: The derived-data cache the session started with (None = the default ~/.cache/facenormals3d).
+SESSION_CACHE = os.environ.get("FACENORMALS3D_CACHE")
 
 
 @dataclass
@@ -103,6 +105,21 @@ def ict_dir() -> Path:
         pytest.skip(f"ICT FaceKit not extracted at {path} (run `make setup` with "
                     "../shared/data/ICT-FaceKit.tar.gz present)")
     return path
+
+
+@pytest.fixture(scope="session")
+def ict_model(ict_dir):
+    """The real ICT FaceKit model, loaded once per session from the usual cache
+    (``$FACENORMALS3D_CACHE`` as the session started: modules that point the cache at a
+    temporary folder for their fake models do not make the real one be parsed again)."""
+    from facenormals3d.data.ict import load_ict
+
+    with pytest.MonkeyPatch.context() as mp:
+        if SESSION_CACHE is None:
+            mp.delenv("FACENORMALS3D_CACHE", raising=False)
+        else:
+            mp.setenv("FACENORMALS3D_CACHE", SESSION_CACHE)
+        return load_ict(ict_dir)
 
 
 @pytest.fixture(scope="session")

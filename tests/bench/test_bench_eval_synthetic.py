@@ -6,11 +6,10 @@ from facenormals3d.conventions import NOW_IBUG68
 from facenormals3d.bench.eval_synthetic import SyntheticEvalSettings, evaluate_synthetic, ground_truth_surface
 
 
-def test_ground_truth_surface_is_the_posed_face(ict_dir):
-    from facenormals3d.data.ict import load_ict
+def test_ground_truth_surface_is_the_posed_face(ict_model):
     from facenormals3d.data.synth import SynthEngine
 
-    model = load_ict(ict_dir)
+    model = ict_model
     sample = SynthEngine(model).render_index(5, 0, "test")
     points, lm7 = ground_truth_surface(sample, model)
     assert points.shape[1] == 3 and len(points) > 5000
@@ -40,12 +39,11 @@ def test_baseline_and_landmark_fit_score_on_held_out_faces(ict_dir):
             assert 0.1 < row["visible_median_mm"] < 15.0 and row["seconds_per_face"] > 0
 
 
-def test_visible_points_are_the_front_of_the_face(ict_dir):
-    from facenormals3d.data.ict import load_ict
+def test_visible_points_are_the_front_of_the_face(ict_model):
     from facenormals3d.data.synth import SynthEngine
     from facenormals3d.bench.eval_synthetic import visible_points
 
-    model = load_ict(ict_dir)
+    model = ict_model
     sample = SynthEngine(model).render_index(5, 0, "test")
     points, _ = ground_truth_surface(sample, model)
     seen = visible_points(sample, model)
