@@ -85,7 +85,11 @@ class Hits:
 
 
 def cast(scene, directions: np.ndarray) -> Hits:
-    """Cast one ray per pixel from the camera centre along ``H x W x 3`` directions (z = -1)."""
+    """Cast one ray per pixel from the camera centre along ``H x W x 3`` directions (z = -1).
+
+    The engine's own hit handling (hits only, one thread, triangle normals for the view) on
+    :func:`facenormals3d.raster.raycasting_scene`; weights by :func:`~facenormals3d.raster.barycentric`.
+    """
     o3d = _o3d()
     h, w, _ = directions.shape
     d = directions.reshape(-1, 3)
