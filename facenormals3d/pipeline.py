@@ -197,7 +197,7 @@ class _Baked:
     mirror: Any
     """The same for their mirror images."""
     hits: tuple
-    """:func:`facenormals3d.surface.orthographic_hits` of the final mesh in the crop."""
+    """:func:`facenormals3d.raster.orthographic_hits` of the final mesh in the crop."""
 
 
 class Reconstructor:
@@ -321,7 +321,8 @@ class Reconstructor:
         from facenormals3d.fit.dense import fit_dense
         from facenormals3d.fit.landmarks import fit_crop, fitted_normals
         from facenormals3d.mesh.fitted import detail_displacement, fitted_mesh
-        from facenormals3d.surface import orthographic_hits, vertex_normals
+        from facenormals3d.raster import orthographic_hits
+        from facenormals3d.surface import vertex_normals
 
         model = self.fitter.model
         size = face.transform.size
@@ -399,7 +400,7 @@ class Reconstructor:
               confidence: np.ndarray, frame: CropFrame) -> "_Baked":
         """Photo texture and (with ``detail``) tangent normal map of the fitted mesh, in the model's atlas."""
         from facenormals3d.mesh import atlas
-        from facenormals3d.surface import orthographic_hits
+        from facenormals3d.raster import orthographic_hits
 
         model = self.fitter.model
         if self._atlas is None:
@@ -557,16 +558,12 @@ def landmarks_on_mesh(landmarks_crop: np.ndarray, frame: CropFrame, vertices: np
     """
     import open3d as o3d
 
-    from facenormals3d.surface import raycasting_scene
+    from facenormals3d.raster import cast_down, raycasting_scene
 
     pts = frame.to_mm(landmarks_crop)
     scene = raycasting_scene(vertices, faces)
     top = float(np.max(vertices[:, 2])) + 10.0
-    rays = np.zeros((len(pts), 6), np.float32)
-    rays[:, :2] = pts[:, :2]
-    rays[:, 2] = top
-    rays[:, 5] = -1.0
-    t_hit = scene.cast_rays(o3d.core.Tensor(rays))["t_hit"].numpy()
+    t_hit = cast_down(scene, pts[:, 0], pts[:, 1], top)[0]
     out = pts.copy()
     hit = np.isfinite(t_hit)
     out[hit, 2] = top - t_hit[hit]

@@ -11,6 +11,25 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from facenormals3d.errors import InputError
+
+
+def check_point_set(points: np.ndarray, n: int, source: str, what: str = "landmarks",
+                    flat_ratio: float = 1e-3) -> np.ndarray:
+    """``points`` as float64 ``n x 3`` when a similarity can be fitted to them, else
+    :class:`InputError` naming ``source``: wrong shape, non-finite, all (nearly) equal, or
+    (nearly) collinear (second singular value of the centred points below ``flat_ratio`` of
+    the first)."""
+    arr = np.asarray(points, dtype=np.float64)
+    if arr.shape != (n, 3):
+        raise InputError(source, f"{what}: need {n} x 3, got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise InputError(source, f"{what}: NaN or infinite coordinates")
+    sv = np.linalg.svd(arr - arr.mean(0), compute_uv=False)
+    if sv[0] < 1e-6 or sv[1] < flat_ratio * sv[0]:
+        raise InputError(source, f"{what}: degenerate (all equal or collinear)")
+    return arr
+
 
 @dataclass(frozen=True)
 class Similarity:

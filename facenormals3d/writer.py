@@ -137,8 +137,8 @@ def preview_image(rec) -> np.ndarray:
     textured front panels are shaded from the same fragments.
     """
     from facenormals3d.conventions import normals_to_preview
-    from facenormals3d.render.camera import frame_mesh
-    from facenormals3d.render.preview import contact_sheet, rasterize_views, shade
+    from facenormals3d.raster import frame_mesh, rasterize_views
+    from facenormals3d.render.preview import contact_sheet, shade
     from facenormals3d.surface import vertex_normals
 
     size = PREVIEW_PANEL

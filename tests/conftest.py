@@ -2,16 +2,54 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-# Tests run on 2 cores next to other work; keep torch/BLAS from oversubscribing them.
-os.environ.setdefault("OMP_NUM_THREADS", "2")
+# One torch/BLAS thread per test process. The test networks and arrays are tiny, and the
+# machines running the suite share their 2 cores with other work: measured here, 4 training
+# steps of the tests' tiny network took 0.85 s on one thread and 6-10 s on two (each
+# parallel region waits for a thread that is not scheduled).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 REPO = Path(__file__).resolve().parents[1]
+#: The derived-data cache the session started with (None = the default ~/.cache/facenormals3d).
+SESSION_CACHE = os.environ.get("FACENORMALS3D_CACHE")
+
+
+@dataclass
+class CliRun:
+    """What one in-process run of the console script returned and printed."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def _run_main(*args) -> CliRun:
+    """``facenormals3d ARGS...`` in this process: :func:`facenormals3d.cli.main` with an
+    explicit argv (the console script's code path minus the interpreter start, ~3 s of
+    imports on a loaded 2-core machine); ``--help`` / ``--version`` exits become return codes."""
+    from facenormals3d.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as stop:
+            code = stop.code if isinstance(stop.code, int) else 1
+    return CliRun(int(code), out.getvalue(), err.getvalue())
+
+
+@pytest.fixture(scope="session")
+def cli():
+    """Runs the console script in-process: ``cli("faces", photo, "-o", out) -> CliRun``."""
+    return _run_main
 
 
 @pytest.fixture(scope="session")
@@ -67,6 +105,21 @@ def ict_dir() -> Path:
         pytest.skip(f"ICT FaceKit not extracted at {path} (run `make setup` with "
                     "../shared/data/ICT-FaceKit.tar.gz present)")
     return path
+
+
+@pytest.fixture(scope="session")
+def ict_model(ict_dir):
+    """The real ICT FaceKit model, loaded once per session from the usual cache
+    (``$FACENORMALS3D_CACHE`` as the session started: modules that point the cache at a
+    temporary folder for their fake models do not make the real one be parsed again)."""
+    from facenormals3d.data.ict import load_ict
+
+    with pytest.MonkeyPatch.context() as mp:
+        if SESSION_CACHE is None:
+            mp.delenv("FACENORMALS3D_CACHE", raising=False)
+        else:
+            mp.setenv("FACENORMALS3D_CACHE", SESSION_CACHE)
+        return load_ict(ict_dir)
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,7 @@
-"""The console script as a user runs it: help, version, JSON, exit codes, batches."""
+"""The console script as a user runs it: help, version, JSON, exit codes, batches.
+
+The first tests start the installed script; the rest run the same ``main`` in-process (the
+``cli`` fixture), which differs only by the interpreter start."""
 
 import json
 import os
@@ -28,13 +31,13 @@ def test_version_and_help():
     assert r.returncode == 0 and "exit codes" in r.stdout and "faces" in r.stdout
 
 
-def test_every_subcommand_has_help():
+def test_every_subcommand_has_help(cli):
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
     assert "faces" in sub.choices
     for name in sub.choices:
         assert name in COMMANDS
-        r = run_cli(name, "--help")
+        r = cli(name, "--help")
         assert r.returncode == 0, name
         assert "usage: facenormals3d " + name in r.stdout
 
@@ -43,11 +46,11 @@ def test_no_command_is_a_usage_error():
     assert run_cli().returncode == ExitCode.USAGE
 
 
-def test_faces_batch_with_a_bad_file(tmp_path, astronaut_png):
+def test_faces_batch_with_a_bad_file(tmp_path, astronaut_png, cli):
     bad = tmp_path / "broken.jpg"
     bad.write_text("not an image")
     out = tmp_path / "out"
-    r = run_cli("faces", astronaut_png, bad, tmp_path / "missing.png", "-o", out, "--json")
+    r = cli("faces", astronaut_png, bad, tmp_path / "missing.png", "-o", out, "--json")
     assert r.returncode == ExitCode.PARTIAL, r.stderr
     summary = json.loads(r.stdout)  # stdout is pure JSON
     assert summary["n_succeeded"] == 1 and summary["n_failed"] == 2
@@ -66,42 +69,42 @@ def test_faces_batch_with_a_bad_file(tmp_path, astronaut_png):
     assert sorted(p.name for p in out.iterdir()) == ["astronaut"]
 
 
-def test_existing_output_needs_overwrite(tmp_path, astronaut_png):
+def test_existing_output_needs_overwrite(tmp_path, astronaut_png, cli):
     out = tmp_path / "out"
-    assert run_cli("faces", astronaut_png, "-o", out, "-q").returncode == 0
-    r = run_cli("faces", astronaut_png, "-o", out, "-q")
+    assert cli("faces", astronaut_png, "-o", out, "-q").returncode == 0
+    r = cli("faces", astronaut_png, "-o", out, "-q")
     assert r.returncode == ExitCode.OUTPUT_EXISTS and "--overwrite" in r.stderr
-    assert run_cli("faces", astronaut_png, "-o", out, "-q", "--overwrite").returncode == 0
+    assert cli("faces", astronaut_png, "-o", out, "-q", "--overwrite").returncode == 0
 
 
-def test_only_bad_inputs_is_bad_input(tmp_path):
+def test_only_bad_inputs_is_bad_input(tmp_path, cli):
     noface = tmp_path / "noface.png"
     from PIL import Image
 
     Image.fromarray(np.full((200, 300, 3), 90, np.uint8)).save(noface)
-    r = run_cli("faces", noface, "-o", tmp_path / "out")
+    r = cli("faces", noface, "-o", tmp_path / "out")
     assert r.returncode == ExitCode.BAD_INPUT
     assert "noface.png: no face found" in r.stdout + r.stderr
 
 
-def test_two_inputs_with_one_stem_do_not_overwrite_each_other(tmp_path, astronaut_png):
+def test_two_inputs_with_one_stem_do_not_overwrite_each_other(tmp_path, astronaut_png, cli):
     import shutil
 
     other = tmp_path / "elsewhere"
     other.mkdir()
     shutil.copy(astronaut_png, other / "astronaut.png")
     out = tmp_path / "out"
-    r = run_cli("faces", astronaut_png, other / "astronaut.png", "-o", out, "--json")
+    r = cli("faces", astronaut_png, other / "astronaut.png", "-o", out, "--json")
     assert r.returncode == ExitCode.PARTIAL
     summary = json.loads(r.stdout)
     assert summary["n_succeeded"] == 1
     assert "also writes OUT/astronaut/" in summary["failed"][0]["error"]
 
 
-def test_unexpected_errors_are_one_line_internal(tmp_path):
+def test_unexpected_errors_are_one_line_internal(tmp_path, cli):
     # A weights "file" that is a folder is not an input problem we anticipate per photo:
     # the tool must still answer with a named exit code and no traceback.
     (tmp_path / "w.safetensors").mkdir()
-    r = run_cli("reconstruct", tmp_path / "x.png", "-o", tmp_path / "o", "--weights", tmp_path / "w.safetensors")
+    r = cli("reconstruct", tmp_path / "x.png", "-o", tmp_path / "o", "--weights", tmp_path / "w.safetensors")
     assert r.returncode in (ExitCode.BAD_INPUT, ExitCode.INTERNAL)
     assert "Traceback" not in r.stderr

@@ -1,21 +1,13 @@
 """facenormals3d normals: crop maps, photo-grid maps, preview."""
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 
 from facenormals3d.conventions import read_normal_map
 
-SCRIPT = Path(sys.executable).with_name("facenormals3d")
 
-
-def test_normals_in_crop_and_photo_grid(tmp_path, astronaut_png, astronaut):
+def test_normals_in_crop_and_photo_grid(tmp_path, astronaut_png, astronaut, cli):
     out = tmp_path / "out"
-    r = subprocess.run([str(SCRIPT), "normals", str(astronaut_png), "-o", str(out), "--normals", "landmarks"],
-                       capture_output=True, text=True, timeout=300, env=dict(os.environ, PYTHONWARNINGS="ignore"))
+    r = cli("normals", astronaut_png, "-o", out, "--normals", "landmarks")
     assert r.returncode == 0, r.stderr
     d = out / "astronaut"
     crop_n = np.load(d / "face_0" / "normals.npy")

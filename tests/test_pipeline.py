@@ -1,10 +1,10 @@
-"""reconstruct end to end on real photos: files, formats, geometry, API == CLI."""
+"""reconstruct end to end on real photos: files, formats, geometry, API == CLI.
+
+The command line runs in-process (the ``cli`` fixture): the same code path as the console
+script without a new interpreter; tests/test_cli.py starts the real script.
+"""
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +12,6 @@ import pytest
 from facenormals3d.errors import ExitCode
 from facenormals3d.pipeline import DEFAULT_WEIGHTS, Reconstructor, ReconstructSettings
 
-SCRIPT = Path(sys.executable).with_name("facenormals3d")
 #: Both normal sources always run: the weights ship with the package (a missing file fails).
 SOURCES = ["landmarks", "network"]
 FILES = ("mesh.obj", "mesh.mtl", "texture.png", "mesh.ply", "normals.png", "normals.npy", "depth.npy",
@@ -20,19 +19,13 @@ FILES = ("mesh.obj", "mesh.mtl", "texture.png", "mesh.ply", "normals.png", "norm
          "report.json", "transform.json", "normal_map.png", "blendshapes.npz", "fit.json")
 
 
-def run_cli(*args):
-    env = dict(os.environ, PYTHONWARNINGS="ignore")
-    return subprocess.run([str(SCRIPT), *map(str, args)], capture_output=True, text=True,
-                          timeout=600, env=env)
-
-
 @pytest.fixture(scope="module", params=SOURCES)
-def cli_result(request, astronaut_png, tmp_path_factory):
+def cli_result(request, astronaut_png, tmp_path_factory, cli):
     if request.param == "network" and not DEFAULT_WEIGHTS.is_file():
         pytest.fail(f"the shipped network weights are missing ({DEFAULT_WEIGHTS}); they are part of "
                     "the package: restore assets/ (e.g. git lfs pull) instead of skipping this case")
     out = tmp_path_factory.mktemp(f"recon-{request.param}")
-    r = run_cli("reconstruct", astronaut_png, "-o", out, "--normals", request.param, "--json")
+    r = cli("reconstruct", astronaut_png, "-o", out, "--normals", request.param, "--json")
     assert r.returncode == 0, r.stderr
     return request.param, out / "astronaut" / "face_0", json.loads(r.stdout)
 
@@ -117,22 +110,40 @@ def test_python_api_gives_the_mesh_the_cli_wrote(cli_result, astronaut_png):
     assert len(o3.vertices) == len(recs[0].mesh.vertices) and len(tm.faces) == len(recs[0].mesh.faces)
 
 
-def test_group_photo_gives_six_meshes_and_is_deterministic(group_photo):
-    with Reconstructor(ReconstructSettings(normal_source="landmarks")) as rec:
-        a = rec.run(group_photo, "group")
-        b = rec.run(group_photo, "group")
+@pytest.fixture(scope="module")
+def group_runs(group_photo):
+    """The group photo reconstructed by two Reconstructors: every face, and ``max_faces=2``
+    (small textures: the atlas is checked on the astronaut above)."""
+    runs = {}
+    for max_faces in (32, 2):
+        with Reconstructor(ReconstructSettings(normal_source="landmarks", max_faces=max_faces,
+                                               texture_size=64)) as rec:
+            runs[max_faces] = rec.run(group_photo, "group")
+    return runs
+
+
+def test_group_photo_gives_six_meshes_of_one_topology(group_runs):
+    a = group_runs[32]
     assert len(a) == 6
-    for ra, rb in zip(a, b):
-        # One topology for every face; the same result twice.
+    for ra in a:
         np.testing.assert_array_equal(ra.mesh.faces, a[0].mesh.faces)
         assert ra.mesh.vertices.shape == a[0].mesh.vertices.shape
-        np.testing.assert_array_equal(ra.mesh.vertices, rb.mesh.vertices)
     assert not np.allclose(a[0].mesh.vertices, a[1].mesh.vertices)
 
 
-def test_depth_mesh_is_still_available(astronaut_png, tmp_path):
-    r = run_cli("reconstruct", astronaut_png, "-o", tmp_path, "--normals", "landmarks", "--mesh", "depth",
-                "--no-previews")
+def test_max_faces_keeps_the_largest_and_results_are_deterministic(group_runs):
+    # Largest faces first: a second Reconstructor limited to two faces gives the first two
+    # faces of the full run again, bit for bit (no state carried between faces or runs).
+    two, every = group_runs[2], group_runs[32]
+    assert len(two) == 2
+    for ra, rb in zip(two, every):
+        np.testing.assert_array_equal(ra.mesh.vertices, rb.mesh.vertices)
+        np.testing.assert_array_equal(ra.mesh.texture, rb.mesh.texture)
+
+
+def test_depth_mesh_is_still_available(astronaut_png, tmp_path, cli):
+    r = cli("reconstruct", astronaut_png, "-o", tmp_path, "--normals", "landmarks", "--mesh", "depth",
+            "--no-previews")
     assert r.returncode == 0, r.stderr
     face = tmp_path / "astronaut" / "face_0"
     assert (face / "mesh.obj").is_file() and not (face / "preview.png").exists()
@@ -141,16 +152,14 @@ def test_depth_mesh_is_still_available(astronaut_png, tmp_path):
     assert "mesh" in report["timings_seconds"] and report["topology"].startswith("depth-map")
 
 
-def test_no_face_photo_and_max_faces(tmp_path, group_photo):
+def test_no_face_photo(tmp_path, cli):
     from PIL import Image
 
     blank = tmp_path / "blank.png"
     Image.fromarray(np.full((300, 300, 3), 128, np.uint8)).save(blank)
-    r = run_cli("reconstruct", blank, "-o", tmp_path / "out", "--normals", "landmarks")
+    r = cli("reconstruct", blank, "-o", tmp_path / "out", "--normals", "landmarks")
     assert r.returncode == ExitCode.BAD_INPUT and "blank.png: no face found" in r.stderr
     assert not (tmp_path / "out" / "blank").exists()
-    with Reconstructor(ReconstructSettings(normal_source="landmarks", max_faces=2)) as rec:
-        assert len(rec.run(group_photo)) == 2
 
 
 def test_missing_weights_is_a_clear_error(tmp_path):

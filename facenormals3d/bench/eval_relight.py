@@ -147,7 +147,7 @@ def score_pair(rec_a, rec_b, a, b, new_light) -> dict[str, float]:
     """Every score of one sample (see the module docstring)."""
     from facenormals3d.data.albedo import linear_to_srgb, srgb_to_linear
     from facenormals3d.face.crop import warp_to_photo
-    from facenormals3d.render.refine import crop_view
+    from facenormals3d.raster import crop_view
     from facenormals3d.render.relight import render_lit
 
     fit = rec_a.fit

@@ -88,21 +88,23 @@ def run(args: argparse.Namespace) -> BenchReport:
 
     from dataclasses import replace
 
+    from facenormals3d.device import torch_threads
     from facenormals3d.model.config import paper_config, shipped_config
     from facenormals3d.model.crossmodal import CrossModalNet, count_parameters
 
-    torch.set_num_threads(args.threads)
     shipped = shipped_config()
     rows = []
     candidates = [(w, s) for w in args.widths for s in args.sizes]
     if (shipped.width, shipped.input_size) not in candidates:
         candidates.insert(0, (shipped.width, shipped.input_size))
-    for width, size in candidates:
-        for cl in (False, True) if args.channels_last else (False,):
-            row = _measure(replace(shipped, width=width, input_size=size), cl, args.batch_size, args.repeats)
-            row["shipped"] = (width, size) == (shipped.width, shipped.input_size) and not cl
-            rows.append(row)
-    paper_params = count_parameters(CrossModalNet(paper_config()))
+    with torch_threads(args.threads):
+        for width, size in candidates:
+            for cl in (False, True) if args.channels_last else (False,):
+                row = _measure(replace(shipped, width=width, input_size=size), cl, args.batch_size, args.repeats)
+                row["shipped"] = (width, size) == (shipped.width, shipped.input_size) and not cl
+                rows.append(row)
+    with torch.device("meta"):  # parameter shapes only: no memory, no initialisation
+        paper_params = count_parameters(CrossModalNet(paper_config()))
     ship = next(r for r in rows if r["shipped"])
     targets = [target(f"inference ms per 256^2 face, shipped config, {args.threads} threads",
                       ship["infer_ms_256"], INFERENCE_TARGET_MS)]

@@ -77,7 +77,7 @@ def reference_cast_ms(size: int = 256, triangles: int = 160_000) -> tuple[float,
     import open3d as o3d
 
     from facenormals3d.data.render import cast
-    from facenormals3d.surface import raycasting_scene
+    from facenormals3d.raster import raycasting_scene
 
     sphere = o3d.geometry.TriangleMesh.create_sphere(radius=80.0, resolution=int(np.sqrt(triangles / 2)))
     verts = np.asarray(sphere.vertices, dtype=np.float32) + np.array([0, 0, -500], dtype=np.float32)

@@ -176,15 +176,18 @@ def run_relight(args: argparse.Namespace) -> int:
 
 
 def _add_scan_options(q: argparse.ArgumentParser) -> None:
+    from facenormals3d.evaluate.scan import ScanEvalSettings
+
+    defaults = ScanEvalSettings()
     q.add_argument("--unit", choices=UNITS, default="mm", help="unit of the prediction and its landmarks (default mm)")
     q.add_argument("--scan-unit", choices=UNITS, default="mm", help="unit of the scan and its landmarks (default mm)")
     q.add_argument("--metric", action="store_true",
                    help="keep the prediction's scale (metric reconstruction); default: solve for it")
     q.add_argument("--no-refine", action="store_true", help="landmark alignment only (skip the ICP step)")
-    q.add_argument("--trim", type=float, default=0.9,
-                   help="fraction of smallest residuals driving each refinement round (default 0.9)")
-    q.add_argument("--max-points", type=int, default=300_000,
-                   help="subsample cropped scans above this many points (seeded; default 300000)")
+    q.add_argument("--trim", type=float, default=defaults.trim,
+                   help=f"fraction of smallest residuals driving each refinement round (default {defaults.trim})")
+    q.add_argument("--max-points", type=int, default=defaults.max_points,
+                   help=f"subsample cropped scans above this many points (seeded; default {defaults.max_points})")
     q.add_argument("--error-max", type=float, default=5.0, help="top of the error colour scale, mm (default 5)")
 
 

@@ -137,7 +137,7 @@ def relight_face(photo, rec, lighting, shadows: bool = True):
     import numpy as np
 
     from facenormals3d.render.appearance import linear_to_srgb8
-    from facenormals3d.render.refine import crop_view
+    from facenormals3d.raster import crop_view
     from facenormals3d.render.relight import composite, render_lit, soft_alpha
 
     t = rec.face.transform
@@ -157,7 +157,7 @@ def turntable(rec, lighting, shadows: bool = True) -> list:
     import numpy as np
 
     from facenormals3d.render.appearance import linear_to_srgb8
-    from facenormals3d.render.camera import frame_mesh
+    from facenormals3d.raster import frame_mesh
     from facenormals3d.render.relight import render_lit
 
     mesh, fit = rec.mesh, rec.fit

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from facenormals3d.surface import raycasting_scene
+from facenormals3d.raster import barycentric, raycasting_scene, shadow_visibility
 
 
 def _o3d():
@@ -85,7 +85,11 @@ class Hits:
 
 
 def cast(scene, directions: np.ndarray) -> Hits:
-    """Cast one ray per pixel from the camera centre along ``H x W x 3`` directions (z = -1)."""
+    """Cast one ray per pixel from the camera centre along ``H x W x 3`` directions (z = -1).
+
+    The engine's own hit handling (hits only, one thread, triangle normals for the view) on
+    :func:`facenormals3d.raster.raycasting_scene`; weights by :func:`~facenormals3d.raster.barycentric`.
+    """
     o3d = _o3d()
     h, w, _ = directions.shape
     d = directions.reshape(-1, 3)
@@ -96,10 +100,7 @@ def cast(scene, directions: np.ndarray) -> Hits:
     hit = np.isfinite(t)
     index = np.flatnonzero(hit)
     # np.take on rows is several times faster than fancy indexing here (43k of 65k rows).
-    uv = np.take(ans["primitive_uvs"].numpy(), index, axis=0)
-    bary = np.empty((len(index), 3), dtype=np.float32)
-    bary[:, 1:] = uv
-    bary[:, 0] = 1.0 - uv[:, 0] - uv[:, 1]
+    bary = barycentric(np.take(ans["primitive_uvs"].numpy(), index, axis=0))
     dh = np.take(d, index, axis=0).astype(np.float32, copy=False)
     th = t[index]
     points = dh * th[:, None]
@@ -112,23 +113,6 @@ def cast(scene, directions: np.ndarray) -> Hits:
                 triangle=ans["primitive_ids"].numpy()[index].astype(np.int64), bary=bary,
                 points=points.astype(np.float32, copy=False), view=view.astype(np.float32, copy=False),
                 geo_normal=ng.astype(np.float32, copy=False))
-
-
-def interpolate(values: np.ndarray, corners: np.ndarray, bary: np.ndarray) -> np.ndarray:
-    """Barycentric interpolation of per-vertex ``N x C`` values at ``P`` hits.
-
-    Args:
-        values: ``N x C`` per-vertex values.
-        corners: ``P x 3`` vertex indices of each hit's triangle.
-        bary: ``P x 3`` barycentric weights.
-
-    Returns:
-        ``P x C`` float32 (for float32 ``values``).
-    """
-    out = np.take(values, corners[:, 0], axis=0) * bary[:, :1]
-    for k in (1, 2):
-        out += np.take(values, corners[:, k], axis=0) * bary[:, k:k + 1]
-    return out
 
 
 #: Lighting set-ups and how often they are drawn.
@@ -230,20 +214,6 @@ def _cone_jitter(rng: np.random.Generator, direction: np.ndarray, cone_deg: floa
     return out / np.sqrt(np.einsum("ij,ij->i", out, out))[:, None]
 
 
-def shadow_visibility(scene, points: np.ndarray, geo_normals: np.ndarray, light_dirs: np.ndarray) -> np.ndarray:
-    """``P`` float32: 1 where the shadow ray from ``points`` toward ``light_dirs`` escapes (all ``P x 3``).
-
-    Rays start 0.5 mm off the surface and 1 mm toward the light: smooth shading normals
-    light some facets that face away from the light, whose rays would otherwise hit their
-    own neighbours (shadow acne along the terminator).
-    """
-    o3d = _o3d()
-    origins = points + 0.5 * geo_normals + 1.0 * light_dirs
-    rays = np.concatenate([origins, light_dirs], axis=1).astype(np.float32)
-    blocked = scene.test_occlusions(o3d.core.Tensor(rays), tnear=0.05, nthreads=1).numpy()
-    return (~blocked).astype(np.float32)
-
-
 def _soften(values: np.ndarray, known: np.ndarray, hits: Hits, sigma: float) -> np.ndarray:
     """Blur per-hit ``values`` over the image grid, averaging only ``known`` ones (``P`` bool).
 
@@ -317,7 +287,7 @@ def shade(rng: np.random.Generator, scene, hits: Hits, normals: np.ndarray, spec
             idx = np.flatnonzero(traced)
             dirs = _cone_jitter(rng, ld, light["cone_deg"], len(idx))
             vis[idx] = shadow_visibility(scene, np.take(hits.points, idx, axis=0),
-                                         np.take(hits.geo_normal, idx, axis=0), dirs)
+                                         np.take(hits.geo_normal, idx, axis=0), dirs, nthreads=1)
             vis = np.where(test, _soften(vis, traced | ~test, hits, 0.7 + 0.12 * light["cone_deg"]), 1.0)
         # Wrapped Lambert per channel: (n.l + w) / (1 + w), clipped at 0.
         wrapped = np.maximum(nl[:, None] * (1 / (1 + wrap))[None] + (wrap / (1 + wrap))[None], 0)

@@ -44,7 +44,7 @@ from facenormals3d.data import scene as sc
 from facenormals3d.data import textures as tx
 from facenormals3d.data.ict import (PART_EYE_SOCKET, PART_EYEBALL, PART_FACE, PART_FACE_OUTER, PART_HEAD,
                                     PART_TEETH, PART_TONGUE, ICTModel)
-from facenormals3d.surface import raycasting_scene
+from facenormals3d.raster import interpolate, raycasting_scene
 
 SPLITS = ("train", "val", "test")
 #: Inner-lip gap (mm, neutral-frame landmarks 61-63 vs 67-65) above which the mouth counts as open.
@@ -323,13 +323,13 @@ class SynthEngine:
     def _surface(self, hits: render.Hits, vc: np.ndarray, bank_map: np.ndarray) -> dict[str, np.ndarray]:
         """Per-hit-pixel attributes, interpolated over the hit triangles' corners."""
         m = self.model
-        normals = render.interpolate(hits.vertex_normals, hits.corners, hits.bary)
+        normals = interpolate(hits.vertex_normals, hits.corners, hits.bary)
         normals /= np.sqrt(np.einsum("ij,ij->i", normals, normals))[:, None] + 1e-12
-        values = render.interpolate(self.vertex_attributes, hits.corners, hits.bary)
+        values = interpolate(self.vertex_attributes, hits.corners, hits.bary)
         parts = m.triangle_parts[hits.triangle]
         iris = np.where(parts == PART_EYEBALL, values[:, 4], np.inf).astype(np.float32)
         # UVs are per triangle corner (seams), so they interpolate over corner rows, not vertices.
-        uv = render.interpolate(self.corner_uvs, 3 * hits.triangle[:, None] + np.arange(3), hits.bary)
+        uv = interpolate(self.corner_uvs, 3 * hits.triangle[:, None] + np.arange(3), hits.bary)
         tile = uv @ bank_map[:, :2].T.astype(np.float32)
         tile += bank_map[:, 2].astype(np.float32)
         return {"normals": normals, "rest": values[:, 0:3], "ao": values[:, 3], "iris": iris,

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from facenormals3d.similarity import Similarity, umeyama  # noqa: F401 (re-exported)
-from facenormals3d.surface import raycasting_scene
+from facenormals3d.raster import raycasting_scene
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from facenormals3d.errors import InputError
+from facenormals3d.similarity import check_point_set
 
 NAMES = ("right eye outer", "right eye inner", "left eye inner", "left eye outer",
          "nose bottom", "right mouth corner", "left mouth corner")
@@ -74,20 +75,13 @@ def _read_picked_points(text: str) -> np.ndarray:
 
 def check_landmarks(landmarks: np.ndarray, source: str = "landmarks") -> np.ndarray:
     """Return ``landmarks`` as float64 ``7 x 3`` or raise :class:`InputError` saying why."""
-    lm = np.asarray(landmarks, dtype=np.float64)
-    if lm.shape != (7, 3):
-        raise InputError(source, f"expected 7 x 3 NoW landmarks ({', '.join(NAMES)}), got shape {lm.shape}")
-    if not np.all(np.isfinite(lm)):
-        raise InputError(source, "landmarks contain NaN or infinite values")
+    lm = check_point_set(landmarks, 7, source, "NoW landmarks", flat_ratio=1e-2)
     span = float(np.linalg.norm(lm.max(0) - lm.min(0)))
     dist = np.linalg.norm(lm[:, None] - lm[None], axis=-1)
     np.fill_diagonal(dist, np.inf)
     i, j = np.unravel_index(np.argmin(dist), dist.shape)
-    if span == 0 or dist[i, j] < 1e-3 * span:
+    if dist[i, j] < 1e-3 * span:
         raise InputError(source, f"landmarks {i} ({NAMES[i]}) and {j} ({NAMES[j]}) coincide")
-    sv = np.linalg.svd(lm - lm.mean(0), compute_uv=False)
-    if sv[1] < 1e-2 * sv[0]:
-        raise InputError(source, "landmarks are (nearly) collinear")
     x = lm[3] - lm[0]
     x /= np.linalg.norm(x)
     along = lm @ x

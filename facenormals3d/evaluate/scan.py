@@ -41,8 +41,8 @@ class ScanEvalSettings:
     """Keep the prediction's scale (its units converted to mm); else solve for it."""
     crop_factor: float = 1.4
     """Crop radius factor of :func:`crop_region` (NoW: 1.4)."""
-    trim: float = 0.9
-    """Fraction of residuals that drive each refinement round."""
+    trim: float = RefineSettings.trim
+    """Fraction of residuals that drive each refinement round (see :class:`RefineSettings`)."""
     max_points: int = 300_000
     """Scans with more points than this after cropping are subsampled (seeded, uniform)."""
     seed: int = 0

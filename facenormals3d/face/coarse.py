@@ -23,7 +23,8 @@ from facenormals3d.conventions import MEAN_OUTER_EYE_DISTANCE_MM
 from facenormals3d.frame import CropFrame
 from facenormals3d.face.topology import (N_LANDMARKS, OUTER_EYE_CORNERS_MEDIAPIPE,
                                          check_landmarks, mesh_triangles)
-from facenormals3d.surface import interpolate, orthographic_hits, vertex_normals
+from facenormals3d.raster import interpolate_hits, orthographic_hits
+from facenormals3d.surface import vertex_normals
 
 
 @dataclass
@@ -87,6 +88,6 @@ def render_orthographic(vertices: np.ndarray, faces: np.ndarray, frame: CropFram
     ``S x S`` float32 and ``S x S x 3`` float32, NaN where nothing is hit.
     """
     depth, tri, bary = orthographic_hits(vertices, faces, frame)
-    n = interpolate(vertex_normals(vertices, faces), faces, tri, bary)
+    n = interpolate_hits(vertex_normals(vertices, faces), faces, tri, bary)
     n /= np.maximum(np.linalg.norm(n, axis=-1, keepdims=True), 1e-12)
     return depth, n.astype(np.float32)

@@ -109,7 +109,7 @@ def mediapipe_correspondence(ict, model: fm.FaceModel, keep: np.ndarray, n_rende
     from facenormals3d.errors import NoFaceError
     from facenormals3d.face.detect import DetectSettings, FaceFinder
     from facenormals3d.face.topology import FACE_OVAL
-    from facenormals3d.surface import raycasting_scene
+    from facenormals3d.raster import barycentric, cast, interpolate, raycasting_scene
 
     settings = SynthSettings(geometry=geometry.GeometrySettings(yaw_deg=25.0, pitch_deg=12.0, roll_deg=10.0,
                                                                 max_expressions=2, neutral_rate=0.5,
@@ -133,10 +133,9 @@ def mediapipe_correspondence(ict, model: fm.FaceModel, keep: np.ndarray, n_rende
             d = np.stack([(lm[:, 0] - c["cx"]) / c["focal"], -(lm[:, 1] - c["cy"]) / c["focal"],
                           -np.ones(len(lm))], axis=1)
             rays = np.concatenate([np.zeros_like(d), d], axis=1).astype(np.float32)
-            hit = scene.cast_rays(o3d.core.Tensor(rays))
-            ok = np.isfinite(hit["t_hit"].numpy()) & ~oval
-            tri = hit["primitive_ids"].numpy().astype(np.int64)
-            cam_pts = d * hit["t_hit"].numpy()[:, None]
+            t_hit, tri, bary = cast(scene, rays)
+            ok = np.isfinite(t_hit) & ~oval
+            cam_pts = d * t_hit[:, None]
             # mediapipe 3D (x right, y up, z towards the camera, pixels) -> camera frame.
             mp = lm * np.array([1.0, -1.0, 1.0])
             from facenormals3d.similarity import umeyama
@@ -144,18 +143,16 @@ def mediapipe_correspondence(ict, model: fm.FaceModel, keep: np.ndarray, n_rende
             sim = umeyama(mp[ok], cam_pts[ok])
             closest = scene.compute_closest_points(o3d.core.Tensor(sim.apply(mp).astype(np.float32)))
             tri = np.where(ok, tri, closest["primitive_ids"].numpy().astype(np.int64))
-            uv = np.where(ok[:, None], hit["primitive_uvs"].numpy(), closest["primitive_uvs"].numpy())
-            bary = np.stack([1 - uv[:, 0] - uv[:, 1], uv[:, 0], uv[:, 1]], axis=1)
-            points.append(np.einsum("lc,lcd->ld", bary, mean[model.triangles[tri]]))
+            bary = np.where(ok[:, None], bary, barycentric(closest["primitive_uvs"].numpy()))
+            points.append(interpolate(mean, model.triangles[tri], bary))
     if len(points) < max(4, n_renders // 4):
         raise RuntimeError(f"the front end found faces in only {len(points)} of {n_renders} renders")
     stack = np.stack(points)  # R x 478 x 3 in the mean face's frame
     target = np.median(stack, axis=0)
     scene = raycasting_scene(mean, model.triangles)
     closest = scene.compute_closest_points(o3d.core.Tensor(target.astype(np.float32)))
-    uv = closest["primitive_uvs"].numpy().astype(np.float64)
     model.mediapipe_triangles = closest["primitive_ids"].numpy().astype(np.int32)
-    model.mediapipe_barycentric = np.stack([1 - uv[:, 0] - uv[:, 1], uv[:, 0], uv[:, 1]], axis=1).astype(np.float32)
+    model.mediapipe_barycentric = barycentric(closest["primitive_uvs"].numpy().astype(np.float64)).astype(np.float32)
     spread = np.median(np.linalg.norm(stack - target, axis=2), axis=0)
     return {"renders": int(n_renders), "renders_with_face": len(points), "seed": int(seed),
             "spread_mm_median": float(np.median(spread)), "spread_mm_p90": float(np.percentile(spread, 90))}

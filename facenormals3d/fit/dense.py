@@ -75,7 +75,7 @@ def fit_dense(fitter: LandmarkFitter, landmark_fit: LandmarkFit, target: np.ndar
 
     Args:
         triangle, bary: ``S x S`` triangle index (-1 = none) and ``S x S x 3`` weights of the
-            landmark-fit surface each pixel sees (:func:`facenormals3d.surface.orthographic_hits`).
+            landmark-fit surface each pixel sees (:func:`facenormals3d.raster.orthographic_hits`).
         target_depth: ``S x S`` z (mm) integrated from the normals; NaN where unknown.
         confidence: ``S x S`` in [0, 1] trust in ``target_depth``.
         frame: the crop frame of the ``S x S`` maps.

@@ -28,7 +28,7 @@ import numpy as np
 from facenormals3d.errors import InputError
 from facenormals3d.frame import CropFrame
 from facenormals3d.fit.model import FaceModel
-from facenormals3d.similarity import Similarity, umeyama
+from facenormals3d.similarity import Similarity, check_point_set, umeyama
 
 #: mediapipe's iris points (468-477): gaze makes them move independently of the face.
 IRIS = tuple(range(468, 478))
@@ -204,15 +204,7 @@ def _updated(pose: Similarity, step: np.ndarray) -> Similarity:
 
 def check_fit_landmarks(target: np.ndarray, source: str = "<landmarks>") -> np.ndarray:
     """``target`` as float64 ``478 x 3``; InputError naming ``source`` when unusable for a fit."""
-    arr = np.asarray(target, dtype=np.float64)
-    if arr.shape != (478, 3):
-        raise InputError(source, f"landmarks: need 478 x 3, got shape {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        raise InputError(source, "landmarks: non-finite coordinates")
-    sv = np.linalg.svd(arr - arr.mean(0), compute_uv=False)
-    if sv[0] < 1e-6 or sv[1] < 1e-3 * sv[0]:
-        raise InputError(source, "landmarks: degenerate (all equal or collinear)")
-    return arr
+    return check_point_set(target, 478, source)
 
 
 def rotation_angles_deg(rotation: np.ndarray) -> dict[str, float]:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from facenormals3d.frame import CropFrame
+from facenormals3d.raster import cast_down, interpolate, raycasting_scene
 
 #: Tolerance of the visibility test (mm): a texel within this of the front-most surface is
 #: seen (more on steep surfaces, by their slope over one crop pixel).
@@ -47,28 +48,17 @@ def rasterize_atlas(corner_uvs: np.ndarray, width: int, height: int) -> AtlasRas
     Ray casts a flat copy of the UV layout (open3d), so it takes ~0.2 s for 2 M texels;
     callers keep the result for every face with the same topology.
     """
-    import open3d as o3d
-
-    from facenormals3d.surface import raycasting_scene
-
     uv = np.asarray(corner_uvs, np.float64).reshape(-1, 2)
     pts = np.zeros((len(uv), 3), np.float32)
     pts[:, 0] = uv[:, 0] * width
     pts[:, 1] = uv[:, 1] * height
     faces = np.arange(len(uv), dtype=np.int64).reshape(-1, 3)
-    scene = raycasting_scene(pts, faces)
+    # Texel (row, col) centre at (col + 0.5, height - row - 0.5) in the UV plane (v up).
     cols, rows = np.meshgrid(np.arange(width, dtype=np.float32) + 0.5, np.arange(height, dtype=np.float32) + 0.5)
-    rays = np.zeros((height * width, 6), np.float32)
-    rays[:, 0] = cols.ravel()
-    rays[:, 1] = height - rows.ravel()
-    rays[:, 2] = 1.0
-    rays[:, 5] = -1.0
-    hit = scene.cast_rays(o3d.core.Tensor(rays))
-    ok = np.isfinite(hit["t_hit"].numpy())
-    buv = hit["primitive_uvs"].numpy()[ok]
-    bary = np.stack([1 - buv[:, 0] - buv[:, 1], buv[:, 0], buv[:, 1]], axis=1).astype(np.float32)
+    _, triangle, bary = cast_down(raycasting_scene(pts, faces), cols, height - rows, 1.0)
+    ok = (triangle >= 0).ravel()
     return AtlasRaster(width=width, height=height, texel=np.flatnonzero(ok),
-                       triangle=hit["primitive_ids"].numpy()[ok].astype(np.int64), bary=bary)
+                       triangle=triangle.ravel()[ok], bary=bary.reshape(-1, 3)[ok])
 
 
 @dataclass
@@ -97,7 +87,7 @@ def view_texels(raster: AtlasRaster, corners: np.ndarray, vertices: np.ndarray, 
     idx = np.arange(len(corners)) if candidates is None else np.flatnonzero(candidates)
     c = corners[idx]
     b = raster.bary[idx]
-    q = per_vertex[c[:, 0]] * b[:, :1] + per_vertex[c[:, 1]] * b[:, 1:2] + per_vertex[c[:, 2]] * b[:, 2:]
+    q = interpolate(per_vertex, c, b)
     xy, z, n_z = q[:, :2], q[:, 2], q[:, 3]
     z_front = sample_points(np.nan_to_num(zbuffer, nan=-1e6).astype(np.float32), xy, nearest=True,
                             outside=-1e6)[:, 0]
@@ -241,9 +231,7 @@ def bake_normal_map(raster: AtlasRaster, own: TexelView, vertices: np.ndarray, f
     n_pred = sample_points(np.where(valid[..., None], normals_crop, 0).astype(np.float32), own.crop_xy[use],
                            outside=0.0)
     tri = raster.triangle[use]
-    b = raster.bary[use][..., None]
-    f = np.asarray(faces)[tri]
-    n = (np.asarray(vertex_normals, np.float32)[f] * b).sum(axis=1)
+    n = interpolate(np.asarray(vertex_normals, np.float32), np.asarray(faces)[tri], raster.bary[use])
     tangent, bitangent = triangle_tangents(np.asarray(vertices, np.float32), np.asarray(faces), corner_uvs)
     t, bt = tangent[tri], bitangent[tri]
     n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-8)

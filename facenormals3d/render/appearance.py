@@ -31,8 +31,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from facenormals3d.frame import CropFrame
+from facenormals3d.raster import shadow_visibility
 from facenormals3d.render.lighting import (MIN_SHADING, Lighting, LightingSettings, fit_lighting, light_terms,
-                                           masked_blur, shadow_visibility)
+                                           masked_blur)
 
 #: Height of the specular map (the atlas is twice as wide).
 SPECULAR_MAP_HEIGHT = 128
@@ -101,14 +102,14 @@ def estimate_appearance(crop: np.ndarray, normals: np.ndarray, mask: np.ndarray,
         normals: ``S x S x 3`` detail normals (camera frame), NaN where unknown.
         mask: ``S x S`` bool, the pixels to fit the light on (face mask, mesh visible).
         vertices, faces, vertex_normals: the final mesh (crop frame, mm).
-        hits: ``(depth, triangle, bary)`` of :func:`facenormals3d.surface.orthographic_hits`
+        hits: ``(depth, triangle, bary)`` of :func:`facenormals3d.raster.orthographic_hits`
             for this mesh.
         frame: the crop frame of the ``S x S`` maps.
         raster, own, mirror: the atlas raster and texel views the texture was baked with.
         texture: ``H x W x 3`` uint8 photo texture (sRGB) in that atlas.
     """
     from facenormals3d.mesh import atlas
-    from facenormals3d.surface import interpolate, raycasting_scene
+    from facenormals3d.raster import interpolate_hits, raycasting_scene
 
     t0 = time.perf_counter()
     size = crop.shape[0]
@@ -117,7 +118,7 @@ def estimate_appearance(crop: np.ndarray, normals: np.ndarray, mask: np.ndarray,
     fit_mask = mask & covered & np.all(np.isfinite(normals), axis=-1)
     pixels = np.flatnonzero(fit_mask)
     # Normals of every covered pixel: the detail normals where known, the mesh's elsewhere.
-    n_all = interpolate(vertex_normals, faces, tri, bary)
+    n_all = interpolate_hits(vertex_normals, faces, tri, bary)
     n_all = np.where(fit_mask[..., None], np.nan_to_num(normals), np.nan_to_num(n_all))
     n_all /= np.maximum(np.linalg.norm(n_all, axis=-1, keepdims=True), 1e-8)
     points = crop_points(np.nan_to_num(depth), frame)

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from facenormals3d.errors import InputError
+from facenormals3d.raster import shadow_visibility
 
 #: Rec. 709 luminance weights of linear RGB.
 LUMA = np.array([0.2126, 0.7152, 0.0722])
@@ -45,8 +46,6 @@ _BAND = np.array([np.pi, 2 * np.pi / 3, 2 * np.pi / 3, 2 * np.pi / 3] + [np.pi /
 SOLVE_ROWS = 6000
 #: Smallest diffuse shading divided by when de-lighting.
 MIN_SHADING = 0.04
-#: Shadow rays start this far (mm) off the surface along the normal and towards the light.
-SHADOW_OFFSET_MM = (0.5, 1.0)
 
 
 @dataclass
@@ -131,24 +130,6 @@ def clamped_cosine_sh(direction: np.ndarray) -> np.ndarray:
     """``9`` SH irradiance coefficients of a unit directional light: ``max(n . l, 0) ~ c @ Y(n)``."""
     d = np.asarray(direction, np.float64)
     return _BAND * sh_basis_np(d[None] / np.linalg.norm(d))[0]
-
-
-def shadow_visibility(scene, points: np.ndarray, normals: np.ndarray, direction: np.ndarray) -> np.ndarray:
-    """``N`` float32: 1 where a ray from ``points`` (``N x 3`` mm) towards ``direction`` escapes
-    the mesh in ``scene`` (open3d ``RaycastingScene``), 0 where it is blocked.
-
-    Rays start :data:`SHADOW_OFFSET_MM` off the surface (along ``normals`` and the light) so
-    smooth normals near the terminator do not shadow themselves.
-    """
-    import open3d as o3d
-
-    d = np.asarray(direction, np.float32) / np.linalg.norm(direction)
-    if len(points) == 0:
-        return np.ones(0, np.float32)
-    origins = points + SHADOW_OFFSET_MM[0] * normals + SHADOW_OFFSET_MM[1] * d
-    rays = np.concatenate([origins, np.broadcast_to(d, points.shape)], axis=1).astype(np.float32)
-    blocked = scene.test_occlusions(o3d.core.Tensor(rays), tnear=0.05).numpy()
-    return (~blocked).astype(np.float32)
 
 
 def light_terms(normals: np.ndarray, lighting: Lighting, visibility: list[np.ndarray] | None = None

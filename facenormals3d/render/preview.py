@@ -1,7 +1,7 @@
 """Preview pictures of meshes with PyTorch3D, and labelled contact sheets.
 
 :func:`render_mesh` rasterises a triangle mesh given in our frame (mm, x right, y up, z
-towards the viewer; see :mod:`facenormals3d.render.camera` for the view and the PyTorch3D
+towards the viewer; see :mod:`facenormals3d.raster` for the view and the PyTorch3D
 axis flip) with an orthographic camera that frames it automatically, then shades the pixels
 itself from the rasteriser's fragments:
 
@@ -20,8 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
-from facenormals3d.render.camera import OrthoView, frame_mesh
-from facenormals3d.render.raster import RASTERIZERS, rasterize, rasterize_views  # noqa: F401 (re-exported)
+from facenormals3d.raster import OrthoView, frame_mesh, interpolate, rasterize, rasterize_views
 from facenormals3d.surface import vertex_normals
 
 #: Light direction in view space (towards the light): a head-mounted key light.
@@ -75,13 +74,13 @@ def render_mesh(vertices: np.ndarray, faces: np.ndarray, *, colors: np.ndarray |
         shading: ``"grey"``, ``"colors"`` or ``"texture"``; default: texture if given, else
             colours if given, else grey.
         lit: apply Lambert lighting; default True for grey, False otherwise.
-        yaw_deg, pitch_deg: camera direction (see :mod:`facenormals3d.render.camera`).
+        yaw_deg, pitch_deg: camera direction (see :func:`facenormals3d.raster.frame_mesh`).
         size: image side in pixels.
         background: RGB in [0, 1].
         view: use this framing instead of fitting the mesh (e.g. to share it across panels).
         device: torch device for rasterisation.
         rasterizer: ``"auto"``, ``"pytorch3d"`` or ``"open3d"`` (see
-            :func:`facenormals3d.render.raster.rasterize`).
+            :func:`facenormals3d.raster.rasterize`).
 
     Several pictures of one mesh: :func:`rasterize_views` once, then :func:`shade` per picture.
     """
@@ -99,7 +98,7 @@ def shade(vertices: np.ndarray, faces: np.ndarray, fragments, view: OrthoView, *
           background: Sequence[float] = (1.0, 1.0, 1.0),
           vertex_normals_: np.ndarray | None = None) -> np.ndarray:
     """Shade one view's ``fragments`` (``(pix_to_face, bary)`` from
-    :func:`facenormals3d.render.raster.rasterize`) into an ``H x W x 3`` uint8 picture.
+    :func:`facenormals3d.raster.rasterize`) into an ``H x W x 3`` uint8 picture.
 
     Arguments as in :func:`render_mesh`; ``vertex_normals_`` (``V x 3``) saves recomputing
     them for several pictures of one mesh. Works on the covered pixels only, in numpy.
@@ -119,9 +118,7 @@ def shade(vertices: np.ndarray, faces: np.ndarray, fragments, view: OrthoView, *
     corners = f[face]
 
     def interp(per_vertex: np.ndarray) -> np.ndarray:
-        a = np.asarray(per_vertex, np.float32)
-        return (a[corners[:, 0]] * bary[:, :1] + a[corners[:, 1]] * bary[:, 1:2]
-                + a[corners[:, 2]] * bary[:, 2:])
+        return interpolate(np.asarray(per_vertex, np.float32), corners, bary)
 
     if shading == "grey":
         rgb = np.full((len(pix), 3), GREY_ALBEDO, np.float32)
@@ -156,7 +153,7 @@ def _sample_texture(texture, uvs, n_vertices, face, bary, interp) -> np.ndarray:
         raise ValueError("shading='texture' needs texture (H x W x 3) and uvs (V x 2)")
     uv = np.asarray(uvs, dtype=np.float32)
     if uv.ndim == 3:  # per corner: blend the pixel's face's own corners
-        uv_pix = (uv[face] * bary[..., None]).sum(axis=1)
+        uv_pix = interpolate(uv.reshape(-1, 2), 3 * face[:, None] + np.arange(3), bary)
     elif uv.shape != (n_vertices, 2):
         raise ValueError(f"uvs must be {n_vertices} x 2 or F x 3 x 2, got shape {uv.shape}")
     else:

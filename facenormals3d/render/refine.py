@@ -6,10 +6,10 @@ The mesh is the face crop seen orthographically from the front. A vertex ``(x, y
 
     u = x / mm_per_pixel + S / 2        v = -y / mm_per_pixel + S / 2
 
-(pixel centres at +0.5, v down; :class:`facenormals3d.frame.CropFrame`), which :func:`crop_view` expresses as a preview
-:class:`~facenormals3d.render.camera.OrthoView` so the PyTorch3D rasteriser of
-:mod:`facenormals3d.render.raster` (with its CPU binning and the +X left / +Z into the
-screen flip) draws exactly onto the photo's pixels.
+(pixel centres at +0.5, v down; :class:`facenormals3d.frame.CropFrame`), which
+:func:`facenormals3d.raster.crop_view` expresses as an :class:`~facenormals3d.raster.OrthoView`
+so the rasteriser of :mod:`facenormals3d.raster` (with its CPU binning and the +X left / +Z
+into the screen flip) draws exactly onto the photo's pixels.
 
 Method (:func:`refine_mesh`):
 
@@ -41,7 +41,7 @@ import numpy as np
 
 from facenormals3d.errors import InputError
 from facenormals3d.frame import CropFrame
-from facenormals3d.render.camera import OrthoView
+from facenormals3d.raster import crop_view
 
 ALBEDO_MODES = ("constant", "smoothed", "given")
 
@@ -80,7 +80,7 @@ class RefineSettings:
     device: str = "cpu"
     """Torch device for the optimisation and rasterisation."""
     rasterizer: str = "auto"
-    """Passed to :func:`facenormals3d.render.raster.rasterize`: ``"pytorch3d"``
+    """Passed to :func:`facenormals3d.raster.rasterize`: ``"pytorch3d"``
     (MeshRasterizer), ``"open3d"`` (ray casting, CPU) or ``"auto"`` (PyTorch3D on CUDA,
     open3d on CPU, where it is ~20x faster and gives the same fragments)."""
 
@@ -90,7 +90,7 @@ class RefineSettings:
             raise ValueError(f"iterations must be >= 0, got {self.iterations}")
         if int(self.rasterize_every) < 1:
             raise ValueError(f"rasterize_every must be >= 1, got {self.rasterize_every}")
-        from facenormals3d.render.raster import RASTERIZERS
+        from facenormals3d.raster import RASTERIZERS
 
         if self.rasterizer not in RASTERIZERS:
             raise ValueError(f"rasterizer must be one of {RASTERIZERS}, got {self.rasterizer!r}")
@@ -134,11 +134,6 @@ class RefineResult:
     """How many times the mesh was rasterised."""
 
 
-def crop_view(frame: CropFrame) -> OrthoView:
-    """The orthographic front view that maps mesh mm to the pixels of ``frame`` (see the module doc)."""
-    return OrthoView(rotation=np.eye(3), center=np.zeros(3), half_extent=frame.half_extent_mm, size=int(frame.size))
-
-
 @dataclass
 class _Samples:
     """The pixels one rasterisation sees, with their fixed face and barycentrics."""
@@ -151,7 +146,7 @@ class _Samples:
 def rasterize_crop(vertices: np.ndarray, faces: np.ndarray, mask: np.ndarray,
                    frame: CropFrame, device: str = "cpu", rasterizer: str = "auto") -> _Samples:
     """Rasterise the mesh into the ``S x S`` crop of ``frame`` (``mask`` is ``S x S``) through
-    :func:`facenormals3d.render.raster.rasterize` (PyTorch3D's MeshRasterizer, or open3d
+    :func:`facenormals3d.raster.rasterize` (PyTorch3D's MeshRasterizer, or open3d
     ray casting on CPU: see :attr:`RefineSettings.rasterizer`).
 
     Returns the pixels inside ``mask`` that the mesh covers with a front face (normal from
@@ -159,7 +154,7 @@ def rasterize_crop(vertices: np.ndarray, faces: np.ndarray, mask: np.ndarray,
     """
     import torch
 
-    from facenormals3d.render.raster import rasterize
+    from facenormals3d.raster import rasterize
 
     pix_to_face, bary = rasterize(vertices, faces, crop_view(frame), device, rasterizer)
     p2f = pix_to_face.reshape(-1).cpu().numpy()

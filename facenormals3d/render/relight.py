@@ -1,8 +1,8 @@
 """Rendering a fitted face under new light (PyTorch3D rasteriser), light presets, compositing.
 
-:func:`render_lit` rasterises the mesh with :func:`facenormals3d.render.preview.rasterize`
+:func:`render_lit` rasterises the mesh with :func:`facenormals3d.raster.rasterize`
 (PyTorch3D's MeshRasterizer; open3d ray casting on request) in an
-:class:`~facenormals3d.render.camera.OrthoView`, then shades each covered pixel with the
+:class:`~facenormals3d.raster.OrthoView`, then shades each covered pixel with the
 image model of :mod:`facenormals3d.render.lighting`: albedo and specular strength from the
 atlas at the interpolated UVs, the normal from the tangent-space normal map on the
 interpolated vertex normal, shadow rays cast on the same mesh. Lights are given in the
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from facenormals3d.errors import InputError
-from facenormals3d.render.camera import OrthoView
+from facenormals3d.raster import OrthoView
 from facenormals3d.render.lighting import DirectionalLight, Lighting, clamped_cosine_sh, light_terms
 
 #: Presets for ``relight --light``: one line of help each, then the light (camera frame).
@@ -100,13 +100,12 @@ def render_lit(vertices: np.ndarray, faces: np.ndarray, corner_uvs: np.ndarray, 
             +x = +u, +y = +v), or None for the mesh's own normals.
         specular_map: ``h x w`` specular strength ``ks`` in the same atlas, or None (no specular).
         shadows: cast shadow rays for the directional lights.
-        rasterizer: see :func:`facenormals3d.render.preview.rasterize`.
+        rasterizer: see :func:`facenormals3d.raster.rasterize`.
     """
     from facenormals3d.mesh.atlas import sample_points, triangle_tangents
+    from facenormals3d.raster import interpolate, rasterize, raycasting_scene, shadow_visibility
     from facenormals3d.render.appearance import srgb8_to_linear
-    from facenormals3d.render.lighting import shadow_visibility
-    from facenormals3d.render.preview import rasterize
-    from facenormals3d.surface import raycasting_scene, vertex_normals
+    from facenormals3d.surface import vertex_normals
 
     v = np.asarray(vertices, np.float64)
     f = np.asarray(faces, np.int64)
@@ -122,9 +121,9 @@ def render_lit(vertices: np.ndarray, faces: np.ndarray, corner_uvs: np.ndarray, 
     corners = f[tri]
 
     def interp(per_vertex: np.ndarray) -> np.ndarray:
-        return np.einsum("nc,ncd->nd", b, per_vertex[corners])
+        return interpolate(per_vertex, corners, b)
 
-    uv = np.einsum("nc,ncd->nd", b, uvs[tri].astype(np.float64))
+    uv = interpolate(uvs.reshape(-1, 2).astype(np.float64), 3 * tri[:, None] + np.arange(3), b)
     alb = albedo if np.issubdtype(np.asarray(albedo).dtype, np.floating) else srgb8_to_linear(albedo)
     alb_px = _sample_atlas(np.asarray(alb, np.float32), uv, sample_points)
     vn = interp(vertex_normals(v, f))

@@ -173,7 +173,7 @@ class Trainer:
 
     def validate(self) -> None:
         """Score the held-out samples, log them, write a sample grid and keep the best weights."""
-        from facenormals3d.model.validation import validate, write_sample_grid
+        from facenormals3d.training.validation import validate, write_sample_grid
 
         if self.rank != 0 or self.data.paired_val is None:
             return

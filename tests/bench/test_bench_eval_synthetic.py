@@ -6,11 +6,10 @@ from facenormals3d.conventions import NOW_IBUG68
 from facenormals3d.bench.eval_synthetic import SyntheticEvalSettings, evaluate_synthetic, ground_truth_surface
 
 
-def test_ground_truth_surface_is_the_posed_face(ict_dir):
-    from facenormals3d.data.ict import load_ict
+def test_ground_truth_surface_is_the_posed_face(ict_model):
     from facenormals3d.data.synth import SynthEngine
 
-    model = load_ict(ict_dir)
+    model = ict_model
     sample = SynthEngine(model).render_index(5, 0, "test")
     points, lm7 = ground_truth_surface(sample, model)
     assert points.shape[1] == 3 and len(points) > 5000
@@ -58,12 +57,11 @@ def test_hair_share_counts_hidden_face_pixels():
     assert hair_share(SimpleNamespace(mask=mask, hair=None)) == 0.0
 
 
-def test_visible_points_are_the_front_of_the_face(ict_dir):
-    from facenormals3d.data.ict import load_ict
+def test_visible_points_are_the_front_of_the_face(ict_model):
     from facenormals3d.data.synth import SynthEngine
     from facenormals3d.bench.eval_synthetic import visible_points
 
-    model = load_ict(ict_dir)
+    model = ict_model
     sample = SynthEngine(model).render_index(5, 0, "test")
     points, _ = ground_truth_surface(sample, model)
     seen = visible_points(sample, model)

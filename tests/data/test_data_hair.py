@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +12,6 @@ from facenormals3d.data.fake_ict import write_fake_ict
 from facenormals3d.data.ict import load_ict
 from facenormals3d.data.synth import SynthEngine, SynthSettings
 
-REAL_ICT = Path(__file__).resolve().parents[2] / ".cache" / "ICT-FaceKit"
 QUIET = SynthSettings(size=96, occluder_rate=0.0, glasses_rate=0.0)
 
 
@@ -53,9 +51,8 @@ def test_hair_survives_the_shard_round_trip(model):
     assert not decode(old)["hair"].any()
 
 
-@pytest.mark.skipif(not REAL_ICT.is_dir(), reason="needs the extracted ICT FaceKit in .cache/")
-def test_real_heads_get_hair_over_some_faces():
-    engine = SynthEngine(load_ict(REAL_ICT), replace(QUIET, size=128))
+def test_real_heads_get_hair_over_some_faces(ict_model):
+    engine = SynthEngine(ict_model, replace(QUIET, size=128))
     samples = [engine.render_index(4, i) for i in range(8)]
     over_face = [float(s.hair[s.mask].mean()) for s in samples]
     assert max(over_face) > 0.005  # brows at least, fringes and beards sometimes

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +13,6 @@ from facenormals3d.data.synth import SynthEngine, SynthSettings, identity_id, id
 from facenormals3d.face.crop import CropSettings, crop_from_points
 from facenormals3d.face.topology import CROP_POINTS_IBUG68
 
-REAL_ICT = Path(__file__).resolve().parents[2] / ".cache" / "ICT-FaceKit"
 PLAIN = SynthSettings(size=128, detail=False, background=False, occluder_rate=0.0, glasses_rate=0.0, hair=False,
                       shoulders=False, camera_effects=False)
 
@@ -148,10 +146,8 @@ def test_synth_dataset_items_follow_the_contract(fake_dir):
 
 
 @pytest.mark.ict
-@pytest.mark.skipif(not (REAL_ICT / "FaceXModel").is_dir(),
-                    reason=f"ICT FaceKit model not extracted at {REAL_ICT} (make ict)")
-def test_real_model_smoke():
-    engine = SynthEngine(load_ict(REAL_ICT), PLAIN)
+def test_real_model_smoke(ict_model):
+    engine = SynthEngine(ict_model, PLAIN)
     s = engine.render_index(0, 0)
     assert 0.15 < s.mask.mean() < 0.8
     inner = interior(s.mask)
@@ -159,7 +155,7 @@ def test_real_model_smoke():
     assert np.median(err) < 3.0, np.median(err)
     lm = s.landmarks68
     assert lm[36:42, 1].mean() < lm[48:60, 1].mean()
-    full = SynthEngine(load_ict(REAL_ICT)).render_index(0, 1)
+    full = SynthEngine(ict_model).render_index(0, 1)
     assert full.image.std() > 10 and full.mask.any()
     # The culled scene leaves no see-through holes inside the head's silhouette.
     from scipy import ndimage

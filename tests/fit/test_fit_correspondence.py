@@ -6,10 +6,9 @@ import pytest
 from facenormals3d.errors import InputError
 
 
-def test_front_end_landmarks_land_on_their_model_points(ict_dir):
+def test_front_end_landmarks_land_on_their_model_points(ict_model):
     """Render model faces, find their landmarks with the front end: the shipped
     correspondence's surface points project onto them (inner face; the oval is a silhouette)."""
-    from facenormals3d.data.ict import load_ict
     from facenormals3d.data.synth import SynthEngine
     from facenormals3d.face.detect import DetectSettings, FaceFinder
     from facenormals3d.face.topology import FACE_OVAL
@@ -17,7 +16,7 @@ def test_front_end_landmarks_land_on_their_model_points(ict_dir):
     from facenormals3d.fit.landmarks import IRIS
     from facenormals3d.fit.model import load_face_model
 
-    ict = load_ict(ict_dir)
+    ict = ict_model
     shipped = load_face_model()
     _, keep = model_from_ict(ict, n_identity=1)
     engine = SynthEngine(ict)
@@ -45,7 +44,7 @@ def test_front_end_landmarks_land_on_their_model_points(ict_dir):
 def test_degenerate_landmarks_fail_one_face_only(group_photo):
     from facenormals3d.pipeline import Reconstructor, ReconstructSettings
 
-    with Reconstructor(ReconstructSettings(normal_source="landmarks", detail=False)) as rec:
+    with Reconstructor(ReconstructSettings(normal_source="landmarks", detail=False, textures=False)) as rec:
         aligned = rec.align(group_photo, "group.jpg")[:2]
         bad, timings = aligned[1]
         bad.landmarks_crop = np.full_like(bad.landmarks_crop, 5.0)

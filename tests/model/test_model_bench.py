@@ -13,7 +13,7 @@ def test_bench_network_smoke(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr("facenormals3d.model.config.shipped_config", lambda: ModelConfig(width=0.0625, input_size=64, coarse_normals=True))
     out = tmp_path / "bench.json"
     assert main(["bench", "network", "--widths", "0.0625", "--sizes", "128", "--batch-size", "2",
-                 "--repeats", "1", "--out", str(out), "--json"]) == 0
+                 "--repeats", "1", "--threads", "1", "--out", str(out), "--json"]) == 0
     report = json.loads(out.read_text())
     rows = {(r["width"], r["train_size"]): r for r in report["rows"]}
     assert set(rows) == {(0.0625, 64), (0.0625, 128)}

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from facenormals3d.errors import InputError
+from facenormals3d.raster import shadow_visibility
 from facenormals3d.render.lighting import (DirectionalLight, Lighting, LightingSettings, clamped_cosine_sh,
-                                           fit_lighting, light_terms, masked_blur, sh_basis_np, shadow_visibility)
+                                           fit_lighting, light_terms, masked_blur, sh_basis_np)
 
 SIZE = 96
 
@@ -76,7 +77,7 @@ def test_masked_blur_keeps_a_constant_and_ignores_outside_pixels():
 
 
 def test_shadow_rays_are_blocked_under_a_roof_and_free_elsewhere():
-    from facenormals3d.surface import raycasting_scene
+    from facenormals3d.raster import raycasting_scene
 
     roof = np.array([[-5, -5, 10], [5, -5, 10], [5, 5, 10], [-5, 5, 10]], float)
     scene = raycasting_scene(roof, np.array([[0, 1, 2], [0, 2, 3]]))
@@ -98,7 +99,7 @@ def test_engine_light_converts_exactly_to_sh():
 
 
 def test_render_lit_shades_a_flat_square_facing_the_camera():
-    from facenormals3d.render.camera import OrthoView
+    from facenormals3d.raster import OrthoView
     from facenormals3d.render.relight import render_lit
 
     v = np.array([[-10, -10, 0], [10, -10, 0], [10, 10, 0], [-10, 10, 0]], float)

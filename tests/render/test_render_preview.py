@@ -4,9 +4,8 @@ import numpy as np
 import pytest
 import trimesh
 
-from facenormals3d.render.camera import frame_mesh, view_rotation
+from facenormals3d.raster import frame_mesh, rasterize, view_rotation
 from facenormals3d.render.preview import contact_sheet, render_mesh
-from facenormals3d.render.raster import rasterize
 
 BG = (1.0, 1.0, 1.0)
 

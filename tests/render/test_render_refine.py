@@ -59,17 +59,6 @@ def render_truth(size: int, mm_per_pixel: float):
     return image, mask
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Run these tests on one torch thread: the refinement is thousands of small ops, and on
-    the shared 2-core machine two OpenMP threads made it ~4-20x slower (threads waiting for
-    each other). Restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def scene():
     size, mpp, n = 96, 1.0, 72  # ~1.3 px per grid step, like the real mesh; 10k triangles
