@@ -95,10 +95,13 @@ def view_texels(raster: AtlasRaster, corners: np.ndarray, vertices: np.ndarray, 
     per_vertex = np.concatenate([frame.to_pixels(v), v[:, 2:3], np.asarray(vertex_normals, np.float32)[:, 2:3]],
                                 axis=1)
     idx = np.arange(len(corners)) if candidates is None else np.flatnonzero(candidates)
-    c = corners[idx]
-    b = raster.bary[idx]
-    q = per_vertex[c[:, 0]] * b[:, :1] + per_vertex[c[:, 1]] * b[:, 1:2] + per_vertex[c[:, 2]] * b[:, 2:]
-    xy, z, n_z = q[:, :2], q[:, 2], q[:, 3]
+    c = corners[idx].T
+    b = raster.bary[idx].T
+    # Interpolated per row (x, y, z, n_z) of N texels: numpy is far faster on rows than on
+    # an N x 4 array's columns; same float32 operations in the same order.
+    per_vertex = per_vertex.T.copy()
+    q = np.stack([(p[c[0]] * b[0] + p[c[1]] * b[1]) + p[c[2]] * b[2] for p in per_vertex])
+    xy, z, n_z = q[:2].T, q[2], q[3]
     z_front = sample_points(np.nan_to_num(zbuffer, nan=-1e6).astype(np.float32), xy, nearest=True,
                             outside=-1e6)[:, 0]
     # A steep surface changes depth by up to tan(angle) * pixel size within one z-buffer pixel.
@@ -152,7 +155,7 @@ def bake_image(raster: AtlasRaster, own: TexelView, mirror: TexelView | None, im
     img = img.reshape(raster.height, raster.width, channels)
     wmap = wmap.reshape(raster.height, raster.width)
     filled = push_pull_fill(img, wmap)
-    w = np.clip(wmap * 4.0, 0.0, 1.0)[..., None]  # seen texels keep their colour
+    w = per_channel(np.clip(wmap * 4.0, 0.0, 1.0), channels)  # seen texels keep their colour
     return w * img + (1 - w) * filled
 
 
@@ -182,7 +185,8 @@ def push_pull_fill(image: np.ndarray, weight: np.ndarray, levels: int = 12) -> n
     w = np.clip(weight, 0, 1).astype(np.float32)
     if w.max() <= 0:
         return np.full(image.shape, 128.0, np.float32)
-    pyramid = [(np.asarray(image, np.float32) * w[..., None], w)]
+    channels = image.shape[2]
+    pyramid = [(np.asarray(image, np.float32) * per_channel(w, channels), w)]
     for _ in range(levels):
         cw, ww = pyramid[-1]
         if min(ww.shape) <= 2:
@@ -196,9 +200,19 @@ def push_pull_fill(image: np.ndarray, weight: np.ndarray, levels: int = 12) -> n
     colour[ww <= 1e-8] = (cw.reshape(-1, cw.shape[-1]).sum(0) / max(float(ww.sum()), 1e-8))
     for cw, ww in reversed(pyramid[:-1]):
         up = cv2.resize(colour, (ww.shape[1], ww.shape[0]), interpolation=cv2.INTER_LINEAR).reshape(cw.shape)
-        a = np.clip(ww, 0, 1)[..., None]
-        colour = a * (cw / np.maximum(ww, 1e-8)[..., None]) + (1 - a) * up
+        a = per_channel(np.clip(ww, 0, 1), channels)
+        colour = a * (cw / per_channel(np.maximum(ww, 1e-8), channels)) + (1 - a) * up
     return colour
+
+
+def per_channel(weight: np.ndarray, channels: int) -> np.ndarray:
+    """``H x W`` ``weight`` repeated into ``H x W x channels``, to multiply an image by.
+
+    The same numbers as broadcasting ``weight[..., None]``, but numpy then runs its inner
+    loop over the 3 channels of every pixel: measured here on 2048 x 1024 x 3 float32, one
+    broadcast product took 30 ms, the repeat 8 ms and the product with it 6 ms.
+    """
+    return np.repeat(weight[..., None], channels, axis=-1)
 
 
 def sample_points(image: np.ndarray, xy: np.ndarray, nearest: bool = False,
