@@ -135,7 +135,7 @@ def preview_image(rec) -> np.ndarray:
 
     PyTorch3D rasterises the three views (binned on CPU), each from the faces not hidden
     in it (:func:`~facenormals3d.render.preview.rasterize_visible`: the same fragments from
-    ~40% fewer faces); the grey and the textured front panels are shaded from the same fragments.
+    about half the faces); the grey and the textured front panels are shaded from the same fragments.
     """
     from facenormals3d.conventions import normals_to_preview
     from facenormals3d.render.camera import frame_mesh

@@ -5,7 +5,8 @@ import torch
 import trimesh
 
 from facenormals3d.render.camera import frame_mesh
-from facenormals3d.render.preview import EDGE_BARY, HIDDEN_MARGIN, hidden_faces, rasterize_visible
+from facenormals3d.render.preview import (EDGE_BARY, HIDDEN_MARGIN, MIN_AREA_PX, SMALL_BOX_PX, hidden_faces,
+                                          rasterize_visible)
 from facenormals3d.render.raster import rasterize_views
 
 
@@ -22,8 +23,10 @@ def _scene():
 
 
 def _hidden_reference(v, f, view):
-    """Slow and plain: a face is hidden when every pixel centre of its box shows a front surface more than the margin nearer than its nearest corner (a hit
-    near an edge of its face does not count: PyTorch3D may see through such a pixel)."""
+    """Slow and plain: a face is hidden when every pixel centre of its box shows a front
+    surface more than the margin nearer than its nearest corner, or (small faces) than its
+    own depth at every such pixel centre that may lie inside it. A hit near an edge of its
+    face does not count as front surface: PyTorch3D may see through such a pixel."""
     q = view.normalise(v)
     p2f, bary = rasterize_views(v, f, [view], rasterizer="open3d")[0]
     p2f, bary = p2f.numpy(), bary.numpy()
@@ -38,8 +41,19 @@ def _hidden_reference(v, f, view):
         y = (1 - q[tri, 1]) * 0.5 * n
         c0, c1 = int(max(np.ceil(x.min() - 0.5 - 1e-3), 0)), int(min(np.floor(x.max() - 0.5 + 1e-3), n - 1))
         r0, r1 = int(max(np.ceil(y.min() - 0.5 - 1e-3), 0)), int(min(np.floor(y.max() - 0.5 + 1e-3), n - 1))
-        if c1 >= c0 and r1 >= r0:
-            out[i] = q[tri, 2].max() < front[r0:r1 + 1, c0:c1 + 1].min() - HIDDEN_MARGIN
+        if c1 < c0 or r1 < r0:
+            continue
+        out[i] = q[tri, 2].max() < front[r0:r1 + 1, c0:c1 + 1].min() - HIDDEN_MARGIN
+        area = (x[1] - x[0]) * (y[2] - y[0]) - (x[2] - x[0]) * (y[1] - y[0])
+        if out[i] or c1 - c0 >= SMALL_BOX_PX or r1 - r0 >= SMALL_BOX_PX or abs(area) <= MIN_AREA_PX:
+            continue
+        out[i] = True
+        corners = np.array([x, y, np.ones(3)])
+        for r in range(r0, r1 + 1):
+            for c in range(c0, c1 + 1):
+                w = np.linalg.solve(corners, [c + 0.5, r + 0.5, 1.0])
+                if w.min() >= -EDGE_BARY and not w @ q[tri, 2] < front[r, c] - HIDDEN_MARGIN:
+                    out[i] = False
     return out
 
 
