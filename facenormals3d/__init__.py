@@ -7,6 +7,12 @@
 
 __version__ = "0.1.0"
 
+# open3d and mediapipe import plotting stacks we never use from their package __init__:
+# defer those submodules to their first use (see facenormals3d/deferred.py).
+from facenormals3d import deferred as _deferred
+
+_deferred.install()
+
 _LAZY = {"reconstruct", "Reconstruction", "ReconstructSettings", "Reconstructor"}
 
 

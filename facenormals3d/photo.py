@@ -57,7 +57,9 @@ def load_photo(path: str | Path, max_pixels: int = MAX_PIXELS) -> Photo:
                 if w * h > max_pixels:
                     raise InputError(path, f"image is {w}x{h} = {w * h / 1e6:.0f} megapixels, "
                                            f"above the limit of {max_pixels / 1e6:.0f} megapixels")
-                img = ImageOps.exif_transpose(img)
+                # In place: without an orientation tag the default returns a copy (a 48 MP
+                # photo is 144 MB an image).
+                ImageOps.exif_transpose(img, in_place=True)
                 pixels = _to_rgb8(img)
     except InputError:
         raise
@@ -107,8 +109,9 @@ def _to_rgb8(img) -> np.ndarray:
         return np.clip(arr / max(float(arr.max()), 1e-6), 0, 1)
     if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in img.info):
         return np.asarray(img.convert("RGBA"))
-    # CMYK, YCbCr, L, 1, P, RGB ...: PIL converts with the file's own rules.
-    return np.asarray(img.convert("RGB"))
+    # CMYK, YCbCr, L, 1, P ...: PIL converts with the file's own rules (RGB is used as is:
+    # convert would copy it).
+    return np.asarray(img if mode == "RGB" else img.convert("RGB"))
 
 
 def _composite_on_white(rgba: np.ndarray) -> np.ndarray:

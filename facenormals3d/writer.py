@@ -133,19 +133,20 @@ def face_report(rec) -> dict[str, Any]:
 def preview_image(rec) -> np.ndarray:
     """One picture to judge a face by: crop | normals | grey front | two 3/4 views | textured.
 
-    PyTorch3D rasterises the three views in one call (binned on CPU); the grey and the
-    textured front panels are shaded from the same fragments.
+    PyTorch3D rasterises the three views (binned on CPU), each from the faces not hidden
+    in it (:func:`~facenormals3d.render.preview.rasterize_visible`: the same fragments from
+    about half the faces); the grey and the textured front panels are shaded from the same fragments.
     """
     from facenormals3d.conventions import normals_to_preview
-    from facenormals3d.raster import frame_mesh, rasterize_views
-    from facenormals3d.render.preview import contact_sheet, shade
+    from facenormals3d.raster import frame_mesh
+    from facenormals3d.render.preview import contact_sheet, rasterize_visible, shade
     from facenormals3d.surface import vertex_normals
 
     size = PREVIEW_PANEL
     v, f = rec.mesh.vertices, rec.mesh.faces
     views = [frame_mesh(v, size=size), frame_mesh(v, yaw_deg=-THREE_QUARTER_YAW, size=size),
              frame_mesh(v, yaw_deg=THREE_QUARTER_YAW, size=size)]
-    fragments = rasterize_views(v, f, views, rasterizer="pytorch3d")
+    fragments = rasterize_visible(v, f, views)
     vn = vertex_normals(v, f)
     grey = [shade(v, f, frag, view, vertex_normals_=vn) for frag, view in zip(fragments, views)]
     uvs = rec.mesh.uvs if rec.mesh.corner_uvs is None else rec.mesh.corner_uvs

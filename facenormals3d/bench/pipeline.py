@@ -36,7 +36,10 @@ DESCRIPTION = ("reconstruct as users meet it: cold start on one photo, a 12-face
                "timed in the same run; and each stage of one face, warm")
 
 #: What a fresh ``reconstruct`` process has to import whatever it does (the reference).
-IMPORT_FLOOR = ("import numpy, scipy.ndimage, scipy.sparse, pyamg, cv2, PIL.Image, torch, open3d, mediapipe; "
+#: ``import facenormals3d`` first: it defers the plotting stacks open3d and mediapipe would
+#: otherwise import (:mod:`facenormals3d.deferred`), as in ``reconstruct`` itself.
+IMPORT_FLOOR = ("import facenormals3d, numpy, scipy.ndimage, scipy.sparse, pyamg, cv2, PIL.Image, torch, open3d; "
+                "from mediapipe.python.solutions import face_detection, face_mesh; "
                 "from pytorch3d.renderer.mesh import rasterize_meshes")
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

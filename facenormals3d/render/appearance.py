@@ -109,6 +109,7 @@ def estimate_appearance(crop: np.ndarray, normals: np.ndarray, mask: np.ndarray,
         texture: ``H x W x 3`` uint8 photo texture (sRGB) in that atlas.
     """
     from facenormals3d.mesh import atlas
+    from facenormals3d.mesh.atlas import per_channel
     from facenormals3d.raster import interpolate_hits, raycasting_scene
 
     t0 = time.perf_counter()
@@ -153,7 +154,7 @@ def estimate_appearance(crop: np.ndarray, normals: np.ndarray, mask: np.ndarray,
     baked = atlas.bake_image(*coarse, shade_img.reshape(size, size, 4), np.eye(3)[:2])
     baked = cv2.resize(baked, (raster.width, raster.height), interpolation=cv2.INTER_LINEAR)
     tex_lin = srgb8_to_linear(texture)
-    albedo = (tex_lin - baked[..., 3:]) / np.maximum(baked[..., :3], MIN_SHADING)
+    albedo = (tex_lin - per_channel(baked[..., 3], 3)) / np.maximum(baked[..., :3], MIN_SHADING)
     albedo, filled = _fill_dark(albedo, baked[..., :3], raster, settings)
     small = _downsampled(raster, own, mirror, SPECULAR_MAP_HEIGHT)
     spec_map = atlas.bake_image(*small, ks_img.reshape(size, size, 1), np.eye(3)[:2])[..., 0]
@@ -184,15 +185,19 @@ def _fill_dark(albedo: np.ndarray, shading: np.ndarray, raster, settings: Lighti
     covered[raster.texel] = True
     conf *= covered.reshape(conf.shape)
     # The blur runs at a quarter of the atlas resolution: the fill is smooth by design.
+    from facenormals3d.mesh.atlas import per_channel
+
     f = 4
-    grid = np.concatenate([albedo * conf[..., None], conf[..., None]], axis=-1).astype(np.float32)
+    grid = np.empty(albedo.shape[:2] + (4,), np.float32)
+    grid[..., :3] = albedo * per_channel(conf, 3)
+    grid[..., 3] = conf
     small = cv2.resize(grid, (max(raster.width // f, 1), max(raster.height // f, 1)), interpolation=cv2.INTER_AREA)
     sigma = settings.fill_sigma_texels * raster.height / 512 / f
     small = cv2.GaussianBlur(small, (0, 0), max(sigma, 0.5))
     big = cv2.resize(small, (raster.width, raster.height), interpolation=cv2.INTER_LINEAR)
-    fill = big[..., :3] / np.maximum(big[..., 3:], 1e-4)
-    c = conf[..., None]
-    out = c * albedo + (1 - c) * np.where(big[..., 3:] > 1e-4, fill, albedo)
+    fill = big[..., :3] / per_channel(np.maximum(big[..., 3], 1e-4), 3)
+    c = per_channel(conf, 3)
+    out = c * albedo + (1 - c) * np.where(per_channel(big[..., 3] > 1e-4, 3), fill, albedo)
     return out, float(np.mean(conf.reshape(-1)[raster.texel] < 1.0))
 
 
