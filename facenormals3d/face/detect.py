@@ -191,13 +191,13 @@ class FaceFinder:
                                             refine_landmarks=True, min_detection_confidence=0.3)
             self._presence = PresenceScorer()
             if settings.silence_native_logs:
-                # TFLite logs its set-up from worker threads shortly after the first
-                # inference; run it now and give those threads a moment while muted.
+                # TFLite logs its set-up on the first inference; run it now while muted.
+                # (A 0.2 s wait for late log lines from its worker threads used to follow;
+                # none appeared without it in repeated runs, and it cost every cold start.)
                 blank = np.full((64, 64, 3), 128, np.uint8)
                 self._detector.process(blank)
                 self._mesh.process(blank)
                 self._presence.score(blank)
-                time.sleep(0.2)
 
     def _native_logs(self):
         return _silenced_fd2() if self.settings.silence_native_logs else contextlib.nullcontext()
