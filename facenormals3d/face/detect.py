@@ -34,7 +34,6 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
