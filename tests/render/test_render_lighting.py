@@ -142,6 +142,50 @@ def test_soft_alpha_is_zero_outside_and_one_deep_inside():
     region[5:35, 5:35] = True
     a = soft_alpha(region, 5.0)
     assert a[~region].max() == 0 and a[20, 20] == 1 and 0 < a[6, 20] < 1
+    # A region cut off by the render's square fades out at the square's edge too.
+    top = np.zeros((40, 40), bool)
+    top[:20, 5:35] = True
+    b = soft_alpha(top, 5.0)
+    assert b[0, 20] < 0.3 and b[10, 20] == 1
+
+
+def lit(rgb: np.ndarray, coverage: np.ndarray):
+    from facenormals3d.render.relight import LitRender
+
+    return LitRender(rgb=rgb.astype(np.float32), coverage=coverage, albedo=np.zeros_like(rgb, np.float32))
+
+
+def test_shading_quotient_is_the_light_ratio_and_distrusts_dark_pixels():
+    from facenormals3d.render.relight import shading_quotient
+
+    cov = np.zeros((32, 32), bool)
+    cov[4:28, 4:28] = True
+    albedo = np.array([0.6, 0.4, 0.3])
+    old = np.where(cov[..., None], albedo * 0.8, 0.0)
+    old[10:14, 10:14] = 0.01 * albedo  # the mouth socket: too dark to relight
+    new = np.where(cov[..., None], albedo * 1.2 * np.array([1.1, 1.0, 0.9]), 0.0)  # brighter, warmer
+    ratio, conf = shading_quotient(lit(new, cov), lit(old, cov))
+    assert np.allclose(ratio[~cov], 1.0) and np.allclose(conf[~cov], 0.0)
+    # Luminance ratio x colour change = the per-channel ratio where the colour change is smooth.
+    assert np.allclose(ratio[20, 20], 1.5 * np.array([1.1, 1.0, 0.9]), rtol=0.01)
+    assert conf[20, 20] == 1.0 and conf[12, 12] < 0.1
+    assert ratio.max() <= 3.0  # the dark socket does not blow up
+
+
+def test_quotient_composite_scales_the_photo_inside_and_keeps_it_outside():
+    from facenormals3d.face.crop import square_crop
+    from facenormals3d.render.appearance import linear_to_srgb8, srgb8_to_linear
+    from facenormals3d.render.relight import composite_quotient
+
+    photo = np.full((64, 64, 3), 120, np.uint8)
+    crop = square_crop(np.array([32.0, 32.0]), 32.0, 0.0, 32)  # the photo's middle 32 x 32, 1:1
+    ratio = np.full((32, 32, 3), 2.0, np.float32)
+    alpha = np.zeros((32, 32), np.float32)
+    alpha[8:24, 8:24] = 1.0
+    out = composite_quotient(photo, ratio, alpha, crop)
+    assert (out[:10] == 120).all() and (out[:, :10] == 120).all()
+    inside = linear_to_srgb8(np.array([2.0 * srgb8_to_linear(np.array([120], np.uint8))[0]]))[0]
+    assert abs(int(out[32, 32, 0]) - int(inside)) <= 1
 
 
 def test_numpy_sh_basis_matches_the_torch_reference():
