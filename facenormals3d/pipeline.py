@@ -198,6 +198,9 @@ class _Baked:
     """The same for their mirror images."""
     hits: tuple
     """:func:`facenormals3d.raster.orthographic_hits` of the final mesh in the crop."""
+    mirror_texel: np.ndarray | None = None
+    """``N`` flat atlas index of each covered texel's mirror texel
+    (:func:`facenormals3d.mesh.atlas.mirror_texels`; -1: none)."""
 
 
 class Reconstructor:
@@ -380,7 +383,8 @@ class Reconstructor:
 
             t = time.perf_counter()
             appearance = estimate_appearance(face.crop, normals, visible, vertices, model.triangles, vn, baked.hits,
-                                             frame, baked.raster, baked.own, baked.mirror, texture)
+                                             frame, baked.raster, baked.own, baked.mirror, texture,
+                                             mirror_texel=baked.mirror_texel)
             timings["albedo"] = time.perf_counter() - t
         mesh = fitted_mesh(vertices, model.triangles, model.triangle_uvs, texture)
         info: dict[str, Any] = {"model": self.model_info, "mesh_kind": "fit", "integration": integ,
@@ -407,8 +411,9 @@ class Reconstructor:
             raster = atlas.rasterize_atlas(model.triangle_uvs, 2 * self.settings.texture_size,
                                            self.settings.texture_size)
             corners = model.triangles[raster.triangle]
-            self._atlas = (raster, corners, model.mirror[corners])
-        raster, corners, mirror_corners = self._atlas
+            self._atlas = (raster, corners, model.mirror[corners],
+                           atlas.mirror_texels(raster, model.triangles, model.triangle_uvs, model.mirror))
+        raster, corners, mirror_corners, mirror_texel = self._atlas
         hits = orthographic_hits(vertices, model.triangles, frame)
         zbuffer = hits[0]
         facing = atlas.facing_texels(raster, vertices, model.triangles)
@@ -423,7 +428,8 @@ class Reconstructor:
         if self.settings.detail:
             normal_map = atlas.bake_normal_map(raster, own, vertices, model.triangles, model.triangle_uvs,
                                                vn, normals, confidence)
-        return _Baked(texture=texture, normal_map=normal_map, raster=raster, own=own, mirror=mirror, hits=hits)
+        return _Baked(texture=texture, normal_map=normal_map, raster=raster, own=own, mirror=mirror, hits=hits,
+                      mirror_texel=mirror_texel)
 
     def predict_normals(self, face: AlignedFace, timings: dict[str, float] | None = None
                         ) -> tuple[np.ndarray, np.ndarray, CoarseFace]:

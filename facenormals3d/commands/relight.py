@@ -24,8 +24,12 @@ def _epilog() -> str:
     lines += ["", "--light FILE.json takes a lighting.json written by `reconstruct` (or the same layout:",
               "  sh 9x3 irradiance, lights [{direction, color}], shininess).",
               "--direction X,Y,Z: one white light from that direction plus a soft ambient.",
+              "", "--blend quotient (default): the photo times (render under the new light) / (render under",
+              "  the photo's fitted light), so hair, eyes and skin detail stay the photo's; --blend paste:",
+              "  the render itself (de-lit albedo, normal map, specular map) pasted in. Both cover the",
+              "  whole rendered head with a soft edge.",
               "", "output layout, per photo OUT/<photo-stem>/:",
-              "  relit_<light>.png            the photo with every face relit (soft-edged paste over the face)",
+              "  relit_<light>.png            the photo with every face relit (soft-edged, over the head)",
               "  face_<k>/turntable_<light>.gif  with --turntable: the textured mesh turning under the light",
               "  summary in --json: files written per photo"]
     return "\n".join(lines)
@@ -47,6 +51,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="a light from this direction (camera frame); repeatable")
     p.add_argument("--turntable", action="store_true", help="also write a turning-head GIF per face and light")
     p.add_argument("--no-shadows", action="store_true", help="skip cast shadows (faster)")
+    p.add_argument("--blend", choices=["quotient", "paste"], default="quotient",
+                   help="how the relit face goes back into the photo (default quotient; see below)")
     add_common_options(p)
     p.set_defaults(func=run)
 
@@ -116,7 +122,7 @@ def _one_photo(path: Path, out: Path, rec, lights: dict, args, claimed: set[str]
         for label, lighting in lights.items():
             image = photo.pixels
             for face in faces:
-                image = relight_face(image, face, lighting, shadows=not args.no_shadows)
+                image = relight_face(image, face, lighting, shadows=not args.no_shadows, blend=args.blend)
             iio.imwrite(stage / f"relit_{label}.png", image)
             written.append(f"relit_{label}.png")
             if args.turntable:
@@ -129,27 +135,38 @@ def _one_photo(path: Path, out: Path, rec, lights: dict, args, claimed: set[str]
     return {"input": str(path), "output": str(out / photo.stem), "faces": len(faces), "files": written}
 
 
-def relight_face(photo, rec, lighting, shadows: bool = True):
-    """``photo`` (uint8) with face ``rec`` rendered under ``lighting`` and pasted in softly."""
+def relight_face(photo, rec, lighting, shadows: bool = True, blend: str = "quotient"):
+    """``photo`` (uint8) with face ``rec`` under ``lighting``, blended in over the rendered head
+    with a soft edge: ``quotient`` scales the photo by the new over the fitted light's render,
+    ``paste`` pastes the render (see :mod:`facenormals3d.render.relight`)."""
     import dataclasses
 
-    import cv2
     import numpy as np
 
+    from facenormals3d.errors import InputError
     from facenormals3d.render.appearance import linear_to_srgb8
     from facenormals3d.raster import crop_view
-    from facenormals3d.render.relight import composite, render_lit, soft_alpha
+    from facenormals3d.render.relight import (composite, composite_quotient, render_lit, shading_quotient,
+                                              soft_alpha)
 
+    if blend not in ("quotient", "paste"):
+        raise InputError("--blend", f"must be quotient or paste, got {blend!r}")
     t = rec.face.transform
     size = int(np.clip(round(t.size / t.scale), t.size, MAX_RENDER))
     view = crop_view(rec.frame.resized(size))
     fit, mesh = rec.fit, rec.mesh
-    lit = render_lit(mesh.vertices, mesh.faces, mesh.corner_uvs, fit.appearance.albedo, lighting, view,
-                     normal_map=fit.normal_map, specular_map=fit.appearance.specular, shadows=shadows)
-    face_region = cv2.resize(rec.mask.astype(np.uint8), (size, size), interpolation=cv2.INTER_NEAREST) > 0
-    alpha = soft_alpha(face_region & lit.coverage, FEATHER * size)
+
+    def render(light):
+        return render_lit(mesh.vertices, mesh.faces, mesh.corner_uvs, fit.appearance.albedo, light, view,
+                          normal_map=fit.normal_map, specular_map=fit.appearance.specular, shadows=shadows)
+
+    lit = render(lighting)
+    alpha = soft_alpha(lit.coverage, FEATHER * size)
     scaled = dataclasses.replace(t, matrix=t.matrix * (size / t.size), size=size)
-    return composite(photo, linear_to_srgb8(lit.rgb), alpha, scaled)
+    if blend == "paste":
+        return composite(photo, linear_to_srgb8(lit.rgb), alpha, scaled)
+    ratio, confidence = shading_quotient(lit, render(fit.appearance.lighting))
+    return composite_quotient(photo, ratio, alpha * confidence, scaled)
 
 
 def turntable(rec, lighting, shadows: bool = True) -> list:

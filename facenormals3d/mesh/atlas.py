@@ -61,6 +61,49 @@ def rasterize_atlas(corner_uvs: np.ndarray, width: int, height: int) -> AtlasRas
                        triangle=triangle.ravel()[ok], bary=bary.reshape(-1, 3)[ok])
 
 
+def mirror_texels(raster: AtlasRaster, faces: np.ndarray, corner_uvs: np.ndarray, mirror: np.ndarray
+                  ) -> np.ndarray:
+    """``N`` int64: flat atlas index of the texel at the mirror-symmetric surface point of each
+    covered texel of ``raster`` (-1 where the mirror triangle is missing or lands on no texel).
+
+    ``faces``: ``T x 3`` triangles; ``corner_uvs``: their ``T x 3 x 2`` UVs; ``mirror``: ``V``
+    vertex index at the mirror position (x -> -x) of each vertex. The mirror point of a texel
+    (triangle ``t``, barycentrics ``b``) is the triangle made of the mirrored corners, at the
+    same barycentrics of the mirrored corners; where the triangulation is not symmetric, the
+    mirrored corners' own UVs. ~0.25 s for a 512 x 1024 atlas: callers keep the result.
+    """
+    f = np.asarray(faces, np.int64)
+    uvs = np.asarray(corner_uvs, np.float64)
+    m = np.asarray(mirror, np.int64)[f]  # T x 3 mirrored corners
+    # Triangle with the same corner set: sort the corners and match them through one key.
+    nv = int(f.max()) + 1
+    key = np.sort(f, axis=1) @ np.array([nv * nv, nv, 1], np.int64)
+    mkey = np.sort(m, axis=1) @ np.array([nv * nv, nv, 1], np.int64)
+    order = np.argsort(key)
+    pos = np.clip(np.searchsorted(key[order], mkey), 0, len(key) - 1)
+    partner = np.where(key[order][pos] == mkey, order[pos], -1)  # T
+    t = raster.triangle
+    tm = partner[t]
+    b = raster.bary.astype(np.float64)
+    # Where the triangulation is not symmetric (a quad split the other way) there is no
+    # partner: the mirrored corners' own UVs (one per vertex; ambiguous only on seams).
+    vertex_uv = np.zeros((nv, 2))
+    vertex_uv[f.ravel()] = uvs.reshape(-1, 2)
+    uv = np.einsum("nk,nkd->nd", b, vertex_uv[m[t]])
+    ok = np.flatnonzero(tm >= 0)
+    if len(ok):
+        # Corner k of the texel's triangle maps to the partner's corner holding mirror[f[t, k]].
+        slot = np.argmax(f[tm[ok]][:, None, :] == m[t[ok]][:, :, None], axis=2)  # n x 3
+        uv[ok] = np.einsum("nk,nkd->nd", b[ok], uvs[tm[ok][:, None], slot])
+    col = np.floor(uv[:, 0] * raster.width).astype(np.int64)
+    row = np.floor((1.0 - uv[:, 1]) * raster.height).astype(np.int64)
+    inside = (col >= 0) & (col < raster.width) & (row >= 0) & (row < raster.height)
+    flat = np.where(inside, row * raster.width + col, -1)
+    covered = np.zeros(raster.width * raster.height, bool)
+    covered[raster.texel] = True
+    return np.where(covered[np.maximum(flat, 0)] & inside, flat, -1)
+
+
 @dataclass
 class TexelView:
     """Where each covered texel's surface point is seen in the crop, and how well."""

@@ -18,8 +18,11 @@ Steps (:func:`estimate_appearance`):
    side of the terminator: luminance below :attr:`LightingSettings.confident_shading`, the
    mean being 1) the division is unreliable (the fitted model's shadow edge and terminator
    are a little off and dividing by a small wrong shading multiplies the error), so those
-   texels blend into a confidence-weighted blur of the well-lit albedo around them; written
-   back as 8-bit sRGB;
+   texels blend into a confidence-weighted blur of the well-lit albedo around them;
+   a mirror-symmetry prior then evens out the albedo's low frequencies between each texel
+   and its mirror texel (:func:`facenormals3d.mesh.atlas.mirror_texels`): what is left of
+   the shading there (a side light's gradient, a shadow) is rarely symmetric, skin is;
+   written back as 8-bit sRGB;
 4. bake ``ks`` into a small atlas: the low-frequency specular map.
 """
 
@@ -94,7 +97,8 @@ def crop_points(depth: np.ndarray, frame: CropFrame) -> np.ndarray:
 def estimate_appearance(crop: np.ndarray, normals: np.ndarray, mask: np.ndarray, vertices: np.ndarray,
                         faces: np.ndarray, vertex_normals: np.ndarray, hits: tuple, frame: CropFrame,
                         raster, own, mirror, texture: np.ndarray,
-                        settings: LightingSettings = LightingSettings()) -> Appearance:
+                        settings: LightingSettings = LightingSettings(),
+                        mirror_texel: np.ndarray | None = None) -> Appearance:
     """Light, albedo atlas and specular map of one face.
 
     Args:
@@ -107,6 +111,9 @@ def estimate_appearance(crop: np.ndarray, normals: np.ndarray, mask: np.ndarray,
         frame: the crop frame of the ``S x S`` maps.
         raster, own, mirror: the atlas raster and texel views the texture was baked with.
         texture: ``H x W x 3`` uint8 photo texture (sRGB) in that atlas.
+        mirror_texel: ``N`` flat atlas index of each covered texel's mirror texel (-1: none;
+            :func:`facenormals3d.mesh.atlas.mirror_texels`), for the symmetry prior
+            (:attr:`LightingSettings.symmetry`); None = no symmetry prior.
     """
     from facenormals3d.mesh import atlas
     from facenormals3d.mesh.atlas import per_channel
@@ -155,7 +162,10 @@ def estimate_appearance(crop: np.ndarray, normals: np.ndarray, mask: np.ndarray,
     baked = cv2.resize(baked, (raster.width, raster.height), interpolation=cv2.INTER_LINEAR)
     tex_lin = srgb8_to_linear(texture)
     albedo = (tex_lin - per_channel(baked[..., 3], 3)) / np.maximum(baked[..., :3], MIN_SHADING)
-    albedo, filled = _fill_dark(albedo, baked[..., :3], raster, settings)
+    conf = _shading_confidence(baked[..., :3], raster, settings)
+    albedo, filled = _fill_dark(albedo, conf, raster, settings)
+    if mirror_texel is not None and settings.symmetry > 0:
+        albedo = _symmetric_levels(albedo, raster, mirror_texel, settings)
     small = _downsampled(raster, own, mirror, SPECULAR_MAP_HEIGHT)
     spec_map = atlas.bake_image(*small, ks_img.reshape(size, size, 1), np.eye(3)[:2])[..., 0]
 
@@ -168,37 +178,68 @@ def estimate_appearance(crop: np.ndarray, normals: np.ndarray, mask: np.ndarray,
                       albedo_crop=albedo_crop.reshape(size, size, 3), pixels=fit_mask, info=info)
 
 
-def _fill_dark(albedo: np.ndarray, shading: np.ndarray, raster, settings: LightingSettings
-               ) -> tuple[np.ndarray, float]:
-    """Replace albedo texels whose diffuse ``shading`` is too dark to divide by reliably
-    (:attr:`LightingSettings.confident_shading`) by a confidence-weighted Gaussian blur of the
-    well-lit albedo around them. Returns the albedo and the share of covered texels that took
-    any fill."""
-    import cv2
-
+def _shading_confidence(shading: np.ndarray, raster, settings: LightingSettings) -> np.ndarray:
+    """``H x W`` float32 in [0, 1]: how far an atlas texel's diffuse ``shading`` (``H x W x 3``,
+    mean 1) can be divided out (:attr:`LightingSettings.confident_shading`); 0 off the raster."""
     lo, hi = settings.confident_shading
-    if hi <= 0:
-        return albedo, 0.0
     lum = shading @ np.array([0.2126, 0.7152, 0.0722], np.float32)
-    conf = np.clip((lum - lo) / max(hi - lo, 1e-6), 0.0, 1.0).astype(np.float32)
+    conf = np.clip((lum - lo) / max(hi - lo, 1e-6), 0.0, 1.0).astype(np.float32) if hi > 0 \
+        else np.ones(lum.shape, np.float32)
     covered = np.zeros(raster.height * raster.width, bool)
     covered[raster.texel] = True
-    conf *= covered.reshape(conf.shape)
-    # The blur runs at a quarter of the atlas resolution: the fill is smooth by design.
-    from facenormals3d.mesh.atlas import per_channel
+    return conf * covered.reshape(conf.shape)
+
+
+def _smooth(grid: np.ndarray, raster, sigma_texels: float) -> np.ndarray:
+    """Gaussian blur of an ``H x W x C`` atlas grid with sigma ``sigma_texels`` (at atlas height
+    512), run at a quarter of the resolution (the results are smooth by design)."""
+    import cv2
 
     f = 4
-    grid = np.empty(albedo.shape[:2] + (4,), np.float32)
-    grid[..., :3] = albedo * per_channel(conf, 3)
-    grid[..., 3] = conf
-    small = cv2.resize(grid, (max(raster.width // f, 1), max(raster.height // f, 1)), interpolation=cv2.INTER_AREA)
-    sigma = settings.fill_sigma_texels * raster.height / 512 / f
+    small = cv2.resize(grid.astype(np.float32), (max(raster.width // f, 1), max(raster.height // f, 1)),
+                       interpolation=cv2.INTER_AREA)
+    sigma = sigma_texels * raster.height / 512 / f
     small = cv2.GaussianBlur(small, (0, 0), max(sigma, 0.5))
-    big = cv2.resize(small, (raster.width, raster.height), interpolation=cv2.INTER_LINEAR)
-    fill = big[..., :3] / per_channel(np.maximum(big[..., 3], 1e-4), 3)
+    return cv2.resize(small, (raster.width, raster.height), interpolation=cv2.INTER_LINEAR).reshape(grid.shape)
+
+
+def _fill_dark(albedo: np.ndarray, conf: np.ndarray, raster, settings: LightingSettings
+               ) -> tuple[np.ndarray, float]:
+    """Replace albedo texels whose shading confidence ``conf`` (:func:`_shading_confidence`)
+    is below 1 by a confidence-weighted Gaussian blur of the well-lit albedo around them.
+    Returns the albedo and the share of covered texels that took any fill."""
+    if settings.confident_shading[1] <= 0:
+        return albedo, 0.0
+    grid = np.concatenate([albedo * conf[..., None], conf[..., None]], axis=-1)
+    big = _smooth(grid, raster, settings.fill_sigma_texels)
+    fill = big[..., :3] / np.maximum(big[..., 3:], 1e-4)
     c = per_channel(conf, 3)
     out = c * albedo + (1 - c) * np.where(per_channel(big[..., 3] > 1e-4, 3), fill, albedo)
     return out, float(np.mean(conf.reshape(-1)[raster.texel] < 1.0))
+
+
+def _symmetric_levels(albedo: np.ndarray, raster, mirror_texel: np.ndarray, settings: LightingSettings
+                      ) -> np.ndarray:
+    """The mirror-symmetry prior (:attr:`LightingSettings.symmetry`) on ``H x W x 3`` linear
+    ``albedo``: the local log level ``L`` (blur over the covered texels) of each texel with a
+    mirror texel moves towards ``(L + L') / 2``, ``L'`` the mirror texel's; the texel's own
+    detail is kept. (Weighting the two sides by their shading confidence was worse on the
+    held-out pairs: the filled dark side is already smooth and consistent.)"""
+    covered = np.zeros(raster.height * raster.width, np.float32)
+    covered[raster.texel] = 1.0
+    covered = covered.reshape(albedo.shape[:2])[..., None]
+    log_a = np.log(np.maximum(albedo, 1e-3))
+    grid = _smooth(np.concatenate([log_a * covered, covered], axis=-1), raster,
+                   settings.symmetry_sigma_texels).reshape(-1, 4)
+    has = np.flatnonzero(mirror_texel >= 0)
+    here, there = raster.texel[has], mirror_texel[has]
+    ok = (grid[here, 3] > 1e-4) & (grid[there, 3] > 1e-4)
+    here, there = here[ok], there[ok]
+    level_here = grid[here, :3] / grid[here, 3:]
+    level_there = grid[there, :3] / grid[there, 3:]
+    out = albedo.reshape(-1, 3).copy()
+    out[here] *= np.exp(settings.symmetry * 0.5 * (level_there - level_here))
+    return out.reshape(albedo.shape)
 
 
 def _downsampled(raster, own, mirror, height: int):

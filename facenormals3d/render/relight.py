@@ -9,8 +9,10 @@ interpolated vertex normal, shadow rays cast on the same mesh. Lights are given 
 *view* frame (x right, y up, z towards the viewer), so a light stays where it is in the
 picture while the view turns (a head turning under studio lights).
 
-:func:`composite` pastes a render made in the crop frame back into the photo with a soft
-edge.
+Two ways back into the photo, both over the whole rendered head with a soft edge:
+:func:`composite_quotient` multiplies the photo by the ratio of the render under the new light
+to the render under the photo's own fitted light (the photo keeps its detail, hair and eyes;
+only the light changes), :func:`composite` pastes the render itself.
 """
 
 from __future__ import annotations
@@ -176,10 +178,12 @@ def _sample_atlas(atlas: np.ndarray, uv: np.ndarray, sample_points) -> np.ndarra
 
 def soft_alpha(region: np.ndarray, feather_px: float) -> np.ndarray:
     """``S x S`` float32 alpha: 1 well inside ``region`` (bool), falling to 0 at its edge over
-    ``feather_px`` pixels (eroded first, so the edge never reaches outside the region)."""
+    ``feather_px`` pixels (eroded first, so the edge never reaches outside the region). The
+    image border counts as an edge: a region cut off by the render's square fades out too."""
     import cv2
 
-    inside = cv2.distanceTransform(region.astype(np.uint8), cv2.DIST_L2, 5)
+    padded = np.pad(region.astype(np.uint8), 1)
+    inside = cv2.distanceTransform(padded, cv2.DIST_L2, 5)[1:-1, 1:-1]
     return np.clip(inside / max(feather_px, 1e-6), 0.0, 1.0).astype(np.float32)
 
 
@@ -193,3 +197,55 @@ def composite(photo: np.ndarray, render_srgb: np.ndarray, alpha: np.ndarray, cro
     layer = warp_to_photo(render_srgb.astype(np.float32), crop_to_photo, shape, order=1)
     a = warp_to_photo(alpha.astype(np.float32), crop_to_photo, shape, order=1)[..., None]
     return np.clip(photo * (1 - a) + layer * a + 0.5, 0, 255).astype(np.uint8)
+
+
+def shading_quotient(new: LitRender, old: LitRender, max_ratio: float = 3.0, dark: float = 0.4,
+                     chroma_sigma: float = 0.03) -> tuple[np.ndarray, np.ndarray]:
+    """Ratio of two renders of the same view (linear RGB): the face under the new light over the
+    face under the photo's light, and where to trust it.
+
+    The ratio is the per-pixel luminance ratio times a smooth colour ratio (a normalised blur
+    of the per-channel ratio's chromaticity, sigma ``chroma_sigma`` of the render side), so the
+    fitted light's per-channel wiggles do not tint the photo in blotches. Returns
+    ``(ratio R x R x 3 float32 in [0, max_ratio], 1 where not covered; confidence R x R
+    float32 in [0, 1])``. Where the photo's render is dark (below ``dark`` times its mean
+    luminance: the mouth socket, nostrils, deep shadows) the photo holds too little signal
+    to relight and the model too little to trust: the confidence fades to 0."""
+    import cv2
+
+    if new.rgb.shape != old.rgb.shape:
+        raise InputError("shading quotient", f"renders differ in shape: {new.rgb.shape} vs {old.rgb.shape}")
+    luma = np.array([0.2126, 0.7152, 0.0722], np.float32)
+    cov = new.coverage & old.coverage
+    ratio = np.ones(new.rgb.shape, np.float32)
+    confidence = np.zeros(cov.shape, np.float32)
+    if not cov.any():
+        return ratio, confidence
+    lum_old, lum_new = old.rgb @ luma, new.rgb @ luma
+    level = float(lum_old[cov].mean()) + 1e-6
+    floor = 0.05 * level
+    lum_ratio = lum_new / np.maximum(lum_old, floor)
+    # Chromaticity change per pixel (1 = same colour), blurred over the covered pixels.
+    chroma = (np.maximum(new.rgb, floor) / np.maximum(lum_new, floor)[..., None]) \
+        / (np.maximum(old.rgb, floor) / np.maximum(lum_old, floor)[..., None])
+    weight = cov.astype(np.float32)
+    sigma = max(chroma_sigma * cov.shape[0], 0.5)
+    num = cv2.GaussianBlur(np.where(cov[..., None], chroma, 0).astype(np.float32), (0, 0), sigma)
+    den = cv2.GaussianBlur(weight, (0, 0), sigma)[..., None]
+    chroma = num / np.maximum(den, 1e-6)
+    ratio[cov] = np.clip(lum_ratio[cov, None] * chroma[cov], 0.0, max_ratio)
+    confidence[cov] = np.clip(lum_old[cov] / (dark * level), 0.0, 1.0)
+    return ratio, confidence
+
+
+def composite_quotient(photo: np.ndarray, ratio: np.ndarray, alpha: np.ndarray, crop_to_photo) -> np.ndarray:
+    """``photo`` (``h x w x 3`` uint8, sRGB) relit by a crop-frame shading ``ratio`` (``R x R x 3``,
+    :func:`shading_quotient`) faded in by ``alpha`` (``R x R``): in linear RGB,
+    ``photo * (1 + alpha (ratio - 1))``. ``crop_to_photo`` as in :func:`composite`."""
+    from facenormals3d.face.crop import warp_to_photo
+    from facenormals3d.render.appearance import linear_to_srgb8, srgb8_to_linear
+
+    shape = photo.shape[:2]
+    r = warp_to_photo((ratio - 1.0).astype(np.float32), crop_to_photo, shape, order=1)
+    a = warp_to_photo(alpha.astype(np.float32), crop_to_photo, shape, order=1)[..., None]
+    return linear_to_srgb8(srgb8_to_linear(photo) * (1.0 + a * r))

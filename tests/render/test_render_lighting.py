@@ -143,6 +143,50 @@ def test_soft_alpha_is_zero_outside_and_one_deep_inside():
     region[5:35, 5:35] = True
     a = soft_alpha(region, 5.0)
     assert a[~region].max() == 0 and a[20, 20] == 1 and 0 < a[6, 20] < 1
+    # A region cut off by the render's square fades out at the square's edge too.
+    top = np.zeros((40, 40), bool)
+    top[:20, 5:35] = True
+    b = soft_alpha(top, 5.0)
+    assert b[0, 20] < 0.3 and b[10, 20] == 1
+
+
+def lit(rgb: np.ndarray, coverage: np.ndarray):
+    from facenormals3d.render.relight import LitRender
+
+    return LitRender(rgb=rgb.astype(np.float32), coverage=coverage, albedo=np.zeros_like(rgb, np.float32))
+
+
+def test_shading_quotient_is_the_light_ratio_and_distrusts_dark_pixels():
+    from facenormals3d.render.relight import shading_quotient
+
+    cov = np.zeros((32, 32), bool)
+    cov[4:28, 4:28] = True
+    albedo = np.array([0.6, 0.4, 0.3])
+    old = np.where(cov[..., None], albedo * 0.8, 0.0)
+    old[10:14, 10:14] = 0.01 * albedo  # the mouth socket: too dark to relight
+    new = np.where(cov[..., None], albedo * 1.2 * np.array([1.1, 1.0, 0.9]), 0.0)  # brighter, warmer
+    ratio, conf = shading_quotient(lit(new, cov), lit(old, cov))
+    assert np.allclose(ratio[~cov], 1.0) and np.allclose(conf[~cov], 0.0)
+    # Luminance ratio x colour change = the per-channel ratio where the colour change is smooth.
+    assert np.allclose(ratio[20, 20], 1.5 * np.array([1.1, 1.0, 0.9]), rtol=0.01)
+    assert conf[20, 20] == 1.0 and conf[12, 12] < 0.1
+    assert ratio.max() <= 3.0  # the dark socket does not blow up
+
+
+def test_quotient_composite_scales_the_photo_inside_and_keeps_it_outside():
+    from facenormals3d.face.crop import square_crop
+    from facenormals3d.render.appearance import linear_to_srgb8, srgb8_to_linear
+    from facenormals3d.render.relight import composite_quotient
+
+    photo = np.full((64, 64, 3), 120, np.uint8)
+    crop = square_crop(np.array([32.0, 32.0]), 32.0, 0.0, 32)  # the photo's middle 32 x 32, 1:1
+    ratio = np.full((32, 32, 3), 2.0, np.float32)
+    alpha = np.zeros((32, 32), np.float32)
+    alpha[8:24, 8:24] = 1.0
+    out = composite_quotient(photo, ratio, alpha, crop)
+    assert (out[:10] == 120).all() and (out[:, :10] == 120).all()
+    inside = linear_to_srgb8(np.array([2.0 * srgb8_to_linear(np.array([120], np.uint8))[0]]))[0]
+    assert abs(int(out[32, 32, 0]) - int(inside)) <= 1
 
 
 def test_numpy_sh_basis_matches_the_torch_reference():
@@ -154,21 +198,87 @@ def test_numpy_sh_basis_matches_the_torch_reference():
     assert np.allclose(sh_basis_np(n), sh_basis(torch.as_tensor(n)).numpy(), atol=1e-12)
 
 
-def test_dark_texels_are_filled_from_their_lit_surroundings_not_divided():
+def full_raster(h: int = 64, w: int = 128):
+    """An atlas raster covering every texel (the triangle and barycentrics do not matter)."""
     from facenormals3d.mesh.atlas import AtlasRaster
-    from facenormals3d.render.appearance import _fill_dark
+
+    return AtlasRaster(width=w, height=h, texel=np.arange(h * w), triangle=np.zeros(h * w, np.int64),
+                       bary=np.ones((h * w, 3), np.float32) / 3)
+
+
+def test_dark_texels_are_filled_from_their_lit_surroundings_not_divided():
+    from facenormals3d.render.appearance import _fill_dark, _shading_confidence
 
     h, w = 64, 128
-    texel = np.arange(h * w)
-    raster = AtlasRaster(width=w, height=h, texel=texel, triangle=np.zeros(h * w, np.int64),
-                         bary=np.ones((h * w, 3), np.float32) / 3)
+    raster = full_raster(h, w)
     albedo = np.full((h, w, 3), 0.4, np.float32)
     shading = np.ones((h, w, 3), np.float32)
     shading[20:40, 40:80] = 0.05  # a deep shadow where the division blew up
     albedo[20:40, 40:80] = 3.0
-    out, share = _fill_dark(albedo, shading, raster, LightingSettings(confident_shading=(0.2, 0.6)))
+    settings = LightingSettings(confident_shading=(0.2, 0.6))
+    out, share = _fill_dark(albedo, _shading_confidence(shading, raster, settings), raster, settings)
     assert np.allclose(out[20:40, 40:80], 0.4, atol=1e-3)  # filled from the lit albedo around it
     assert np.allclose(out[:10], 0.4, atol=1e-6)  # well-lit texels keep their division
     assert abs(share - 20 * 40 / (h * w)) < 1e-6
-    same, none = _fill_dark(albedo, shading, raster, LightingSettings(confident_shading=(0.0, 0.0)))
+    off = LightingSettings(confident_shading=(0.0, 0.0))
+    same, none = _fill_dark(albedo, _shading_confidence(shading, raster, off), raster, off)
     assert none == 0.0 and same is albedo
+
+
+def test_symmetry_prior_evens_out_a_side_gradient_and_keeps_detail():
+    from facenormals3d.render.appearance import _symmetric_levels
+
+    h, w = 64, 128
+    raster = full_raster(h, w)
+    rows, cols = np.divmod(raster.texel, w)
+    mirror = rows * w + (w - 1 - cols)  # the atlas mirrored left-right
+    x = (np.arange(w) + 0.5) / w
+    rng = np.random.default_rng(0)
+    detail = np.exp(0.1 * rng.standard_normal((h, w, 1))).astype(np.float32)
+    albedo = (0.4 * np.exp(0.5 * (x - 0.5))[None, :, None] * detail).repeat(3, 2).astype(np.float32)
+    out = _symmetric_levels(albedo, raster, mirror, LightingSettings(symmetry_sigma_texels=8.0))
+    # The gradient (a light from the right left in the albedo) is gone: both halves agree ...
+    left, right = np.log(out[8:-8, 8:56]).mean(), np.log(out[8:-8, 72:120]).mean()
+    assert abs(left - right) < 0.02 < abs(np.log(albedo[8:-8, 8:56]).mean() - np.log(albedo[8:-8, 72:120]).mean())
+    # ... at their mean level, and the texel-scale detail stays the texel's own.
+    assert abs(np.log(out).mean() - np.log(albedo).mean()) < 0.01
+    assert np.corrcoef(np.log(out[16:48, 16:112, 0]).ravel(), np.log(detail[16:48, 16:112, 0]).ravel())[0, 1] > 0.9
+    same = _symmetric_levels(albedo, raster, np.full_like(mirror, -1), LightingSettings())
+    assert np.array_equal(same, albedo)  # no mirror texels: unchanged
+
+
+def test_mirror_texels_of_a_symmetric_strip_mirror_the_atlas():
+    from facenormals3d.mesh.atlas import mirror_texels, rasterize_atlas
+
+    # A strip of 4 x 2 quads in x in [-2, 2], its UVs u = (x + 2) / 4, mirrored at x = 0; the
+    # right half's quads are split along the other diagonal (no mirror partner triangle).
+    xs, ys = np.arange(-2, 3), np.arange(0, 3)
+    xx, yy = np.meshgrid(xs, ys)
+    verts = np.stack([xx.ravel(), yy.ravel()], 1).astype(float)
+    index = lambda i, j: j * len(xs) + i  # noqa: E731
+    faces = []
+    for j in range(2):
+        for i in range(4):
+            a, b, c, d = index(i, j), index(i + 1, j), index(i + 1, j + 1), index(i, j + 1)
+            faces += [[a, b, c], [a, c, d]] if i < 2 else [[a, b, d], [b, c, d]]
+    faces = np.array(faces)
+    uv = np.stack([(verts[:, 0] + 2) / 4, verts[:, 1] / 2], 1)[faces]
+    mirror = np.array([index(len(xs) - 1 - i, j) for j in range(len(ys)) for i in range(len(xs))])
+    raster = rasterize_atlas(uv, 32, 16)
+    m = mirror_texels(raster, faces, uv, mirror)
+    rows, cols = np.divmod(raster.texel, 32)
+    assert (m >= 0).all()
+    assert np.array_equal(m, rows * 32 + (31 - cols))
+
+
+def test_specular_strength_is_fitted_from_the_signed_residual():
+    from facenormals3d.render.lighting import _fit_specular
+
+    n, pixels = sphere_pixels()
+    lobe = np.clip(n[:, 2], 0, 1) ** 24
+    diffuse = np.full((len(n), 3), 0.5)
+    noise = 0.05 * np.random.default_rng(1).standard_normal((len(n), 1))  # shading error, no shine
+    ks = _fit_specular(diffuse + noise, diffuse, lobe, pixels, SIZE, LightingSettings())
+    assert ks.mean() < 0.02
+    shiny = _fit_specular(diffuse + 0.3 * lobe[:, None], diffuse, lobe, pixels, SIZE, LightingSettings())
+    assert np.abs(shiny[lobe > 0.5] - 0.3).max() < 0.05
