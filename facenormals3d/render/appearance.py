@@ -208,6 +208,8 @@ def _fill_dark(albedo: np.ndarray, conf: np.ndarray, raster, settings: LightingS
     """Replace albedo texels whose shading confidence ``conf`` (:func:`_shading_confidence`)
     is below 1 by a confidence-weighted Gaussian blur of the well-lit albedo around them.
     Returns the albedo and the share of covered texels that took any fill."""
+    from facenormals3d.mesh.atlas import per_channel
+
     if settings.confident_shading[1] <= 0:
         return albedo, 0.0
     grid = np.concatenate([albedo * conf[..., None], conf[..., None]], axis=-1)
