@@ -408,11 +408,13 @@ class Reconstructor:
 
         model = self.fitter.model
         if self._atlas is None:
-            raster = atlas.rasterize_atlas(model.triangle_uvs, 2 * self.settings.texture_size,
-                                           self.settings.texture_size)
+            from facenormals3d.data.ict import cache_dir
+
+            raster, mirror_texel = atlas.cached_atlas(model.triangles, model.triangle_uvs, model.mirror,
+                                                      2 * self.settings.texture_size, self.settings.texture_size,
+                                                      cache_dir())
             corners = model.triangles[raster.triangle]
-            self._atlas = (raster, corners, model.mirror[corners],
-                           atlas.mirror_texels(raster, model.triangles, model.triangle_uvs, model.mirror))
+            self._atlas = (raster, corners, model.mirror[corners], mirror_texel)
         raster, corners, mirror_corners, mirror_texel = self._atlas
         hits = orthographic_hits(vertices, model.triangles, frame)
         zbuffer = hits[0]

@@ -16,12 +16,16 @@ their neighbours (push-pull). Nothing is black unless the photo is.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from facenormals3d.frame import CropFrame
 from facenormals3d.raster import cast_down, interpolate, raycasting_scene
+
+log = logging.getLogger(__name__)
 
 #: Tolerance of the visibility test (mm): a texel within this of the front-most surface is
 #: seen (more on steep surfaces, by their slope over one crop pixel).
@@ -59,6 +63,57 @@ def rasterize_atlas(corner_uvs: np.ndarray, width: int, height: int) -> AtlasRas
     ok = (triangle >= 0).ravel()
     return AtlasRaster(width=width, height=height, texel=np.flatnonzero(ok),
                        triangle=triangle.ravel()[ok], bary=bary.reshape(-1, 3)[ok])
+
+
+#: Bump when :func:`rasterize_atlas` or :func:`mirror_texels` change what they compute.
+ATLAS_CACHE_VERSION = 1
+
+
+def cached_atlas(faces: np.ndarray, corner_uvs: np.ndarray, mirror: np.ndarray, width: int, height: int,
+                 cache: Path | None) -> tuple[AtlasRaster, np.ndarray]:
+    """:func:`rasterize_atlas` and :func:`mirror_texels` of a UV layout, kept on disk.
+
+    Both take ~1-2 s per process on 2 cores for a 2048 x 1024 atlas, a large share of a cold
+    start; they depend only on the layout, so they are stored once in ``cache`` (a folder;
+    None = always compute) under a key hashed from ``faces``, ``corner_uvs``, ``mirror``, the
+    size and :data:`ATLAS_CACHE_VERSION`. A cache file that cannot be read is recomputed and
+    rewritten; one that cannot be written is skipped (the result is the same either way).
+    Writes are atomic (temporary file + rename), so parallel processes never read half a file.
+    """
+    import hashlib
+    import os
+    import zipfile
+
+    path = None
+    if cache is not None:
+        h = hashlib.sha256(f"{ATLAS_CACHE_VERSION}:{width}x{height}".encode())
+        for a in (faces, corner_uvs, mirror):
+            a = np.ascontiguousarray(a)
+            h.update(f"{a.dtype.str}{a.shape}".encode())
+            h.update(a.tobytes())
+        path = Path(cache) / f"atlas-{h.hexdigest()[:20]}.npz"
+        try:
+            with np.load(path) as z:
+                raster = AtlasRaster(width=width, height=height, texel=z["texel"].astype(np.int64),
+                                     triangle=z["triangle"].astype(np.int64), bary=z["bary"])
+                mirror_texel = z["mirror_texel"].astype(np.int64)
+            return raster, mirror_texel
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
+            log.debug("atlas cache %s not usable; computing it", path)
+    raster = rasterize_atlas(corner_uvs, width, height)
+    mirror_texel = mirror_texels(raster, faces, corner_uvs, mirror)
+    if path is not None:
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(tmp, "wb") as out:
+                np.savez(out, texel=raster.texel.astype(np.int32), triangle=raster.triangle.astype(np.int32),
+                         bary=raster.bary.astype(np.float32), mirror_texel=mirror_texel.astype(np.int32))
+            os.replace(tmp, path)
+        except OSError as e:
+            log.debug("atlas cache %s not written: %s", path, e)
+            tmp.unlink(missing_ok=True)
+    return raster, mirror_texel
 
 
 def mirror_texels(raster: AtlasRaster, faces: np.ndarray, corner_uvs: np.ndarray, mirror: np.ndarray

@@ -72,3 +72,34 @@ def test_normal_map_is_flat_for_the_mesh_normal_and_tilts_with_u():
     up = np.tile(np.array([0.0, 0.6, 0.8], np.float32), (64, 64, 1))  # towards +y = +v (OpenGL green up)
     nm = atlas.bake_normal_map(raster, view, v, f, uv, n, up, conf)
     np.testing.assert_allclose(nm.reshape(-1, 3), np.tile([0.0, 0.6, 0.8], (32 * 32, 1)), atol=1e-4)
+
+
+def test_atlas_cache_round_trip_and_recovery(tmp_path):
+    """cached_atlas stores the raster and mirror map once and reads back the same arrays; a
+    damaged file is recomputed and rewritten; without a folder it just computes."""
+    from facenormals3d.mesh.atlas import cached_atlas, mirror_texels, rasterize_atlas
+
+    verts = np.array([[-1, 0], [0, 0], [1, 0], [-1, 1], [0, 1], [1, 1]], float)
+    faces = np.array([[0, 1, 4], [0, 4, 3], [1, 2, 4], [2, 5, 4]])
+    uv = np.stack([(verts[:, 0] + 1) / 2, verts[:, 1]], 1)[faces]
+    mirror = np.array([2, 1, 0, 5, 4, 3])
+    ref = rasterize_atlas(uv, 16, 8)
+    ref_mirror = mirror_texels(ref, faces, uv, mirror)
+
+    def same(got):
+        raster, m = got
+        assert (raster.width, raster.height) == (16, 8)
+        for name in ("texel", "triangle", "bary"):
+            a, b = getattr(raster, name), getattr(ref, name)
+            assert a.dtype == b.dtype and np.array_equal(a, b)
+        assert m.dtype == ref_mirror.dtype and np.array_equal(m, ref_mirror)
+
+    same(cached_atlas(faces, uv, mirror, 16, 8, None))
+    same(cached_atlas(faces, uv, mirror, 16, 8, tmp_path))
+    (path,) = tmp_path.glob("atlas-*.npz")
+    same(cached_atlas(faces, uv, mirror, 16, 8, tmp_path))  # read back
+    path.write_bytes(b"not a zip")
+    same(cached_atlas(faces, uv, mirror, 16, 8, tmp_path))  # damaged: recomputed
+    assert np.load(path)["texel"].size == ref.texel.size  # and rewritten
+    cached_atlas(faces, uv, mirror, 32, 16, tmp_path)  # another size: another file
+    assert len(list(tmp_path.glob("atlas-*.npz"))) == 2 and not list(tmp_path.glob("*.tmp"))
