@@ -212,10 +212,10 @@ def _fill_dark(albedo: np.ndarray, conf: np.ndarray, raster, settings: LightingS
 
     if settings.confident_shading[1] <= 0:
         return albedo, 0.0
-    grid = np.concatenate([albedo * conf[..., None], conf[..., None]], axis=-1)
-    big = _smooth(grid, raster, settings.fill_sigma_texels)
-    fill = big[..., :3] / np.maximum(big[..., 3:], 1e-4)
     c = per_channel(conf, 3)
+    grid = np.concatenate([albedo * c, conf[..., None]], axis=-1)
+    big = _smooth(grid, raster, settings.fill_sigma_texels)
+    fill = big[..., :3] / per_channel(np.maximum(big[..., 3], 1e-4), 3)
     out = c * albedo + (1 - c) * np.where(per_channel(big[..., 3] > 1e-4, 3), fill, albedo)
     return out, float(np.mean(conf.reshape(-1)[raster.texel] < 1.0))
 
@@ -227,21 +227,27 @@ def _symmetric_levels(albedo: np.ndarray, raster, mirror_texel: np.ndarray, sett
     mirror texel moves towards ``(L + L') / 2``, ``L'`` the mirror texel's; the texel's own
     detail is kept. (Weighting the two sides by their shading confidence was worse on the
     held-out pairs: the filled dark side is already smooth and consistent.)"""
+    from facenormals3d.mesh.atlas import per_channel
+
     covered = np.zeros(raster.height * raster.width, np.float32)
     covered[raster.texel] = 1.0
-    covered = covered.reshape(albedo.shape[:2])[..., None]
+    covered = covered.reshape(albedo.shape[:2])
     log_a = np.log(np.maximum(albedo, 1e-3))
-    grid = _smooth(np.concatenate([log_a * covered, covered], axis=-1), raster,
-                   settings.symmetry_sigma_texels).reshape(-1, 4)
+    grid = _smooth(np.concatenate([log_a * per_channel(covered, 3), covered[..., None]], axis=-1), raster,
+                   settings.symmetry_sigma_texels)
+    # Channel planes (4 x H*W) and flat index gathers: numpy gathers rows of an N x 4 array
+    # several times slower than one plane at a time.
+    planes = np.moveaxis(grid, -1, 0).reshape(4, -1)
     has = np.flatnonzero(mirror_texel >= 0)
     here, there = raster.texel[has], mirror_texel[has]
-    ok = (grid[here, 3] > 1e-4) & (grid[there, 3] > 1e-4)
-    here, there = here[ok], there[ok]
-    level_here = grid[here, :3] / grid[here, 3:]
-    level_there = grid[there, :3] / grid[there, 3:]
-    out = albedo.reshape(-1, 3).copy()
-    out[here] *= np.exp(settings.symmetry * 0.5 * (level_there - level_here))
-    return out.reshape(albedo.shape)
+    w_here, w_there = planes[3][here], planes[3][there]
+    ok = (w_here > 1e-4) & (w_there > 1e-4)
+    here, there, w_here, w_there = here[ok], there[ok], w_here[ok], w_there[ok]
+    out = np.moveaxis(albedo, -1, 0).reshape(3, -1).copy()
+    for c in range(3):
+        step = planes[c][there] / w_there - planes[c][here] / w_here
+        out[c][here] *= np.exp(settings.symmetry * 0.5 * step)
+    return np.ascontiguousarray(np.moveaxis(out.reshape(3, *albedo.shape[:2]), 0, -1))
 
 
 def _downsampled(raster, own, mirror, height: int):
