@@ -157,6 +157,10 @@ class FittedFace:
     appearance: Any = None
     """:class:`facenormals3d.render.appearance.Appearance` (light, albedo and specular
     maps), or None when ``ReconstructSettings.albedo`` is off."""
+    person: np.ndarray | None = None
+    """``S x S`` float32 in [0, 1] on the crop grid: the person (not background) mask the
+    textures were baked with (:meth:`facenormals3d.face.detect.FaceFinder.person_mask`);
+    None without textures."""
 
     def blendshape_deltas(self) -> np.ndarray:
         """``E x V x 3`` float32 expression offsets in the mesh frame (posed and scaled)."""
@@ -201,6 +205,8 @@ class _Baked:
     mirror_texel: np.ndarray | None = None
     """``N`` flat atlas index of each covered texel's mirror texel
     (:func:`facenormals3d.mesh.atlas.mirror_texels`; -1: none)."""
+    person: np.ndarray | None = None
+    """``S x S`` person mask of the crop the texel views were weighted by."""
 
 
 class Reconstructor:
@@ -394,7 +400,8 @@ class Reconstructor:
             mesh, info["refine"] = self._refine(mesh, face, visible, s, appearance)
             timings["refine"] = time.perf_counter() - t
         fitted = FittedFace(model=model, landmark_fit=lfit, final_fit=fit, base_vertices=base.astype(np.float32),
-                            normal_map=normal_map, dense=dense, appearance=appearance)
+                            normal_map=normal_map, dense=dense, appearance=appearance,
+                            person=None if baked is None else baked.person)
         return Reconstruction(source=source, index=index, face=face, coarse=coarse, normals=normals,
                               mask=visible, depth=detail_depth, mesh=mesh,
                               landmarks_mesh=model.landmark_points(mesh.vertices), timings=timings,
@@ -419,9 +426,11 @@ class Reconstructor:
         hits = orthographic_hits(vertices, model.triangles, frame)
         zbuffer = hits[0]
         facing = atlas.facing_texels(raster, vertices, model.triangles)
-        own = atlas.view_texels(raster, corners, vertices, vn, zbuffer, frame, candidates=facing)
-        mirror = atlas.view_texels(raster, mirror_corners, vertices, vn, zbuffer, frame,
-                                   candidates=own.weight < 0.999)
+        person = self.finder.person_mask(face.crop)
+        own = atlas.on_person(atlas.view_texels(raster, corners, vertices, vn, zbuffer, frame, candidates=facing),
+                              person)
+        mirror = atlas.on_person(atlas.view_texels(raster, mirror_corners, vertices, vn, zbuffer, frame,
+                                                   candidates=own.weight < 0.999), person)
         if face.photo is not None:
             texture = atlas.bake_texture(raster, own, mirror, face.photo, face.transform.inverse)
         else:
@@ -431,7 +440,7 @@ class Reconstructor:
             normal_map = atlas.bake_normal_map(raster, own, vertices, model.triangles, model.triangle_uvs,
                                                vn, normals, confidence)
         return _Baked(texture=texture, normal_map=normal_map, raster=raster, own=own, mirror=mirror, hits=hits,
-                      mirror_texel=mirror_texel)
+                      mirror_texel=mirror_texel, person=person)
 
     def predict_normals(self, face: AlignedFace, timings: dict[str, float] | None = None
                         ) -> tuple[np.ndarray, np.ndarray, CoarseFace]:

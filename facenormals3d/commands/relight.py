@@ -162,6 +162,10 @@ def relight_face(photo, rec, lighting, shadows: bool = True, blend: str = "quoti
 
     lit = render(lighting)
     alpha = soft_alpha(lit.coverage, FEATHER * size)
+    if fit.person is not None:  # never over the photo's background (ears, neck beyond the silhouette)
+        import cv2
+
+        alpha = alpha * cv2.resize(fit.person, (size, size), interpolation=cv2.INTER_LINEAR)
     scaled = dataclasses.replace(t, matrix=t.matrix * (size / t.size), size=size)
     if blend == "paste":
         return composite(photo, linear_to_srgb8(lit.rgb), alpha, scaled)

@@ -183,6 +183,7 @@ class FaceFinder:
         from facenormals3d.face.presence import PresenceScorer
 
         self.settings = settings
+        self._segmenter = None
         with self._native_logs():
             self._detector = face_detection.FaceDetection(
                 model_selection=1, min_detection_confidence=settings.min_score)
@@ -211,6 +212,22 @@ class FaceFinder:
         self._detector.close()
         self._mesh.close()
         self._presence.close()
+        if self._segmenter is not None:
+            self._segmenter.close()
+
+    def person_mask(self, image: np.ndarray) -> np.ndarray:
+        """``H x W`` float32 in [0, 1]: how likely each pixel of ``image`` (``H x W x 3`` uint8
+        RGB, e.g. a 256 face crop) shows the person (face, hair, ears, neck, clothes) rather
+        than the background. Mediapipe's selfie segmentation (general 256 x 256 model, bundled
+        with the wheel), built on first use."""
+        if self._segmenter is None:
+            from mediapipe.python.solutions import selfie_segmentation
+
+            with self._native_logs():
+                self._segmenter = selfie_segmentation.SelfieSegmentation(model_selection=0)
+        with self._native_logs():
+            mask = self._segmenter.process(np.ascontiguousarray(image[..., :3])).segmentation_mask
+        return np.clip(mask, 0.0, 1.0).astype(np.float32)
 
     def find(self, image: np.ndarray, source: str = "<array>") -> list[DetectedFace]:
         """All faces in ``image`` (``H x W x 3`` uint8 RGB), largest first.

@@ -169,6 +169,23 @@ class TexelView:
     """``N`` float32 in [0, 1]: 0 = hidden or edge-on, 1 = seen squarely."""
 
 
+#: Person probabilities (:meth:`~facenormals3d.face.detect.FaceFinder.person_mask`) from
+#: which a texel's view counts not at all / fully: texels that land on the photo's background
+#: (the model's ears, neck or scalp outside the real silhouette) are taken from elsewhere.
+PERSON_RAMP = (0.5, 0.9)
+
+
+def on_person(view: "TexelView", person: np.ndarray) -> "TexelView":
+    """``view`` with each texel's weight scaled by how surely the crop shows the person where
+    the texel lands (``person``: ``S x S`` in [0, 1] on the crop grid; ramp :data:`PERSON_RAMP`)."""
+    import dataclasses
+
+    p = sample_points(np.asarray(person, np.float32), view.crop_xy, outside=0.0)[:, 0]
+    lo, hi = PERSON_RAMP
+    return dataclasses.replace(view, weight=(view.weight * np.clip((p - lo) / (hi - lo), 0.0, 1.0)
+                                             ).astype(np.float32))
+
+
 def view_texels(raster: AtlasRaster, corners: np.ndarray, vertices: np.ndarray, vertex_normals: np.ndarray,
                 zbuffer: np.ndarray, frame: CropFrame, candidates: np.ndarray | None = None) -> TexelView:
     """Project covered texels into the crop and test them against ``zbuffer`` (``S x S`` z, mm,

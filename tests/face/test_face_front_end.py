@@ -150,3 +150,16 @@ def test_pyramid_is_bounded_and_maps_back():
         r, c = np.argwhere(turned == 6)[0]  # value 6 sits at x=2.5, y=1.5 unturned
         back = boxes.unturn_points(np.array([[c + 0.5, r + 0.5]]), turn, img.shape)
         np.testing.assert_allclose(back, [[2.5, 1.5]])
+
+
+def test_person_mask_separates_the_person_from_the_background(astronaut, finder):
+    """The astronaut's face and suit are person; a flat grey frame is not."""
+    from facenormals3d.face.align import align_all
+
+    face = align_all(finder, astronaut, "astronaut")[0][0][0]
+    mask = finder.person_mask(face.crop)
+    assert mask.shape == face.crop.shape[:2] and mask.dtype == np.float32
+    assert 0.0 <= mask.min() and mask.max() <= 1.0
+    assert mask[face.mask].mean() > 0.9  # the face itself
+    grey = np.full((256, 256, 3), 128, np.uint8)
+    assert finder.person_mask(grey).mean() < 0.1

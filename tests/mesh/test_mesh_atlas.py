@@ -103,3 +103,19 @@ def test_atlas_cache_round_trip_and_recovery(tmp_path):
     assert np.load(path)["texel"].size == ref.texel.size  # and rewritten
     cached_atlas(faces, uv, mirror, 32, 16, tmp_path)  # another size: another file
     assert len(list(tmp_path.glob("atlas-*.npz"))) == 2 and not list(tmp_path.glob("*.tmp"))
+
+
+def test_texel_views_on_the_background_get_no_weight():
+    from facenormals3d.mesh.atlas import PERSON_RAMP, TexelView, on_person
+
+    person = np.zeros((8, 8), np.float32)
+    person[:, 4:] = 1.0  # right half of the crop shows the person
+    view = TexelView(crop_xy=np.array([[1.5, 3.5], [6.5, 3.5], [-5.0, 3.5]], np.float32),
+                     weight=np.array([1.0, 0.6, 1.0], np.float32))
+    out = on_person(view, person)
+    np.testing.assert_allclose(out.weight, [0.0, 0.6, 0.0], atol=1e-6)  # background, person, off the crop
+    assert np.array_equal(out.crop_xy, view.crop_xy)
+    # On the ramp: linear between its ends.
+    mid = on_person(TexelView(crop_xy=view.crop_xy[:1], weight=np.ones(1, np.float32)),
+                    np.full((8, 8), sum(PERSON_RAMP) / 2, np.float32))
+    np.testing.assert_allclose(mid.weight, [0.5], atol=1e-6)
