@@ -150,6 +150,31 @@ def test_init_weights_widen_the_first_convolution_for_a_prior(tmp_path):
         torch.testing.assert_close(prior_net(image, prior), plain(image))
 
 
+def test_init_weights_keep_the_normal_head_when_a_confidence_output_is_added(tmp_path):
+    """Adding the confidence output widens the normal head by one output: the normals stay
+    exactly those of the initial weights (the head used to be skipped, i.e. random)."""
+    import torch
+
+    from facenormals3d.model.config import ModelConfig
+    from facenormals3d.model.crossmodal import CrossModalNet
+    from facenormals3d.model.weights import save_weights
+    from facenormals3d.training.checkpoint import init_from_weights
+
+    torch.manual_seed(0)
+    small = dict(width=0.125, input_size=64, coarse_normals=True)
+    plain = CrossModalNet(ModelConfig(**small)).eval()
+    path = save_weights(tmp_path / "plain.safetensors", plain)
+    conf_net = CrossModalNet(ModelConfig(confidence=True, **small)).eval()
+    counts = init_from_weights(conf_net, path)
+    assert counts["widened"] == 2 and counts["skipped"] == 0  # head weight and bias
+    image = torch.rand(1, 3, 64, 64)
+    prior = torch.nn.functional.normalize(torch.randn(1, 3, 64, 64), dim=1)
+    with torch.no_grad():
+        normals, log_kappa, _ = conf_net.image_to_normals_confidence(image, prior)
+        torch.testing.assert_close(normals, plain(image, prior))
+        assert torch.all(log_kappa == 0)  # the new output starts at kappa = 1
+
+
 def test_fitted_prior_is_the_fitted_face_seen_in_the_crop(astronaut):
     import cv2
 

@@ -55,7 +55,8 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 def init_from_weights(model: nn.Module, path: str | Path) -> dict[str, int]:
     """Copy matching tensors of a ``.safetensors`` file into ``model`` (see ``TrainConfig.init_weights``).
 
-    Returns counts of tensors ``copied``, ``widened`` (input channels zero-padded) and ``skipped``.
+    Returns counts of tensors ``copied``, ``widened`` (input channels, or output channels such
+    as the confidence output, zero-padded) and ``skipped``.
     """
     from safetensors.torch import load_file
 
@@ -80,6 +81,12 @@ def init_from_weights(model: nn.Module, path: str | Path) -> dict[str, int]:
                   and src.shape[1] < param.shape[1]):
                 param.zero_()
                 param[:, :src.shape[1]] = src
+                counts["widened"] += 1
+            elif src.shape[1:] == param.shape[1:] and src.shape[0] < param.shape[0]:
+                # More outputs (the normal head gaining the confidence channel): the old
+                # outputs keep their weights, the new ones start at zero (log kappa = 0).
+                param.zero_()
+                param[:src.shape[0]] = src
                 counts["widened"] += 1
             else:
                 counts["skipped"] += 1
