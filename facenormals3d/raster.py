@@ -399,6 +399,23 @@ def _rasterize_binned(normalised: list[np.ndarray], f: np.ndarray, sizes: list[i
     return out
 
 
+def pixel_boxes(fx: np.ndarray, fy: np.ndarray, size: int
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Which pixel centres each face's bounding box holds, on a ``size x size`` grid.
+
+    ``fx``, ``fy``: ``F x 3`` continuous pixel coordinates of the corners (x right, y down;
+    pixel ``(c, r)`` has its centre at ``(c + 0.5, r + 0.5)``). Returns float ``F`` arrays
+    ``(c0, c1, r0, r1)``: the first and last column and row whose centres lie in the box
+    widened by :data:`BIN_SLACK_PX`, cut to the grid. A face covers no centre where
+    ``c1 < c0`` or ``r1 < r0`` (NaN corners give NaN bounds, which compare false).
+    """
+    c0 = np.maximum(np.ceil(fx.min(1) - 0.5 - BIN_SLACK_PX), 0)
+    c1 = np.minimum(np.floor(fx.max(1) - 0.5 + BIN_SLACK_PX), size - 1)
+    r0 = np.maximum(np.ceil(fy.min(1) - 0.5 - BIN_SLACK_PX), 0)
+    r1 = np.minimum(np.floor(fy.max(1) - 0.5 + BIN_SLACK_PX), size - 1)
+    return c0, c1, r0, r1
+
+
 def _bin_faces(q: np.ndarray, f: np.ndarray, size: int, tile: int):
     """Faces of normalised vertices ``q`` per ``tile``: ``(corners K x 3 x 3 float32 in each
     tile's PyTorch3D NDC, face index K, tile index K)``; tiles numbered row-major."""
@@ -406,11 +423,7 @@ def _bin_faces(q: np.ndarray, f: np.ndarray, size: int, tile: int):
     px = (q[:, 0] + 1.0) * 0.5 * size  # continuous pixels, x right
     py = (1.0 - q[:, 1]) * 0.5 * size  # y down
     fx, fy = px[f], py[f]
-    # Pixel centres (c + 0.5, r + 0.5) inside each face's bounding box.
-    c0 = np.maximum(np.ceil(fx.min(1) - 0.5 - BIN_SLACK_PX), 0)
-    c1 = np.minimum(np.floor(fx.max(1) - 0.5 + BIN_SLACK_PX), size - 1)
-    r0 = np.maximum(np.ceil(fy.min(1) - 0.5 - BIN_SLACK_PX), 0)
-    r1 = np.minimum(np.floor(fy.max(1) - 0.5 + BIN_SLACK_PX), size - 1)
+    c0, c1, r0, r1 = pixel_boxes(fx, fy, size)
     keep = np.flatnonzero((c1 >= c0) & (r1 >= r0))  # False for NaN vertices too
     tx0, tx1 = (c0[keep] // tile).astype(np.int64), (c1[keep] // tile).astype(np.int64)
     ty0, ty1 = (r0[keep] // tile).astype(np.int64), (r1[keep] // tile).astype(np.int64)

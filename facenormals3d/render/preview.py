@@ -20,7 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
-from facenormals3d.raster import (BIN_SLACK_PX, OrthoView, frame_mesh, interpolate, rasterize,  # noqa: F401
+from facenormals3d.raster import (OrthoView, frame_mesh, interpolate, pixel_boxes, rasterize,  # noqa: F401
                                  rasterize_views, raycasting_scene)
 from facenormals3d.surface import vertex_normals
 
@@ -171,11 +171,8 @@ def _hidden_in_view(q: np.ndarray, f: np.ndarray, size: int, front: np.ndarray) 
     fy = ((1.0 - q[:, 1]) * 0.5 * size)[f]
     ok = np.all(np.isfinite(fx) & np.isfinite(fy), axis=1)
     fx, fy = np.nan_to_num(fx), np.nan_to_num(fy)
-    # Pixel centres (c + 0.5, r + 0.5) in each face's box, with the binning's float slack.
-    c0 = np.clip(np.ceil(fx.min(1) - 0.5 - BIN_SLACK_PX), 0, size - 1).astype(np.int64)
-    c1 = np.clip(np.floor(fx.max(1) - 0.5 + BIN_SLACK_PX), 0, size - 1).astype(np.int64)
-    r0 = np.clip(np.ceil(fy.min(1) - 0.5 - BIN_SLACK_PX), 0, size - 1).astype(np.int64)
-    r1 = np.clip(np.floor(fy.max(1) - 0.5 + BIN_SLACK_PX), 0, size - 1).astype(np.int64)
+    # The binning's boxes of pixel centres, as indices inside the grid.
+    c0, c1, r0, r1 = (np.clip(v, 0, size - 1).astype(np.int64) for v in pixel_boxes(fx, fy, size))
     ok &= (c1 >= c0) & (r1 >= r0)
     k = np.floor(np.log2(np.maximum(np.maximum(c1 - c0, r1 - r0) + 1, 1))).astype(np.int64)
     block = 2 ** k
