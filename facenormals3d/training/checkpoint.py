@@ -52,6 +52,15 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return ckpt
 
 
+def _widened_axis(src: tuple[int, ...], dst: tuple[int, ...]) -> int | None:
+    """The one channel axis (0 = outputs, 1 = inputs) along which ``dst`` is ``src`` grown,
+    all else equal; None when the shapes differ otherwise."""
+    differ = [i for i, (a, b) in enumerate(zip(src, dst)) if a != b] if len(src) == len(dst) else []
+    if len(differ) == 1 and differ[0] in (0, 1) and src[differ[0]] < dst[differ[0]]:
+        return differ[0]
+    return None
+
+
 def init_from_weights(model: nn.Module, path: str | Path) -> dict[str, int]:
     """Copy matching tensors of a ``.safetensors`` file into ``model`` (see ``TrainConfig.init_weights``).
 
@@ -77,16 +86,12 @@ def init_from_weights(model: nn.Module, path: str | Path) -> dict[str, int]:
             elif src.shape == param.shape:
                 param.copy_(src)
                 counts["copied"] += 1
-            elif (src.ndim == 4 and src.shape[0] == param.shape[0] and src.shape[2:] == param.shape[2:]
-                  and src.shape[1] < param.shape[1]):
+            elif _widened_axis(src.shape, param.shape) is not None:
+                # More input channels (a prior-conditioned first convolution) or outputs (the
+                # normal head gaining the confidence channel): the old ones keep their
+                # weights, the new ones start at zero.
                 param.zero_()
-                param[:, :src.shape[1]] = src
-                counts["widened"] += 1
-            elif src.shape[1:] == param.shape[1:] and src.shape[0] < param.shape[0]:
-                # More outputs (the normal head gaining the confidence channel): the old
-                # outputs keep their weights, the new ones start at zero (log kappa = 0).
-                param.zero_()
-                param[:src.shape[0]] = src
+                param[tuple(slice(0, n) for n in src.shape)] = src
                 counts["widened"] += 1
             else:
                 counts["skipped"] += 1
