@@ -149,6 +149,7 @@ def evaluate_synthetic(ict_dir: str, settings: SyntheticEvalSettings = Synthetic
             gt_points, gt_lm7 = ground_truth_surface(sample, model)
             seen = visible_points(sample, model)
             regions = face_regions(sample.landmarks68, sample.mask)
+            share = hair_share(sample)
             try:
                 face, timings = finder.align(sample.image, f"sample {i}")[0]
             except InputError as e:  # no face found: a scored miss for every method
@@ -174,12 +175,12 @@ def evaluate_synthetic(ict_dir: str, settings: SyntheticEvalSettings = Synthetic
                 a["errors"].append(err)
                 a["regions"].append(region)
                 a["hair"].append(hair)
-                a["hair_face"].append(hair_share(sample) >= HAIR_FACE_SHARE)
+                a["hair_face"].append(share >= HAIR_FACE_SHARE)
                 a["coverage"].append(cover)
                 a["mesh"].append(scan[:3])
                 a["visible"].append(scan[3])
                 a["seconds"].append(seconds)
-                record.update(normal_mean_deg=float(np.mean(err)), hair_share=hair_share(sample), coverage=cover, mesh_median_mm=scan[0],
+                record.update(normal_mean_deg=float(np.mean(err)), hair_share=share, coverage=cover, mesh_median_mm=scan[0],
                               visible_median_mm=scan[3], seconds=seconds)
                 samples.append(record)
     finally:

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from facenormals3d.frame import CropFrame
+from facenormals3d.mesh.atlas import per_channel
 from facenormals3d.raster import shadow_visibility
 from facenormals3d.render.lighting import (MIN_SHADING, Lighting, LightingSettings, fit_lighting, light_terms,
                                            masked_blur)
@@ -116,7 +117,6 @@ def estimate_appearance(crop: np.ndarray, normals: np.ndarray, mask: np.ndarray,
             (:attr:`LightingSettings.symmetry`); None = no symmetry prior.
     """
     from facenormals3d.mesh import atlas
-    from facenormals3d.mesh.atlas import per_channel
     from facenormals3d.raster import interpolate_hits, raycasting_scene
 
     t0 = time.perf_counter()
@@ -208,8 +208,6 @@ def _fill_dark(albedo: np.ndarray, conf: np.ndarray, raster, settings: LightingS
     """Replace albedo texels whose shading confidence ``conf`` (:func:`_shading_confidence`)
     is below 1 by a confidence-weighted Gaussian blur of the well-lit albedo around them.
     Returns the albedo and the share of covered texels that took any fill."""
-    from facenormals3d.mesh.atlas import per_channel
-
     if settings.confident_shading[1] <= 0:
         return albedo, 0.0
     c = per_channel(conf, 3)
@@ -227,8 +225,6 @@ def _symmetric_levels(albedo: np.ndarray, raster, mirror_texel: np.ndarray, sett
     mirror texel moves towards ``(L + L') / 2``, ``L'`` the mirror texel's; the texel's own
     detail is kept. (Weighting the two sides by their shading confidence was worse on the
     held-out pairs: the filled dark side is already smooth and consistent.)"""
-    from facenormals3d.mesh.atlas import per_channel
-
     covered = np.zeros(raster.height * raster.width, np.float32)
     covered[raster.texel] = 1.0
     covered = covered.reshape(albedo.shape[:2])
