@@ -1,6 +1,6 @@
 """The front end on the real in-the-wild photos in ``../shared/data/photos`` (beside the
 checkout, as CI clones it; never committed): every counted face found, nothing else, and
-every crop upright, also with the photo turned upside down. Skips when the folder is absent."""
+every crop upright; on some photos also with the photo turned upside down. Skips when the folder is absent."""
 
 from pathlib import Path
 
@@ -15,6 +15,9 @@ PHOTOS = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "photo
 #: Faces a person counts (the folder's README); photos not listed have one.
 COUNTS = {"3ddfa_emma": 3, "3ddfa_trump_hillary": 2, "3ddfa_JianzhuGuo": 1, "fa_aflw-test": 1,
           "fa_grid3x3": 9, "fn_multiface": 6}
+#: Photos also searched turned upside down: those with several faces (but the nine-face grid,
+#: the slowest) and one single face. The upright search covers every photo.
+TURNED = {"3ddfa_emma", "3ddfa_trump_hillary", "fn_multiface", "fa_aflw-test"}
 
 
 def _photos() -> list[Path]:
@@ -31,7 +34,7 @@ def _crop_is_upright(face) -> bool:
 
 
 @pytest.mark.parametrize("path", _photos(), ids=lambda p: p.stem)
-def test_counted_faces_found_upright_also_turned_over(path, finder):
+def test_counted_faces_found_upright_and_turned_over(path, finder):
     from facenormals3d.photo import load_photo
 
     photo = load_photo(path).pixels
@@ -46,6 +49,8 @@ def test_counted_faces_found_upright_also_turned_over(path, finder):
         assert abs(face.roll_deg) < 45
         scores = finder.orientation_scores(photo, det.landmarks)
         assert scores[0] >= max(scores) - 0.08
+    if path.stem not in TURNED:
+        return
     # Upside down: the same faces, each with its eye line turned by 180 degrees.
     turned = np.ascontiguousarray(boxes.turn_image(photo, 180))
     again = finder.search(turned)
