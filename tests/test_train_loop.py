@@ -101,6 +101,17 @@ def test_sigterm_stops_with_checkpoint(tmp_path):
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handler restored
 
 
+def test_time_budget_stops_validated_and_resumable(tmp_path):
+    # A budget already spent after the first step: the run stops there, scored where it
+    # stopped (runs compared on one budget), with a checkpoint to resume from.
+    result = train(tiny_cfg(steps=50, val_every=100, checkpoint_every=100, max_minutes=1e-9),
+                   tiny_data(), tmp_path)
+    assert result.interrupted and result.step == 1
+    val = [json.loads(line) for line in (tmp_path / "log_val.jsonl").read_text().splitlines()]
+    assert [v["step"] for v in val] == [1]
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 1
+
+
 def test_single_source_runs(tmp_path):
     result = train(tiny_cfg(steps=2), DataSources(normals=FakePaired(4)), tmp_path)
     rows = (tmp_path / "log_train.jsonl").read_text().splitlines()

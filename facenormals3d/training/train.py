@@ -248,9 +248,11 @@ class Trainer:
                     samples_since, t_log = 0, now
                     if hasattr(bar, "set_postfix"):
                         bar.set_postfix(loss=f"{row['loss']:.4f}")
-                if step % cfg.val_every == 0 or step == cfg.steps:
-                    self.validate()
                 timed_out = cfg.max_minutes > 0 and time.perf_counter() - t_start > 60 * cfg.max_minutes
+                # A run that ends on its time budget is scored where it stopped (runs compared
+                # on the same budget); one stopped by a signal is not (the user wants it to stop).
+                if step % cfg.val_every == 0 or step == cfg.steps or timed_out:
+                    self.validate()
                 halt = torch.tensor([float(stop["flag"] or timed_out)])
                 if self.world > 1:  # every rank stops at the same step
                     dist.all_reduce(halt, op=dist.ReduceOp.MAX)
