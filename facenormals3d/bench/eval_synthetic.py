@@ -72,6 +72,8 @@ class SyntheticEvalSettings:
     """Network weights (None = shipped)."""
     integration: str = "fusion"
     """Integration method of the pipeline."""
+    flip_average: bool = True
+    """The network also runs on the mirrored crop (``ReconstructSettings.flip_average``)."""
 
 
 @dataclass
@@ -129,7 +131,8 @@ def evaluate_synthetic(ict_dir: str, settings: SyntheticEvalSettings = Synthetic
         raise InputError("--methods", f"unknown method(s) {sorted(unknown)}; choose from {METHODS}")
     model = load_ict(ict_dir)
     engine = SynthEngine(model)
-    common = dict(weights=settings.weights, integration=settings.integration, max_faces=1, device="cpu")
+    common = dict(weights=settings.weights, integration=settings.integration, max_faces=1, device="cpu",
+                  flip_average=settings.flip_average)
     configs = {"depth_mesh": ReconstructSettings(mesh="depth", normal_source="network", **common),
                "fit_landmarks": ReconstructSettings(mesh="fit", normal_source="landmarks", dense_fit=False,
                                                     detail=False, **common),

@@ -2,7 +2,8 @@
 
 For each candidate configuration (width x training input size, optionally channels-last)
 it measures inference time per 256 x 256 face (batch 1; a model trained at 128 gets the
-face resized down and its normals resized back, as :func:`predict_normals` does) and
+face resized down and its normals resized back, as :func:`predict_normals` does; with the
+mirrored crop too where ``reconstruct`` does that, and one pass alone) and
 training throughput (paired samples per second through all three branches and the latent
 term, forward + backward + AdamW step). Threads are fixed (default 2, the target machine).
 """
@@ -29,7 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repeats", type=int, default=3, help="timed repeats, best is kept (default: 3)")
 
 
-def _measure(cfg, channels_last: bool, batch_size: int, repeats: int) -> dict:
+def _measure(cfg, channels_last: bool, batch_size: int, repeats: int, flip_average: bool) -> dict:
     import torch
 
     from facenormals3d.model.crossmodal import CrossModalNet, count_parameters
@@ -45,7 +46,10 @@ def _measure(cfg, channels_last: bool, batch_size: int, repeats: int) -> dict:
     prior = None
     if cfg.coarse_normals:
         prior = torch.nn.functional.normalize(torch.randn(1, 3, 256, 256), dim=1).contiguous(memory_format=fmt)
-    infer_s, _ = time_call(lambda: predict_normals(model, face, prior), repeats=repeats)
+    # As reconstruct runs it: with the mirrored crop too (ReconstructSettings.flip_average).
+    infer_s, _ = time_call(lambda: predict_normals(model, face, prior, flip_average=flip_average),
+                           repeats=repeats)
+    single_s, _ = time_call(lambda: predict_normals(model, face, prior), repeats=repeats)
 
     s = cfg.input_size
     batch = {"image": torch.rand(batch_size, 3, s, s),
@@ -66,7 +70,8 @@ def _measure(cfg, channels_last: bool, batch_size: int, repeats: int) -> dict:
     train_s, _ = time_call(train_step, repeats=max(1, repeats - 1))
     return {"width": cfg.width, "train_size": s, "channels_last": channels_last,
             "params_M": count_parameters(model) / 1e6, "train_GFLOP_per_sample": _train_gflop(model, batch),
-            "infer_ms_256": 1000 * infer_s, "train_samples_per_s": batch_size / train_s}
+            "infer_ms_256": 1000 * infer_s, "infer_single_ms_256": 1000 * single_s,
+            "train_samples_per_s": batch_size / train_s}
 
 
 def _train_gflop(model, batch: dict) -> float:
@@ -92,7 +97,10 @@ def run(args: argparse.Namespace) -> BenchReport:
     from facenormals3d.model.config import paper_config, shipped_config
     from facenormals3d.model.crossmodal import CrossModalNet, count_parameters
 
+    from facenormals3d.pipeline import ReconstructSettings
+
     shipped = shipped_config()
+    flip = ReconstructSettings.flip_average
     rows = []
     candidates = [(w, s) for w in args.widths for s in args.sizes]
     if (shipped.width, shipped.input_size) not in candidates:
@@ -100,7 +108,8 @@ def run(args: argparse.Namespace) -> BenchReport:
     with torch_threads(args.threads):
         for width, size in candidates:
             for cl in (False, True) if args.channels_last else (False,):
-                row = _measure(replace(shipped, width=width, input_size=size), cl, args.batch_size, args.repeats)
+                row = _measure(replace(shipped, width=width, input_size=size), cl, args.batch_size, args.repeats,
+                               flip)
                 row["shipped"] = (width, size) == (shipped.width, shipped.input_size) and not cl
                 rows.append(row)
     with torch.device("meta"):  # parameter shapes only: no memory, no initialisation
@@ -108,7 +117,9 @@ def run(args: argparse.Namespace) -> BenchReport:
     ship = next(r for r in rows if r["shipped"])
     targets = [target(f"inference ms per 256^2 face, shipped config, {args.threads} threads",
                       ship["infer_ms_256"], INFERENCE_TARGET_MS)]
-    notes = [f"every candidate reads the shipped input ({shipped.image_channels} channels: RGB"
+    notes = [f"inference as reconstruct runs it: {'the crop and its mirror image (flip average), ' if flip else ''}"
+             f"infer_single_ms_256 = one pass",
+             f"every candidate reads the shipped input ({shipped.image_channels} channels: RGB"
              f"{' + fitted-face prior normals' if shipped.coarse_normals else ''})",
              f"parameters: shipped (width {shipped.width}, input {shipped.input_size}) "
              f"{ship['params_M']:.2f} M; paper config {paper_params / 1e6:.2f} M",

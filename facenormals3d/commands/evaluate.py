@@ -49,7 +49,7 @@ UNITS = ["mm", "cm", "m"]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from facenormals3d.console import add_common_options
+    from facenormals3d.console import add_common_options, add_flip_option
     from facenormals3d.bench.eval_synthetic import METHODS
 
     p = sub.add_parser("evaluate", help="score normal maps and meshes against ground truth",
@@ -126,6 +126,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS),
                    help="methods to compare (default all)")
     q.add_argument("-o", "--out", type=Path, default=None, help="write summary.json and per_sample.csv here")
+    add_flip_option(q)
     add_common_options(q)
     q.set_defaults(func=run_synthetic)
 
@@ -333,7 +334,8 @@ def run_synthetic(args: argparse.Namespace) -> int:
     from facenormals3d.outputs import write_json
 
     settings = SyntheticEvalSettings(n=args.n, seed=args.seed, split=args.split,
-                                     methods=tuple(args.methods), weights=args.weights)
+                                     methods=tuple(args.methods), weights=args.weights,
+                                     flip_average=args.flip_average)
     result = evaluate_synthetic(str(args.ict_dir), settings,
                                 progress=lambda it: progress(it, total=args.n, desc="synthetic", args=args))
     payload = {"settings": vars(settings), "caveat": result.caveat, "rows": result.rows,

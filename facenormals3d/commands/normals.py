@@ -37,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from facenormals3d.pipeline import Reconstructor, ReconstructSettings
 
     settings = ReconstructSettings(normal_source=args.normal_source, weights=args.weights,
+                                   flip_average=args.flip_average,
                                    max_faces=args.max_faces, device=args.device)
     claimed: set[str] = set()
     with Reconstructor(settings) as rec:

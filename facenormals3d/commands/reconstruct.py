@@ -85,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
     from facenormals3d.pipeline import Reconstructor, ReconstructSettings
 
     settings = ReconstructSettings(normal_source=args.normal_source, weights=args.weights,
+                                   flip_average=args.flip_average,
                                    integration=args.integration, prior_weight=args.prior_weight,
                                    refine_iterations=args.refine, max_faces=args.max_faces,
                                    device=args.device, mesh=args.mesh, texture_size=args.texture_size,

@@ -94,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
     from facenormals3d.pipeline import Reconstructor, ReconstructSettings
 
     lights = parse_lights(args.light, args.direction)
-    settings = ReconstructSettings(normal_source=args.normal_source, weights=args.weights, max_faces=args.max_faces,
+    settings = ReconstructSettings(normal_source=args.normal_source, weights=args.weights,
+                                   flip_average=args.flip_average, max_faces=args.max_faces,
                                    device=args.device)
     out = Path(args.out)
     claimed: set[str] = set()

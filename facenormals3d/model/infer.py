@@ -45,26 +45,39 @@ def resize_prior(coarse: torch.Tensor, size: int) -> torch.Tensor:
     return F.interpolate(coarse.float(), size=(size, size), mode="bilinear", align_corners=False)
 
 
+def mirror_maps(maps: torch.Tensor, normals: bool = False) -> torch.Tensor:
+    """``B x C x H x W`` maps mirrored left to right (about the crop's vertical centre line).
+    With ``normals`` (``C = 3``, camera frame, x right) the normals' x is negated too, so the
+    result is the normal map of the mirrored face."""
+    out = maps.flip(-1)
+    if normals:
+        out = out * torch.tensor([-1.0, 1.0, 1.0], dtype=out.dtype, device=out.device).view(1, 3, 1, 1)
+    return out
+
+
 @torch.inference_mode()
-def predict_normals(model, crops, coarse: torch.Tensor | None = None, batch_size: int = 8) -> torch.Tensor:
+def predict_normals(model, crops, coarse: torch.Tensor | None = None, batch_size: int = 8,
+                    flip_average: bool = False) -> torch.Tensor:
     """Unit camera-space normals ``B x 3 x H x W`` (float32, on the CPU) for face crops.
 
     ``crops``: see :func:`crops_to_tensor`. Crops of another size than the model's input
     are resized to it and the normals resized back (then renormalised). ``coarse``
     (``B x 3 x H x W``) is required only by models built with ``coarse_normals=True``.
+    ``flip_average``: also run the mirrored crop (and prior), mirror its normals back and
+    average the two (renormalised); twice the network time.
     """
-    return _predict(model, crops, coarse, batch_size)[0]
+    return _predict(model, crops, coarse, batch_size, flip_average)[0]
 
 
 @torch.inference_mode()
-def predict_normals_confidence(model, crops, coarse: torch.Tensor | None = None, batch_size: int = 8
-                               ) -> tuple[torch.Tensor, torch.Tensor]:
+def predict_normals_confidence(model, crops, coarse: torch.Tensor | None = None, batch_size: int = 8,
+                               flip_average: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """(unit normals ``B x 3 x H x W``, ``log kappa`` ``B x 1 x H x W``) for a model built
     with ``confidence=True`` (see :func:`facenormals3d.model.losses.vmf_nll`); arguments
-    as :func:`predict_normals`."""
+    as :func:`predict_normals` (with ``flip_average`` the two ``log kappa`` are averaged)."""
     if not model.cfg.confidence:
         raise InputError("model", "this model has no confidence output (ModelConfig.confidence is off)")
-    normals, log_kappa = _predict(model, crops, coarse, batch_size)
+    normals, log_kappa = _predict(model, crops, coarse, batch_size, flip_average)
     return normals, log_kappa
 
 
@@ -83,7 +96,8 @@ def confidence_weight(log_kappa: torch.Tensor) -> torch.Tensor:
     return (log_kappa.float().exp() / kappa_ref).clamp(max=1.0)
 
 
-def _predict(model, crops, coarse, batch_size: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+def _predict(model, crops, coarse, batch_size: int, flip_average: bool = False
+             ) -> tuple[torch.Tensor, torch.Tensor | None]:
     x = crops_to_tensor(crops)
     size = model.cfg.input_size
     h, w = x.shape[-2:]
@@ -97,6 +111,12 @@ def _predict(model, crops, coarse, batch_size: int) -> tuple[torch.Tensor, torch
         if (h, w) != (size, size):
             xb = F.interpolate(xb, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
         n, log_kappa, _ = model.image_to_normals_confidence(xb, cb)
+        if flip_average:
+            nm, log_kappa_m, _ = model.image_to_normals_confidence(
+                mirror_maps(xb), None if cb is None else mirror_maps(cb, normals=True))
+            n = F.normalize(n + mirror_maps(nm, normals=True), dim=1)
+            if log_kappa is not None:
+                log_kappa = 0.5 * (log_kappa + mirror_maps(log_kappa_m))
         if (h, w) != (size, size):
             n = F.normalize(F.interpolate(n, size=(h, w), mode="bilinear", align_corners=False), dim=1)
             if log_kappa is not None:

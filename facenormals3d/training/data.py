@@ -11,6 +11,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from facenormals3d.errors import InputError
+from facenormals3d.model.infer import mirror_maps
 
 if TYPE_CHECKING:
     from facenormals3d.training.config import TrainConfig
@@ -146,11 +147,10 @@ def make_stream(dataset: Dataset, cfg: "TrainConfig", rank: int, world: int):
 def flip_batch(batch: dict, flip: torch.Tensor) -> dict:
     """Mirror the samples where ``flip`` (bool, B) is set; normal maps also get n_x negated."""
     out = dict(batch)
-    sign = torch.tensor([-1.0, 1.0, 1.0]).view(1, 3, 1, 1)
     for key in ("image", "normals", "mask", "coarse_normals", "hair", "prior_mask"):
         if key in batch:
             x = batch[key]
-            mirrored = x.flip(-1) * sign if key in ("normals", "coarse_normals") else x.flip(-1)
+            mirrored = mirror_maps(x, normals=key in ("normals", "coarse_normals"))
             out[key] = torch.where(flip.view(-1, 1, 1, 1), mirrored, x)
     return out
 
