@@ -102,9 +102,9 @@ def blas_threads(n: int) -> Iterator[int]:
     (``fit_landmarks`` 206 -> 61 ms, end to end per face 3.9 -> 3.2 s, loaded machine). The
     setting is process-wide, like :func:`torch_threads`.
     """
+    libs = _loaded_openblas()
     if n < 1:
         raise ValueError(f"threads must be >= 1, got {n}")
-    libs = _loaded_openblas()
     with _THREADS_LOCK:
         before = [get() for _, get in libs]
         for set_, _ in libs:
@@ -115,3 +115,15 @@ def blas_threads(n: int) -> Iterator[int]:
         with _THREADS_LOCK:
             for (set_, _), k in zip(libs, before):
                 set_(k)
+
+
+def limit_blas_threads(n: int) -> int:
+    """Set every OpenBLAS library loaded now to ``n`` threads for good (a worker process's
+    setting; :func:`blas_threads` restores it after a block); returns how many it set."""
+    if n < 1:
+        raise ValueError(f"threads must be >= 1, got {n}")
+    libs = _loaded_openblas()
+    with _THREADS_LOCK:
+        for set_, _ in libs:
+            set_(n)
+    return len(libs)
