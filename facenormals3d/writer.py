@@ -74,7 +74,13 @@ def write_face(rec, folder: Path, previews: bool = True, renderer=None) -> dict[
     write_json(folder / "transform.json", rec.face.transform.to_dict())
     rec.timings["write"] = time.perf_counter() - t0
     if previews:
-        rec.timings["preview"] = preview.result() if preview is not None else \
+        seconds = None
+        if preview is not None:
+            try:
+                seconds = preview.result()
+            except (EOFError, BrokenPipeError, ConnectionResetError):
+                seconds = None  # the renderer's process is gone: render here
+        rec.timings["preview"] = seconds if seconds is not None else \
             write_preview(folder / "preview.png", PreviewInputs.of(rec))
     report = face_report(rec)
     write_json(folder / "report.json", report)
