@@ -70,7 +70,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--serial", action="store_true",
                    help="compute, write files and read the next photo one after another on one "
                         "thread (the same files; by default a face's files are written while the "
-                        "next face is computed and the next photo is read ahead)")
+                        "next face is computed, the next photo is read ahead and, with several "
+                        "photos, previews are rendered in a second process)")
     p.add_argument("--refine", type=int, default=ReconstructSettings.refine_iterations, metavar="N",
                    help="N iterations of shading-consistency refinement (default 0 = off)")
     add_common_options(p)
