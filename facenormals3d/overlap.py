@@ -1,14 +1,15 @@
-"""Overlapping file work with computation on a small machine: a background writer and a
-read-ahead for photos.
+"""Overlapping work with computation on a small machine: a background writer, a
+background process and a read-ahead for photos.
 
 ``reconstruct`` computes a face on the main thread while a :class:`BackgroundWriter` writes
 the previous face's files (PNG and zlib encoding and file writes spend much of their time
-outside the GIL; PyTorch3D's CPU rasteriser keeps it for its whole call: measured here, a
-Python loop on the main thread stalled 1.5 s during a 1.9 s rasterisation, so the
-preview's rendering does not overlap), and a :class:`ReadAhead` decodes the
-next photo while the current one is processed. Both run in the order things were
-submitted, one at a time, so the files are the same bytes as a serial run's; at most
-``depth`` items wait, so memory stays bounded (a face's textures are ~35 MB).
+outside the GIL), a :class:`BackgroundProcess` renders its preview in a second Python
+process (PyTorch3D's CPU rasteriser keeps the GIL for its whole call: measured here, a
+Python loop on the main thread stalled 1.5 s during a 1.9 s rasterisation, so on a thread
+the preview held up the next face), and a :class:`ReadAhead` decodes the next photo while
+the current one is processed. Each runs in the order things were submitted, one at a
+time, so the files are the same bytes as a serial run's; at most ``depth`` items wait, so
+memory stays bounded (a face's textures are ~35 MB).
 """
 
 from __future__ import annotations
@@ -63,6 +64,110 @@ class BackgroundWriter:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class BackgroundProcess:
+    """Runs submitted jobs one at a time, in order, in one separate Python process.
+
+    The process is spawned (a fresh interpreter: nothing of this process's threads or
+    state is inherited) when this object is made, and ``warm_up(*warm_args)`` runs there
+    first, so its imports overlap this process's own work; it then serves every job
+    (module-level functions, picklable arguments and results) over a pipe, fed by one
+    thread here. ``ready`` says whether the warm-up is done. ``processes=0`` runs each job
+    at once in the caller (the serial reference), without ``warm_up``.
+
+    ``close`` waits for the queued jobs, then the process ends at once (``os._exit``: no
+    interpreter teardown, which takes ~0.5 s with torch). If this process dies first, the
+    pipe closes and the other ends too. Use as a context manager.
+    """
+
+    def __init__(self, warm_up: Callable[..., Any] | None = None, *warm_args: Any, processes: int = 1):
+        if processes not in (0, 1):
+            raise ValueError(f"processes must be 0 (serial) or 1, got {processes}")
+        self._process = self._conn = self._feeder = self._warm = None
+        if processes:
+            import multiprocessing
+
+            ctx = multiprocessing.get_context("spawn")
+            self._conn, child = ctx.Pipe()
+            self._process = ctx.Process(target=_serve, args=(child,), name="facenormals3d-worker", daemon=True)
+            self._process.start()
+            child.close()  # only the process holds its end: it sees EOF when this one dies
+            self._feeder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="facenormals3d-feeder")
+            self._warm = self.submit(warm_up if warm_up is not None else _nothing, *warm_args)
+
+    @property
+    def in_process(self) -> bool:
+        """True when jobs run in the caller (``processes=0``)."""
+        return self._process is None
+
+    @property
+    def ready(self) -> bool:
+        """True once the process has started and run its warm-up (always, in process)."""
+        return self._warm is None or self._warm.done()
+
+    def submit(self, job: Callable[..., T], *args: Any) -> Future:
+        """Queue ``job(*args)``; its exception, if any, is raised by ``result()``."""
+        if self._feeder is None:
+            done: Future = Future()
+            try:
+                done.set_result(job(*args))
+            except Exception as err:  # noqa: BLE001 - handed to the caller through the future
+                done.set_exception(err)
+            return done
+        return self._feeder.submit(self._call, job, args)
+
+    def _call(self, job: Callable[..., T], args: tuple) -> T:
+        self._conn.send((job, args))
+        ok, value = self._conn.recv()
+        if not ok:
+            raise value
+        return value
+
+    def close(self) -> None:
+        """Wait for every queued job, then end the process."""
+        if self._feeder is not None:
+            self._feeder.shutdown(wait=True)
+            try:
+                self._conn.send(None)
+            except OSError:
+                pass  # already gone
+            self._conn.close()
+            self._process.join(timeout=10)
+            self._feeder = self._conn = None
+
+    def __enter__(self) -> "BackgroundProcess":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _nothing() -> None:
+    return None
+
+
+def _serve(conn) -> None:
+    """The worker process of :class:`BackgroundProcess`: run ``(job, args)`` messages in
+    order and send back ``(True, result)`` or ``(False, exception)``; end on None or EOF."""
+    import os
+
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            message = None
+        if message is None:
+            os._exit(0)
+        job, args = message
+        try:
+            reply = (True, job(*args))
+        except Exception as err:  # noqa: BLE001 - raised by the caller's future
+            reply = (False, err)
+        try:
+            conn.send(reply)
+        except Exception as err:  # noqa: BLE001 - e.g. a result or exception that cannot be pickled
+            conn.send((False, RuntimeError(f"{type(err).__name__}: {err} (sending {type(reply[1]).__name__})")))
 
 
 class ReadAhead(Generic[T]):

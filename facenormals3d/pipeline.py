@@ -76,9 +76,12 @@ class ReconstructSettings:
     device: str = "auto"
     """Torch device for the network and refinement: auto, cpu or cuda."""
     threads: int = 1
-    """CPU threads the network runs on. 1: the network is small (21 ms on one thread vs 38 ms
-    on two, 2-core machine) and two OpenMP threads took up to 1 s a call when the other core
-    was busy; the result is then also the same bit for bit on every machine."""
+    """CPU threads the network runs on, and numpy's and scipy's OpenBLAS inside a ``with
+    Reconstructor(...)`` block (:func:`facenormals3d.device.blas_threads`). 1: the network
+    is small (21 ms on one thread vs 38 ms on two, 2-core machine), two OpenMP threads took
+    up to 1 s a call when the other core was busy, and two spinning OpenBLAS threads made
+    the fit's small solves ~4x slower; the result is then also the same bit for bit on every
+    machine."""
 
 
 @dataclass
@@ -219,6 +222,7 @@ class Reconstructor:
         from facenormals3d.face.detect import DetectSettings, FaceFinder
 
         self.settings = settings
+        self._limits = None  # the thread limits of a ``with`` block (__enter__)
         self.model = None
         self.model_info: dict[str, Any] = {"normal_source": settings.normal_source}
         self.device = "cpu"
@@ -264,10 +268,21 @@ class Reconstructor:
                                 "config": info["config"], "version": meta.get("version"), "prior": prior})
 
     def __enter__(self) -> "Reconstructor":
+        import contextlib
+
+        import scipy.linalg  # noqa: F401 - loads scipy's own OpenBLAS, so it is limited too
+
+        from facenormals3d.device import blas_threads
+
+        self._limits = contextlib.ExitStack()
+        self._limits.enter_context(blas_threads(self.settings.threads))
         return self
 
     def __exit__(self, *exc) -> None:
         self.finder.close()
+        if self._limits is not None:
+            self._limits.close()
+            self._limits = None
 
     def run(self, image: np.ndarray, source: str = "<array>") -> list[Reconstruction]:
         """All faces of ``image`` (``H x W x 3`` uint8 RGB). Raises NoFaceError when none."""

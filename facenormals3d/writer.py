@@ -17,6 +17,7 @@ renamed when complete.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +31,15 @@ PREVIEW_PANEL = 320
 THREE_QUARTER_YAW = 35.0
 
 
-def write_face(rec, folder: Path, previews: bool = True) -> dict[str, Any]:
+def write_face(rec, folder: Path, previews: bool = True, renderer=None) -> dict[str, Any]:
     """Write every file of one reconstructed face into ``folder`` (which must exist, empty).
 
-    ``previews=False`` skips ``preview.png``. Returns the report dict also written as
-    ``report.json``, whose timings include writing (``write``) and the preview (``preview``).
+    ``previews=False`` skips ``preview.png``. ``renderer`` (a
+    :class:`~facenormals3d.overlap.BackgroundProcess`, see :func:`preview_renderer`), once
+    ready, renders and writes the preview in its process while the other files are written
+    here; None (or not ready yet) renders it here: the same bytes either way. Returns the
+    report dict also written as ``report.json``, whose timings include writing (``write``)
+    and the preview (``preview``: rendering and writing it, wherever that ran).
     """
     import time
 
@@ -44,6 +49,10 @@ def write_face(rec, folder: Path, previews: bool = True) -> dict[str, Any]:
     from facenormals3d.outputs import write_json
 
     folder = Path(folder)
+    preview = None
+    if previews and renderer is not None and renderer.ready:
+        # First, so that the renderer's process works on it while the files below are written.
+        preview = renderer.submit(write_preview, folder / "preview.png", PreviewInputs.of(rec))
     normal_map = None
     if rec.fit is not None and rec.fit.normal_map is not None:
         normal_map = "normal_map.png"
@@ -65,9 +74,14 @@ def write_face(rec, folder: Path, previews: bool = True) -> dict[str, Any]:
     write_json(folder / "transform.json", rec.face.transform.to_dict())
     rec.timings["write"] = time.perf_counter() - t0
     if previews:
-        t0 = time.perf_counter()
-        write_png(folder / "preview.png", preview_image(rec))
-        rec.timings["preview"] = time.perf_counter() - t0
+        seconds = None
+        if preview is not None:
+            try:
+                seconds = preview.result()
+            except (EOFError, BrokenPipeError, ConnectionResetError):
+                seconds = None  # the renderer's process is gone: render here
+        rec.timings["preview"] = seconds if seconds is not None else \
+            write_preview(folder / "preview.png", PreviewInputs.of(rec))
     report = face_report(rec)
     write_json(folder / "report.json", report)
     return report
@@ -130,7 +144,35 @@ def face_report(rec) -> dict[str, Any]:
     }
 
 
-def preview_image(rec) -> np.ndarray:
+@dataclass
+class PreviewInputs:
+    """What :func:`preview_image` draws (small and picklable: it goes to a renderer process)."""
+
+    crop: np.ndarray
+    """``S x S x 3`` uint8 face crop."""
+    normals: np.ndarray
+    """``S x S x 3`` float32 predicted normals (NaN outside ``mask``)."""
+    mask: np.ndarray
+    """``S x S`` bool."""
+    vertices: np.ndarray
+    """``V x 3`` mesh vertices (mm, the mesh frame)."""
+    faces: np.ndarray
+    """``F x 3`` triangles."""
+    texture: np.ndarray | None
+    """The mesh's ``H x W x 3`` uint8 texture, or None."""
+    uvs: np.ndarray | None
+    """Its UVs: ``V x 2`` or per corner ``F x 3 x 2``."""
+
+    @classmethod
+    def of(cls, rec) -> "PreviewInputs":
+        """The preview's inputs of a :class:`~facenormals3d.pipeline.Reconstruction`."""
+        mesh = rec.mesh
+        return cls(crop=rec.face.crop, normals=rec.normals, mask=rec.mask, vertices=mesh.vertices,
+                   faces=mesh.faces, texture=mesh.texture,
+                   uvs=mesh.uvs if mesh.corner_uvs is None else mesh.corner_uvs)
+
+
+def preview_image(inputs: PreviewInputs) -> np.ndarray:
     """One picture to judge a face by: crop | normals | grey front | two 3/4 views | textured.
 
     PyTorch3D rasterises the three views (binned on CPU), each from the faces not hidden
@@ -143,20 +185,53 @@ def preview_image(rec) -> np.ndarray:
     from facenormals3d.surface import vertex_normals
 
     size = PREVIEW_PANEL
-    v, f = rec.mesh.vertices, rec.mesh.faces
+    v, f = inputs.vertices, inputs.faces
     views = [frame_mesh(v, size=size), frame_mesh(v, yaw_deg=-THREE_QUARTER_YAW, size=size),
              frame_mesh(v, yaw_deg=THREE_QUARTER_YAW, size=size)]
     fragments = rasterize_visible(v, f, views)
     vn = vertex_normals(v, f)
     grey = [shade(v, f, frag, view, vertex_normals_=vn) for frag, view in zip(fragments, views)]
-    uvs = rec.mesh.uvs if rec.mesh.corner_uvs is None else rec.mesh.corner_uvs
-    textured = grey[0] if rec.mesh.texture is None else shade(v, f, fragments[0], views[0],
-                                                               texture=rec.mesh.texture, uvs=uvs)
-    panels = [_resize(rec.face.crop, size), _resize(normals_to_preview(rec.normals, rec.mask), size),
+    textured = grey[0] if inputs.texture is None else shade(v, f, fragments[0], views[0],
+                                                             texture=inputs.texture, uvs=inputs.uvs)
+    panels = [_resize(inputs.crop, size), _resize(normals_to_preview(inputs.normals, inputs.mask), size),
               *grey, textured]
     labels = ["input crop", "normals", "mesh (front)", f"yaw -{THREE_QUARTER_YAW:g}",
               f"yaw +{THREE_QUARTER_YAW:g}", "textured"]
     return contact_sheet(panels, labels, columns=6)
+
+
+def write_preview(path: Path, inputs: PreviewInputs) -> float:
+    """Render :func:`preview_image` and write it to ``path``; returns the seconds taken."""
+    import time
+
+    from facenormals3d.conventions import write_png
+
+    t0 = time.perf_counter()
+    write_png(path, preview_image(inputs))
+    return time.perf_counter() - t0
+
+
+def preview_renderer(threads: int = 1, processes: int = 1):
+    """A :class:`~facenormals3d.overlap.BackgroundProcess` for ``write_face(renderer=...)``:
+    it starts importing the preview's libraries at once, and runs torch and OpenBLAS on
+    ``threads`` threads (the same pictures whatever the number: every pixel is computed
+    on its own). ``processes=0``: render in the caller."""
+    from facenormals3d.overlap import BackgroundProcess
+
+    return BackgroundProcess(_start_renderer, threads, processes=processes)
+
+
+def _start_renderer(threads: int) -> None:
+    """In the renderer process: import what a preview needs, fix the thread counts."""
+    import numpy  # noqa: F401 - its OpenBLAS must be loaded to be limited
+    import open3d  # noqa: F401 - hidden-face ray casts
+    import torch
+    from pytorch3d.renderer.mesh import rasterize_meshes  # noqa: F401
+
+    from facenormals3d.device import limit_blas_threads
+
+    torch.set_num_threads(threads)
+    limit_blas_threads(threads)
 
 
 def _resize(img: np.ndarray, size: int) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""Overlapped reconstruct (writer thread, photo read-ahead) writes the same bytes as a serial run."""
+"""Overlapped reconstruct (writer thread, preview process, photo read-ahead) writes the same
+bytes as a serial run."""
 
 import json
 import threading
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 
 from facenormals3d.cli import main
-from facenormals3d.overlap import BackgroundWriter, ReadAhead
+from facenormals3d.overlap import BackgroundProcess, BackgroundWriter, ReadAhead
 
 
 def test_writer_runs_jobs_in_order_off_the_caller_thread_and_hands_back_errors():
@@ -31,6 +32,53 @@ def test_writer_runs_jobs_in_order_off_the_caller_thread_and_hands_back_errors()
         futures[3].result()
     serial = BackgroundWriter(threads=0)
     assert serial.submit(job, 4).result() == 40 and seen[-1][1] == threading.current_thread().name
+
+
+def _pid_and(k):
+    import os
+
+    if k == 2:
+        raise ValueError("bad job")
+    return os.getpid(), k * 10
+
+
+def test_background_process_runs_jobs_in_order_in_another_process_and_hands_back_errors():
+    import os
+
+    with BackgroundProcess(_pid_and, 1) as proc:
+        futures = [proc.submit(_pid_and, k) for k in range(4)]
+        assert [f.result()[1] for f in (futures[0], futures[1], futures[3])] == [0, 10, 30]
+        assert proc.ready and not proc.in_process
+        with pytest.raises(ValueError, match="bad job"):
+            futures[2].result()
+        worker = proc._process
+        assert futures[0].result()[0] == worker.pid != os.getpid()
+    assert not worker.is_alive()  # close() ended it
+    serial = BackgroundProcess(_pid_and, 1, processes=0)
+    assert serial.in_process and serial.ready
+    assert serial.submit(_pid_and, 4).result() == (os.getpid(), 40)
+
+
+def test_preview_rendered_in_the_renderer_process_is_the_same_bytes(tmp_path):
+    from facenormals3d.writer import PreviewInputs, preview_renderer, write_preview
+
+    # A textured UV sphere: every view hides about half of its faces.
+    rng = np.random.default_rng(0)
+    u, v = np.meshgrid(np.linspace(0, np.pi, 12), np.linspace(0, 2 * np.pi, 24), indexing="ij")
+    verts = np.stack([np.sin(u) * np.cos(v), np.sin(u) * np.sin(v), np.cos(u)], -1).reshape(-1, 3) * 80
+    idx = np.arange(12 * 24).reshape(12, 24)
+    a, b, c, d = idx[:-1, :-1], idx[1:, :-1], idx[1:, 1:], idx[:-1, 1:]
+    faces = np.concatenate([np.stack([a, b, c], -1).reshape(-1, 3), np.stack([a, c, d], -1).reshape(-1, 3)])
+    uvs = (np.stack([v / (2 * np.pi), u / np.pi], -1).reshape(-1, 2)).astype(np.float32)
+    normals = np.dstack([np.zeros((32, 32, 2)), np.ones((32, 32))]).astype(np.float32)
+    inputs = PreviewInputs(crop=rng.integers(0, 255, (32, 32, 3), dtype=np.uint8), normals=normals,
+                           mask=np.ones((32, 32), bool), vertices=verts.astype(np.float32), faces=faces,
+                           texture=rng.integers(0, 255, (16, 32, 3), dtype=np.uint8), uvs=uvs)
+    write_preview(tmp_path / "here.png", inputs)
+    with preview_renderer(threads=1) as renderer:
+        seconds = renderer.submit(write_preview, tmp_path / "there.png", inputs).result()
+    assert seconds > 0
+    assert (tmp_path / "here.png").read_bytes() == (tmp_path / "there.png").read_bytes()
 
 
 def test_read_ahead_loads_the_next_key_and_raises_where_asked():

@@ -70,7 +70,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--serial", action="store_true",
                    help="compute, write files and read the next photo one after another on one "
                         "thread (the same files; by default a face's files are written while the "
-                        "next face is computed and the next photo is read ahead)")
+                        "next face is computed, the next photo is read ahead and, with several "
+                        "photos, previews are rendered in a second process)")
     p.add_argument("--refine", type=int, default=ReconstructSettings.refine_iterations, metavar="N",
                    help="N iterations of shading-consistency refinement (default 0 = off)")
     add_common_options(p)
@@ -79,10 +80,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import contextlib
+
     from facenormals3d.console import emit, run_batch
     from facenormals3d.overlap import BackgroundWriter, ReadAhead
     from facenormals3d.photo import load_photo
     from facenormals3d.pipeline import Reconstructor, ReconstructSettings
+    from facenormals3d.writer import preview_renderer
 
     settings = ReconstructSettings(normal_source=args.normal_source, weights=args.weights,
                                    flip_average=args.flip_average,
@@ -96,10 +100,15 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     claimed: set[str] = set()
     workers = 0 if args.serial else 1
-    with Reconstructor(settings) as rec, ReadAhead(args.photos, load_photo, workers) as photos, \
+    # Previews are rendered in a second process once it has started (its imports take ~2.5 s
+    # of CPU, which pays back over a batch but not for one photo; until then, and with
+    # --serial, they are rendered here).
+    renderer = None if args.no_previews else preview_renderer(args.threads, workers if len(args.photos) > 1 else 0)
+    with renderer or contextlib.nullcontext(), \
+            Reconstructor(settings) as rec, ReadAhead(args.photos, load_photo, workers) as photos, \
             BackgroundWriter(threads=workers) as writer:
         result = run_batch(args.photos, lambda p: _one_photo(p, out, rec, args.overwrite, claimed,
-                                                             not args.no_previews, photos, writer),
+                                                             renderer, photos, writer),
                            args=args, desc="reconstruct")
     face_failures = [f for r in result.succeeded for f in r.get("failed_faces", [])]
     emit(args, result.summary(), result.human("photo") + (
@@ -113,10 +122,11 @@ def run(args: argparse.Namespace) -> int:
     return int(code)
 
 
-def _one_photo(item: str, out: Path, rec, overwrite: bool, claimed: set[str], previews: bool,
+def _one_photo(item: str, out: Path, rec, overwrite: bool, claimed: set[str], renderer,
                photos, writer) -> dict:
     """One photo: faces are computed here, their files written by ``writer``
-    (:class:`~facenormals3d.overlap.BackgroundWriter`); ``photos`` reads ahead."""
+    (:class:`~facenormals3d.overlap.BackgroundWriter`) and their previews by ``renderer``
+    (:func:`facenormals3d.writer.preview_renderer`; None: no previews); ``photos`` reads ahead."""
     import shutil
     import time
 
@@ -141,7 +151,7 @@ def _one_photo(item: str, out: Path, rec, overwrite: bool, claimed: set[str], pr
                     r = rec.reconstruct_face(face, str(path), k, timings)
                     r.info["skipped_faces"] = skipped
                     folder.mkdir()
-                    outcomes.append(writer.submit(_write_face, r, folder, dest, previews, search))
+                    outcomes.append(writer.submit(_write_face, r, folder, dest, renderer, search))
                 except Exception as err:  # noqa: BLE001 - one bad face must not lose the others
                     outcomes.append(err)
         finally:
@@ -169,11 +179,12 @@ def _one_photo(item: str, out: Path, rec, overwrite: bool, claimed: set[str], pr
             "skipped_faces": skipped, "seconds": time.perf_counter() - t0}
 
 
-def _write_face(r, folder: Path, dest: Path, previews: bool, search) -> dict:
-    """Every file of one face (on the writer thread); the face's entry of the summary."""
+def _write_face(r, folder: Path, dest: Path, renderer, search) -> dict:
+    """Every file of one face (on the writer thread; the preview by ``renderer``, None:
+    none); the face's entry of the summary."""
     from facenormals3d.writer import write_face
     from facenormals3d.face import report as report_faces
 
-    report = write_face(r, folder, previews=previews)
+    report = write_face(r, folder, previews=renderer is not None, renderer=renderer)
     return {"face": r.index, "folder": str(dest / folder.name), "vertices": report["mesh"]["vertices"],
             "seconds": sum(r.timings.values()), **report_faces.face_entry(r.face, search)}
