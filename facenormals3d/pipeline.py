@@ -59,7 +59,8 @@ class ReconstructSettings:
     """Network weights (.safetensors with its .json sidecar); None = the shipped ones."""
     flip_average: bool = True
     """Network: also predict the mirrored crop, mirror those normals back and average the
-    two (twice the network's ~30 ms; on the validation faces 13.15 -> 12.69 deg)."""
+    two (a second pass: 28 -> 60 ms a face on one thread; validation faces 13.15 -> 12.69 deg,
+    held-out test faces 13.79 -> 13.62 deg)."""
     integration: Literal["fusion", "poisson", "bilateral"] = "fusion"
     """How normals become depth. ``fusion`` uses the landmark depth as a prior; ``poisson``
     and ``bilateral`` integrate the normals alone and then match the prior's mean depth."""
@@ -78,7 +79,8 @@ class ReconstructSettings:
     threads: int = 1
     """CPU threads the network runs on, and numpy's and scipy's OpenBLAS inside a ``with
     Reconstructor(...)`` block (:func:`facenormals3d.device.blas_threads`). 1: the network
-    is small (21 ms on one thread vs 38 ms on two, 2-core machine), two OpenMP threads took
+    is small (both passes of the flip average: 60 ms on one thread, 36 ms on two when the
+    other core is free, 2-core machine), two OpenMP threads took
     up to 1 s a call when the other core was busy, and two spinning OpenBLAS threads made
     the fit's small solves ~4x slower; the result is then also the same bit for bit on every
     machine."""

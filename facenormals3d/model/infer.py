@@ -45,6 +45,13 @@ def resize_prior(coarse: torch.Tensor, size: int) -> torch.Tensor:
     return F.interpolate(coarse.float(), size=(size, size), mode="bilinear", align_corners=False)
 
 
+def inference_ready(model):
+    """``model`` in eval mode with its weights in the channels-last layout, which
+    :func:`predict_normals` also gives its inputs: on CPU the network's convolutions ran
+    about twice as fast as in the contiguous layout (``bench network --contiguous``)."""
+    return model.to(memory_format=torch.channels_last).eval()
+
+
 def mirror_maps(maps: torch.Tensor, normals: bool = False) -> torch.Tensor:
     """``B x C x H x W`` maps mirrored left to right (about the crop's vertical centre line).
     With ``normals`` (``C = 3``, camera frame, x right) the normals' x is negated too, so the
@@ -104,12 +111,17 @@ def _predict(model, crops, coarse, batch_size: int, flip_average: bool = False
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
+    # Inputs in the layout of the model's convolution weights (see inference_ready).
+    conv = next(p for p in model.parameters() if p.ndim == 4)
+    fmt = torch.channels_last if conv.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
     out, conf = [], []
     for i in range(0, x.shape[0], batch_size):
         xb = x[i:i + batch_size].to(device)
         cb = None if coarse is None else resize_prior(coarse[i:i + batch_size].to(device).float(), size)
         if (h, w) != (size, size):
             xb = F.interpolate(xb, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        xb = xb.contiguous(memory_format=fmt)
+        cb = None if cb is None else cb.contiguous(memory_format=fmt)
         n, log_kappa, _ = model.image_to_normals_confidence(xb, cb)
         if flip_average:
             nm, log_kappa_m, _ = model.image_to_normals_confidence(

@@ -65,7 +65,8 @@ def read_sidecar(path: str | Path) -> dict[str, Any]:
 
 
 def load_weights(path: str | Path, device: str = "cpu"):
-    """Build the model described by the sidecar and load the verified weights (eval mode)."""
+    """Build the model described by the sidecar and load the verified weights (eval mode,
+    channels-last: :func:`~facenormals3d.model.infer.inference_ready`)."""
     from safetensors.torch import load_file
 
     from facenormals3d.model.crossmodal import CrossModalNet
@@ -83,4 +84,6 @@ def load_weights(path: str | Path, device: str = "cpu"):
     if missing or unexpected:
         raise InputError(path, f"weights do not fit the config: missing {missing[:3]}, "
                                f"unexpected {unexpected[:3]}")
-    return model.to(device).eval()
+    from facenormals3d.model.infer import inference_ready
+
+    return inference_ready(model.to(device))
