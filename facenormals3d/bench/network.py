@@ -70,7 +70,7 @@ def _measure(cfg, channels_last: bool, batch_size: int, repeats: int, flip_avera
         opt.step()
 
     train_s, _ = time_call(train_step, repeats=max(1, repeats - 1))
-    return {"width": cfg.width, "train_size": s, "channels_last": channels_last,
+    return {"width": cfg.width, "train_size": s, "channels_last": channels_last, "input_channels": cfg.image_channels,
             "params_M": count_parameters(model) / 1e6, "train_GFLOP_per_sample": _train_gflop(model, batch),
             "infer_ms_256": 1000 * infer_s, "infer_single_ms_256": 1000 * single_s,
             "train_samples_per_s": batch_size / train_s}

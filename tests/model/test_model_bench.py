@@ -27,7 +27,7 @@ def test_bench_network_smoke(tmp_path, capsys, monkeypatch):
     assert t["limit"] == 60.0 and t["value"] == rows[(0.0625, 64)]["infer_ms_256"]
     assert report["reference"]["paper_params_M"] == pytest.approx(38.94, abs=0.005)
     assert json.loads(capsys.readouterr().out)["name"] == "network"
-    assert any("6 channels" in n for n in report["notes"])  # every candidate reads RGB + the prior normals
+    assert {r["input_channels"] for r in report["rows"]} == {6}  # every candidate reads RGB + the prior normals
     assert 0 < tiny["infer_single_ms_256"]  # one pass; infer_ms_256 is reconstruct's (with the mirror pass)
 
 
