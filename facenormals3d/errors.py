@@ -43,6 +43,11 @@ class InputError(FaceNormalsError, ValueError):
         self.reason = reason
         super().__init__(f"{self.source}: {reason}" if self.source else reason)
 
+    def __reduce__(self):
+        # Rebuilt from its own arguments (the default would pass the message as ``source``),
+        # so it crosses process boundaries (e.g. from reconstruct's photo workers) intact.
+        return type(self), (self.source, self.reason)
+
 
 class NoFaceError(InputError):
     """The photo decoded fine but no face was found in it."""
@@ -56,3 +61,6 @@ class OutputExistsError(FaceNormalsError):
     def __init__(self, path: str | Path):
         self.path = str(path)
         super().__init__(f"{self.path}: output exists (use --overwrite to replace it)")
+
+    def __reduce__(self):
+        return type(self), (self.path,)

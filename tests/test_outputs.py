@@ -47,3 +47,15 @@ def test_staged_dir_is_all_or_nothing(tmp_path):
         (stage / "new.txt").write_text("y")
     assert sorted(p.name for p in final.iterdir()) == ["new.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["result"]
+
+
+def test_errors_cross_process_boundaries_intact():
+    # reconstruct's photo workers hand their errors back pickled.
+    import pickle
+
+    from facenormals3d.errors import InputError, NoFaceError, OutputExistsError
+
+    for err in (InputError("a.jpg", "not an image"), NoFaceError("b.png", "no face found"),
+                InputError(None, "bad"), OutputExistsError("out/a")):
+        back = pickle.loads(pickle.dumps(err))
+        assert type(back) is type(err) and str(back) == str(err) and back.exit_code == err.exit_code

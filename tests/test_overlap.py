@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from facenormals3d.cli import main
+from facenormals3d.errors import ExitCode
 from facenormals3d.overlap import BackgroundProcess, BackgroundWriter, ReadAhead
 
 
@@ -116,19 +117,40 @@ def _tree(root: Path) -> dict:
     return out
 
 
-def test_overlapped_run_writes_the_same_files_as_a_serial_run(astronaut, tmp_path):
+def test_overlapped_run_writes_the_same_files_as_a_serial_run(astronaut, tmp_path, capsys):
     from PIL import Image
 
     photos = []
     for name, img in (("a", astronaut), ("b", np.ascontiguousarray(astronaut[:, ::-1]))):
         photos.append(tmp_path / f"{name}.png")
         Image.fromarray(img).save(photos[-1])
-    common = ["reconstruct", *map(str, photos), "--normals", "landmarks", "--texture-size", "64", "-q"]
+    options = ["--normals", "landmarks", "--texture-size", "64", "-q"]
+    common = ["reconstruct", *map(str, photos), *options]
     assert main(common + ["-o", str(tmp_path / "serial"), "--serial"]) == 0
-    assert main(common + ["-o", str(tmp_path / "overlap")]) == 0
-    serial, overlap = _tree(tmp_path / "serial"), _tree(tmp_path / "overlap")
+    assert main(common + ["-o", str(tmp_path / "overlap"), "--jobs", "1"]) == 0  # threads + preview process
+    # Two photo workers, with an unreadable photo and a second photo of the same stem among
+    # the good ones: those two fail alone (their errors cross the process boundary as the same
+    # one-line errors), in input order; the good photos are the serial run's bytes.
+    bad = tmp_path / "broken.jpg"
+    bad.write_text("not an image")
+    (tmp_path / "twin").mkdir()
+    twin = tmp_path / "twin" / "a.png"
+    twin.write_bytes(photos[0].read_bytes())
+    capsys.readouterr()
+    code = main(["reconstruct", str(photos[0]), str(bad), str(photos[1]), str(twin), *options, "--json",
+                 "-o", str(tmp_path / "processes"), "--jobs", "2"])
+    assert code == ExitCode.PARTIAL
+    summary = json.loads(capsys.readouterr().out)
+    assert [r["input"] for r in summary["succeeded"]] == [str(photos[0]), str(photos[1])]
+    assert [f["input"] for f in summary["failed"]] == [str(bad), str(twin)]
+    assert "broken.jpg: not a readable image" in summary["failed"][0]["error"]
+    assert {f["kind"] for f in summary["failed"]} == {"input"}
+    serial = _tree(tmp_path / "serial")
     assert "a/face_0/preview.png" in serial and "b/overlay.png" in serial
-    assert serial.keys() == overlap.keys()
-    for name in serial:
-        assert serial[name] == overlap[name], name
+    for run in ("overlap", "processes"):
+        other = _tree(tmp_path / run)
+        assert serial.keys() == other.keys(), run
+        for name in serial:
+            assert serial[name] == other[name], (run, name)
+
 

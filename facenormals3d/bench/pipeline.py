@@ -145,8 +145,9 @@ def _processes(args: argparse.Namespace, tmp: Path) -> tuple[list[dict], list[di
     notes = [f"fresh processes, medians of {len(colds)} (cold: {', '.join(f'{c:.2f}' for c in colds)}; "
              f"floor: {', '.join(f'{f:.2f}' for f in floors)}); every file written incl. preview.png",
              f"cold minus import floor: {cold - floor:.2f} s (model start-up, first calls, one face, files)",
-             "batch peak_rss_gb: the larger of the reconstruct process and its preview process (wait4 "
-             "gives the maximum over a process and its waited-for children), not their sum"]
+             "batch peak_rss_gb: the largest of the reconstruct process and its photo worker processes "
+             "(reconstruct --jobs; wait4 gives the maximum over a process and its waited-for children), "
+             "not their sum"]
     if not args.no_48mp:
         from facenormals3d.bench.faces import build_photo
 

@@ -64,14 +64,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-previews", action="store_true",
                    help="skip preview.png (the slowest file; tools that import the mesh don't need it)")
     p.add_argument("--threads", type=int, default=ReconstructSettings.threads, metavar="N",
-                   help="CPU threads of the network (default 1: it is small; one thread ran it in "
-                        "21 ms vs 38 ms on two on a 2-core machine, and two took up to 1 s a call "
-                        "when the other core was busy)")
+                   help="CPU threads of the network and of numpy's OpenBLAS, per process (default 1: "
+                        "the network is small, photos run in parallel processes instead (--jobs), and "
+                        "two threads took up to 1 s a call when the other core was busy)")
+    p.add_argument("--jobs", type=int, default=0, metavar="N",
+                   help="photos reconstructed at once, each worker process running whole photos "
+                        "(default 0: one per CPU core, at most one per photo and per 2 GB of free "
+                        "memory; the same files as one process)")
     p.add_argument("--serial", action="store_true",
-                   help="compute, write files and read the next photo one after another on one "
-                        "thread (the same files; by default a face's files are written while the "
-                        "next face is computed, the next photo is read ahead and, with several "
-                        "photos, previews are rendered in a second process)")
+                   help="one process that computes, writes files and reads the next photo one "
+                        "after another on one thread (the same files; with --jobs 1 a face's files "
+                        "are written while the next face is computed, the next photo is read ahead "
+                        "and, with several photos, previews are rendered in a second process)")
     p.add_argument("--refine", type=int, default=ReconstructSettings.refine_iterations, metavar="N",
                    help="N iterations of shading-consistency refinement (default 0 = off)")
     add_common_options(p)
@@ -94,22 +98,27 @@ def run(args: argparse.Namespace) -> int:
                                    refine_iterations=args.refine, max_faces=args.max_faces,
                                    device=args.device, mesh=args.mesh, texture_size=args.texture_size,
                                    threads=args.threads)
-    if args.threads < 1:
-        log.error("--threads must be >= 1, got %d", args.threads)
+    if args.threads < 1 or args.jobs < 0:
+        log.error("--threads must be >= 1 and --jobs >= 0, got %d and %d", args.threads, args.jobs)
         return int(ExitCode.USAGE)
     out = Path(args.out)
-    claimed: set[str] = set()
-    workers = 0 if args.serial else 1
-    # Previews are rendered in a second process once it has started (its imports take ~2.5 s
-    # of CPU, which pays back over a batch but not for one photo; until then, and with
-    # --serial, they are rendered here).
-    renderer = None if args.no_previews else preview_renderer(args.threads, workers if len(args.photos) > 1 else 0)
-    with renderer or contextlib.nullcontext(), \
-            Reconstructor(settings) as rec, ReadAhead(args.photos, load_photo, workers) as photos, \
-            BackgroundWriter(threads=workers) as writer:
-        result = run_batch(args.photos, lambda p: _one_photo(p, out, rec, args.overwrite, claimed,
-                                                             renderer, photos, writer),
-                           args=args, desc="reconstruct")
+    jobs = 1 if args.serial else min(args.jobs or _default_jobs(), len(args.photos))
+    if jobs > 1:
+        result = _run_in_processes(args, settings, out, jobs)
+    else:
+        claimed: set[str] = set()
+        workers = 0 if args.serial else 1
+        # Previews are rendered in a second process once it has started (its imports take
+        # ~2.5 s of CPU, which pays back over a batch but not for one photo; until then, and
+        # with --serial, they are rendered here).
+        renderer = None if args.no_previews else preview_renderer(args.threads,
+                                                                   workers if len(args.photos) > 1 else 0)
+        with renderer or contextlib.nullcontext(), \
+                Reconstructor(settings) as rec, ReadAhead(args.photos, load_photo, workers) as photos, \
+                BackgroundWriter(threads=workers) as writer:
+            result = run_batch(args.photos, lambda p: _one_photo(p, out, rec, args.overwrite, claimed,
+                                                                 renderer, photos, writer),
+                               args=args, desc="reconstruct")
     face_failures = [f for r in result.succeeded for f in r.get("failed_faces", [])]
     emit(args, result.summary(), result.human("photo") + (
         f"\n{len(face_failures)} face(s) failed inside otherwise written photos" if face_failures else "")
@@ -120,6 +129,104 @@ def run(args: argparse.Namespace) -> int:
     elif face_failures and code == ExitCode.OK:
         code = ExitCode.PARTIAL
     return int(code)
+
+
+#: Memory one photo worker may take (peak ~1.7 GB on a 48 MP photo, `bench pipeline`).
+WORKER_BYTES = 2 * 1024**3
+
+
+def _default_jobs() -> int:
+    """One photo worker per CPU core this process may use, at most one per
+    :data:`WORKER_BYTES` of available memory (at least 1)."""
+    import os
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        free = cores * WORKER_BYTES
+    return max(1, min(cores, free // WORKER_BYTES))
+
+
+def _run_in_processes(args: argparse.Namespace, settings, out: Path, jobs: int):
+    """Reconstruct the photos in ``jobs`` worker processes (spawned; each builds one
+    :class:`~facenormals3d.pipeline.Reconstructor` and runs whole photos serially, taking the
+    next photo when it is free). Output names are claimed here, in input order, before any
+    photo starts, and results are reported in input order: the files are those of a serial
+    run. Returns :func:`facenormals3d.console.run_batch`'s result."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from facenormals3d.console import claim_stem, run_batch
+
+    claimed: set[str] = set()
+    tasks: list = []
+    for item in args.photos:
+        try:
+            claim_stem(Path(item), claimed)
+            tasks.append(None)
+        except FaceNormalsError as err:  # reported in its place by run_batch
+            tasks.append(err)
+    # Largest photos first (more faces, more pixels): the last photo started decides when the
+    # batch ends, so it should be a short one.
+    order = sorted((k for k, t in enumerate(tasks) if t is None), key=lambda k: -_pixels(args.photos[k]))
+    level = logging.getLogger("facenormals3d").getEffectiveLevel()
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_start_worker, initargs=(settings, level)) as pool:
+        for k in order:
+            tasks[k] = pool.submit(_photo_in_worker, args.photos[k], out, args.overwrite, not args.no_previews)
+        pending = iter(tasks)
+
+        def collect(item: str) -> dict:
+            task = next(pending)  # run_batch asks in input order
+            if isinstance(task, Exception):
+                raise task
+            return task.result()
+
+        return run_batch(args.photos, collect, args=args, desc="reconstruct")
+
+
+def _pixels(path: str) -> int:
+    """Width x height from the image file's header (0 when it cannot be read: it fails fast)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            return img.width * img.height
+    except Exception:  # noqa: BLE001 - only an ordering hint; the worker reports the error
+        return 0
+
+
+#: State of a photo worker process (:func:`_start_worker`): its reconstructor. Empty in the
+#: main process.
+_WORKER: dict = {}
+
+
+def _start_worker(settings, level: int) -> None:
+    """In a photo worker: log like the main process, build the reconstructor once."""
+    import sys
+
+    import torch
+
+    from facenormals3d.pipeline import Reconstructor
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    log.handlers[:] = [handler]
+    log.setLevel(level)
+    log.propagate = False
+    torch.set_num_threads(settings.threads)
+    rec = Reconstructor(settings)
+    rec.__enter__()  # its thread limits hold for the worker's life; the process ends with the pool
+    _WORKER["rec"] = rec
+
+
+def _photo_in_worker(item: str, out: Path, overwrite: bool, previews: bool) -> dict:
+    """One photo in a worker, serially: :func:`_one_photo` with in-process writing and previews."""
+    from facenormals3d.overlap import BackgroundProcess, BackgroundWriter
+
+    renderer = BackgroundProcess(processes=0) if previews else None
+    return _one_photo(item, out, _WORKER["rec"], overwrite, set(), renderer, None, BackgroundWriter(threads=0))
 
 
 def _one_photo(item: str, out: Path, rec, overwrite: bool, claimed: set[str], renderer,
