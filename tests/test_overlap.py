@@ -154,3 +154,17 @@ def test_overlapped_run_writes_the_same_files_as_a_serial_run(astronaut, tmp_pat
             assert serial[name] == other[name], (run, name)
 
 
+
+
+def test_default_photo_workers_are_bounded_by_cores_and_memory(monkeypatch):
+    import os
+
+    from facenormals3d.commands import reconstruct
+
+    cores = len(os.sched_getaffinity(0))
+    monkeypatch.setattr(reconstruct, "_available_memory", lambda unknown: 100 * reconstruct.WORKER_BYTES)
+    assert reconstruct._default_jobs() == cores
+    monkeypatch.setattr(reconstruct, "_available_memory", lambda unknown: reconstruct.WORKER_BYTES + 1)
+    assert reconstruct._default_jobs() == 1
+    monkeypatch.setattr(reconstruct, "_available_memory", lambda unknown: 0)
+    assert reconstruct._default_jobs() == 1  # never none

@@ -141,11 +141,25 @@ def _default_jobs() -> int:
     import os
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(cores, _available_memory(cores * WORKER_BYTES) // WORKER_BYTES))
+
+
+def _available_memory(unknown: int) -> int:
+    """Bytes of memory available to new processes: Linux's MemAvailable (free memory plus
+    what the page cache can give back), else the free pages; ``unknown`` where neither exists."""
+    import os
+
     try:
-        free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        with open("/proc/meminfo") as info:
+            for line in info:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):
-        free = cores * WORKER_BYTES
-    return max(1, min(cores, free // WORKER_BYTES))
+        return unknown
 
 
 def _run_in_processes(args: argparse.Namespace, settings, out: Path, jobs: int):
