@@ -69,7 +69,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "two threads took up to 1 s a call when the other core was busy)")
     p.add_argument("--jobs", type=int, default=0, metavar="N",
                    help="photos reconstructed at once, each worker process running whole photos "
-                        "(default 0: one per CPU core, at most one per photo and per 2 GB of free "
+                        "(default 0: one per CPU core, at most one per photo and per 2 GB of available "
                         "memory; the same files as one process)")
     p.add_argument("--serial", action="store_true",
                    help="one process that computes, writes files and reads the next photo one "
