@@ -45,6 +45,12 @@ class AtlasRaster:
     bary: np.ndarray
     """``N x 3`` float32 barycentric weights of its corners."""
 
+    def covered(self) -> np.ndarray:
+        """``height x width`` bool: the texels some triangle covers."""
+        mask = np.zeros(self.height * self.width, bool)
+        mask[self.texel] = True
+        return mask.reshape(self.height, self.width)
+
 
 def rasterize_atlas(corner_uvs: np.ndarray, width: int, height: int) -> AtlasRaster:
     """Rasterise ``T x 3 x 2`` per-corner UVs into a ``height x width`` atlas (texel centres).
@@ -154,8 +160,7 @@ def mirror_texels(raster: AtlasRaster, faces: np.ndarray, corner_uvs: np.ndarray
     row = np.floor((1.0 - uv[:, 1]) * raster.height).astype(np.int64)
     inside = (col >= 0) & (col < raster.width) & (row >= 0) & (row < raster.height)
     flat = np.where(inside, row * raster.width + col, -1)
-    covered = np.zeros(raster.width * raster.height, bool)
-    covered[raster.texel] = True
+    covered = raster.covered().ravel()
     return np.where(covered[np.maximum(flat, 0)] & inside, flat, -1)
 
 

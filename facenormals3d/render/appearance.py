@@ -185,9 +185,7 @@ def _shading_confidence(shading: np.ndarray, raster, settings: LightingSettings)
     lum = shading @ np.array([0.2126, 0.7152, 0.0722], np.float32)
     conf = np.clip((lum - lo) / max(hi - lo, 1e-6), 0.0, 1.0).astype(np.float32) if hi > 0 \
         else np.ones(lum.shape, np.float32)
-    covered = np.zeros(raster.height * raster.width, bool)
-    covered[raster.texel] = True
-    return conf * covered.reshape(conf.shape)
+    return conf * raster.covered()
 
 
 def _smooth(grid: np.ndarray, raster, sigma_texels: float) -> np.ndarray:
@@ -230,9 +228,7 @@ def _symmetric_levels(albedo: np.ndarray, raster, mirror_texel: np.ndarray, sett
     mirror texel moves towards ``(L + L') / 2``, ``L'`` the mirror texel's; the texel's own
     detail is kept. (Weighting the two sides by their shading confidence was worse on the
     held-out pairs: the filled dark side is already smooth and consistent.)"""
-    covered = np.zeros(raster.height * raster.width, np.float32)
-    covered[raster.texel] = 1.0
-    covered = covered.reshape(albedo.shape[:2])
+    covered = raster.covered().astype(np.float32)
     log_a = np.log(np.maximum(albedo, 1e-3))
     grid = _smooth(np.concatenate([log_a * per_channel(covered, 3), covered[..., None]], axis=-1), raster,
                    settings.symmetry_sigma_texels)
