@@ -69,6 +69,13 @@ def add_network_options(parser: argparse.ArgumentParser) -> None:
     add_device_option(parser)
 
 
+def network_settings(args: argparse.Namespace) -> dict:
+    """The :class:`~facenormals3d.pipeline.ReconstructSettings` fields that
+    :func:`add_network_options`' flags set, as keyword arguments."""
+    return {"normal_source": args.normal_source, "weights": args.weights, "flip_average": args.flip_average,
+            "device": args.device}
+
+
 def add_flip_option(parser: argparse.ArgumentParser) -> None:
     """--no-flip-average (:attr:`ReconstructSettings.flip_average`)."""
     from facenormals3d.pipeline import ReconstructSettings
@@ -87,8 +94,14 @@ def add_device_option(parser: argparse.ArgumentParser) -> None:
 
 
 def setup_logging(args: argparse.Namespace) -> None:
-    level = logging.WARNING if getattr(args, "quiet", False) else (
-        logging.DEBUG if getattr(args, "verbose", False) else logging.INFO)
+    """The tool's log on stderr at the level of ``-q`` / ``-v`` (default INFO)."""
+    log_to_stderr(logging.WARNING if getattr(args, "quiet", False) else (
+        logging.DEBUG if getattr(args, "verbose", False) else logging.INFO))
+
+
+def log_to_stderr(level: int) -> None:
+    """Send the ``facenormals3d`` log to stderr at ``level``, one ``LEVEL: message`` line each
+    (also what a worker process of the command does, with the command's level)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
     root = logging.getLogger("facenormals3d")

@@ -33,12 +33,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from facenormals3d.console import emit, run_batch
+    from facenormals3d.console import emit, network_settings, run_batch
     from facenormals3d.pipeline import Reconstructor, ReconstructSettings
 
-    settings = ReconstructSettings(normal_source=args.normal_source, weights=args.weights,
-                                   flip_average=args.flip_average,
-                                   max_faces=args.max_faces, device=args.device)
+    settings = ReconstructSettings(**network_settings(args), max_faces=args.max_faces)
     claimed: set[str] = set()
     with Reconstructor(settings) as rec:
         result = run_batch(args.photos, lambda p: _one_photo(Path(p), Path(args.out), rec, args.overwrite, claimed),

@@ -86,17 +86,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import contextlib
 
-    from facenormals3d.console import emit, run_batch
+    from facenormals3d.console import emit, network_settings, run_batch
     from facenormals3d.overlap import BackgroundWriter, ReadAhead
     from facenormals3d.photo import load_photo
     from facenormals3d.pipeline import Reconstructor, ReconstructSettings
     from facenormals3d.writer import preview_renderer
 
-    settings = ReconstructSettings(normal_source=args.normal_source, weights=args.weights,
-                                   flip_average=args.flip_average,
-                                   integration=args.integration, prior_weight=args.prior_weight,
-                                   refine_iterations=args.refine, max_faces=args.max_faces,
-                                   device=args.device, mesh=args.mesh, texture_size=args.texture_size,
+    settings = ReconstructSettings(**network_settings(args), integration=args.integration,
+                                   prior_weight=args.prior_weight, refine_iterations=args.refine,
+                                   max_faces=args.max_faces, mesh=args.mesh, texture_size=args.texture_size,
                                    threads=args.threads)
     if args.threads < 1 or args.jobs < 0:
         log.error("--threads must be >= 1 and --jobs >= 0, got %d and %d", args.threads, args.jobs)
@@ -218,17 +216,12 @@ _WORKER: dict = {}
 
 def _start_worker(settings, level: int) -> None:
     """In a photo worker: log like the main process, build the reconstructor once."""
-    import sys
-
     import torch
 
+    from facenormals3d.console import log_to_stderr
     from facenormals3d.pipeline import Reconstructor
 
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
-    log.handlers[:] = [handler]
-    log.setLevel(level)
-    log.propagate = False
+    log_to_stderr(level)
     torch.set_num_threads(settings.threads)
     rec = Reconstructor(settings)
     rec.__enter__()  # its thread limits hold for the worker's life; the process ends with the pool
@@ -237,9 +230,10 @@ def _start_worker(settings, level: int) -> None:
 
 def _photo_in_worker(item: str, out: Path, overwrite: bool, previews: bool) -> dict:
     """One photo in a worker, serially: :func:`_one_photo` with in-process writing and previews."""
-    from facenormals3d.overlap import BackgroundProcess, BackgroundWriter
+    from facenormals3d.overlap import BackgroundWriter
+    from facenormals3d.writer import preview_renderer
 
-    renderer = BackgroundProcess(processes=0) if previews else None
+    renderer = preview_renderer(processes=0) if previews else None
     return _one_photo(item, out, _WORKER["rec"], overwrite, set(), renderer, None, BackgroundWriter(threads=0))
 
 

@@ -90,13 +90,11 @@ def parse_lights(lights: list[str] | None, directions: list[str] | None) -> dict
 
 
 def run(args: argparse.Namespace) -> int:
-    from facenormals3d.console import emit, run_batch
+    from facenormals3d.console import emit, network_settings, run_batch
     from facenormals3d.pipeline import Reconstructor, ReconstructSettings
 
     lights = parse_lights(args.light, args.direction)
-    settings = ReconstructSettings(normal_source=args.normal_source, weights=args.weights,
-                                   flip_average=args.flip_average, max_faces=args.max_faces,
-                                   device=args.device)
+    settings = ReconstructSettings(**network_settings(args), max_faces=args.max_faces)
     out = Path(args.out)
     claimed: set[str] = set()
     with Reconstructor(settings) as rec:
