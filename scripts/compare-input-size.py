@@ -68,16 +68,16 @@ def _resolution_floor(dataset, size: int) -> float:
 
 
 def _model_at(weights: Path, size: int):
-    """The shipped model rebuilt with input ``size`` (same weights: fully convolutional)."""
-    from safetensors.torch import load_file
-
+    """The shipped model rebuilt with input ``size`` (same weights: fully convolutional),
+    ready for inference as ``reconstruct`` runs it."""
     from facenormals3d.model.crossmodal import CrossModalNet
+    from facenormals3d.model.infer import inference_ready
     from facenormals3d.model.weights import load_weights
 
     shipped = load_weights(weights)
     model = CrossModalNet(replace(shipped.cfg, input_size=size))
-    model.load_state_dict(load_file(str(weights)))
-    return model.eval()
+    model.load_state_dict(shipped.state_dict())
+    return inference_ready(model)
 
 
 def _infer_ms(model, repeats: int = 7) -> float:
