@@ -228,8 +228,9 @@ def _start_renderer(threads: int) -> None:
     import torch
     from pytorch3d.renderer.mesh import rasterize_meshes  # noqa: F401
 
-    from facenormals3d.device import limit_blas_threads
+    from facenormals3d.device import keep_freed_memory, limit_blas_threads
 
+    keep_freed_memory()
     torch.set_num_threads(threads)
     limit_blas_threads(threads)
 

@@ -48,3 +48,38 @@ def test_a_reconstructor_block_runs_blas_on_its_threads():
         if not libs:
             pytest.skip("no OpenBLAS found")
         assert all(get() == 1 for _, get in libs)
+
+
+_FAULTS_OF_A_REUSED_ARRAY = """
+import resource, sys
+import numpy as np
+from facenormals3d.device import keep_freed_memory
+kept = keep_freed_memory() if sys.argv[1] == "keep" else None
+np.ones(40 << 20, np.uint8)  # 40 MB, freed at once
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+np.ones(40 << 20, np.uint8)
+print(kept, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+def test_keep_freed_memory_lets_a_large_array_reuse_freed_pages():
+    """A 40 MB array freed and allocated again: by default glibc unmaps it (over its
+    largest mmap threshold, 32 MB) and the second one faults in every page anew (10240 of
+    4 kB; numpy's transparent-huge-page advice is off here so that pages count one by
+    one); with the heap keeping freed memory the second one reuses the first's pages."""
+    import os
+    import subprocess
+    import sys
+
+    def faults(mode: str) -> tuple[str, int]:
+        out = subprocess.run([sys.executable, "-c", _FAULTS_OF_A_REUSED_ARRAY, mode], check=True,
+                             capture_output=True, text=True,
+                             env={**os.environ, "NUMPY_MADVISE_HUGEPAGE": "0"}).stdout.split()
+        return out[0], int(out[1])
+
+    kept, reused = faults("keep")
+    if kept != "True":
+        pytest.skip("mallopt is not available (not glibc)")
+    _, fresh = faults("default")
+    assert fresh > 8000
+    assert reused < 500

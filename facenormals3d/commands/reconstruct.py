@@ -87,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
     import contextlib
 
     from facenormals3d.console import emit, network_settings, run_batch
+    from facenormals3d.device import keep_freed_memory
     from facenormals3d.overlap import BackgroundWriter, ReadAhead
     from facenormals3d.photo import load_photo
     from facenormals3d.pipeline import Reconstructor, ReconstructSettings
@@ -100,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
         log.error("--threads must be >= 1 and --jobs >= 0, got %d and %d", args.threads, args.jobs)
         return int(ExitCode.USAGE)
     out = Path(args.out)
+    keep_freed_memory()  # full-atlas arrays reuse freed memory instead of faulting in fresh pages
     jobs = 1 if args.serial else min(args.jobs or _default_jobs(), len(args.photos))
     if jobs > 1:
         result = _run_in_processes(args, settings, out, jobs)
@@ -219,8 +221,10 @@ def _start_worker(settings, level: int) -> None:
     import torch
 
     from facenormals3d.console import log_to_stderr
+    from facenormals3d.device import keep_freed_memory
     from facenormals3d.pipeline import Reconstructor
 
+    keep_freed_memory()
     log_to_stderr(level)
     torch.set_num_threads(settings.threads)
     rec = Reconstructor(settings)
