@@ -250,14 +250,9 @@ def _symmetric_levels(albedo: np.ndarray, raster, mirror_texel: np.ndarray, sett
 def _downsampled(raster, own, mirror, height: int):
     """The raster and texel views restricted to every ``f``-th texel row and column, as a
     ``height x 2 height`` raster (for low-resolution maps)."""
-    from facenormals3d.mesh.atlas import AtlasRaster, TexelView
+    from facenormals3d.mesh.atlas import TexelView
 
-    f = max(1, raster.height // height)
-    rows, cols = np.divmod(raster.texel, raster.width)
-    keep = np.flatnonzero((rows % f == 0) & (cols % f == 0))
-    h, w = -(-raster.height // f), -(-raster.width // f)
-    small = AtlasRaster(width=w, height=h, texel=(rows[keep] // f) * w + cols[keep] // f,
-                        triangle=raster.triangle[keep], bary=raster.bary[keep])
+    small, keep = raster.subsampled(max(1, raster.height // height))
 
     def sub(view):
         return None if view is None else TexelView(crop_xy=view.crop_xy[keep], weight=view.weight[keep])
