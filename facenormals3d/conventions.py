@@ -146,11 +146,10 @@ def write_rgb16_png(path: str | Path, rgb: np.ndarray) -> None:
 
 
 def _write_encoded(path: str | Path, arr: np.ndarray) -> None:
-    from facenormals3d.png import encode_png
+    from facenormals3d.png import write_png_to
 
-    data = encode_png(arr)
     with open(path, "wb") as out:
-        out.write(data)
+        write_png_to(out, arr)
 
 
 def read_rgb_any_depth(path: str | Path) -> np.ndarray:

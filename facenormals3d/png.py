@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import struct
 import zlib
+from typing import BinaryIO
 
 import numpy as np
 
 #: zlib level and strategy of the image data (see the module docstring).
 LEVEL, STRATEGY = 1, zlib.Z_RLE
+#: Raw bytes filtered and compressed at a time (memory stays bounded on huge images).
+BAND_BYTES = 8 << 20
 #: PNG colour types by channel count (grey, RGB, RGBA).
 _COLOR_TYPE = {1: 0, 3: 2, 4: 6}
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -30,6 +33,17 @@ _SUB = 1
 
 def encode_png(image: np.ndarray) -> bytes:
     """The PNG file of ``image`` (see the module docstring for the shapes and types)."""
+    import io
+
+    out = io.BytesIO()
+    write_png_to(out, image)
+    return out.getvalue()
+
+
+def write_png_to(out: BinaryIO, image: np.ndarray) -> None:
+    """Write the PNG file of ``image`` to the binary stream ``out``, band by band: each
+    :data:`BAND_BYTES` of rows is filtered, compressed and written as its own ``IDAT``
+    chunk (one zlib stream across them), so a 48 MP overlay needs no full-size copy."""
     a = np.asarray(image)
     if a.dtype not in (np.uint8, np.uint16) or a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (3, 4)):
         raise ValueError(f"expected an H x W, H x W x 3 or H x W x 4 uint8/uint16 image, got {a.dtype} {a.shape}")
@@ -38,15 +52,24 @@ def encode_png(image: np.ndarray) -> bytes:
     h, w = a.shape[:2]
     channels = 1 if a.ndim == 2 else a.shape[2]
     pixel_bytes = channels * a.itemsize
-    raw = np.ascontiguousarray(a, dtype=a.dtype.newbyteorder(">")).view(np.uint8).reshape(h, w * pixel_bytes)
-    rows = np.empty((h, 1 + w * pixel_bytes), np.uint8)
-    rows[:, 0] = _SUB
-    rows[:, 1:1 + pixel_bytes] = raw[:, :pixel_bytes]
-    np.subtract(raw[:, pixel_bytes:], raw[:, :-pixel_bytes], out=rows[:, 1 + pixel_bytes:])
+    stride = w * pixel_bytes
+    out.write(_SIGNATURE)
+    out.write(_chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8 * a.itemsize, _COLOR_TYPE[channels], 0, 0, 0)))
     deflate = zlib.compressobj(LEVEL, zlib.DEFLATED, 15, 9, STRATEGY)
-    data = deflate.compress(rows) + deflate.flush()
-    header = struct.pack(">IIBBBBB", w, h, 8 * a.itemsize, _COLOR_TYPE[channels], 0, 0, 0)
-    return b"".join([_SIGNATURE, _chunk(b"IHDR", header), _chunk(b"IDAT", data), _chunk(b"IEND", b"")])
+    band = max(1, BAND_BYTES // stride)
+    for top in range(0, h, band):
+        raw = np.ascontiguousarray(a[top:top + band], dtype=a.dtype.newbyteorder(">")).view(np.uint8)
+        raw = raw.reshape(-1, stride)
+        rows = np.empty((len(raw), 1 + stride), np.uint8)
+        rows[:, 0] = _SUB
+        rows[:, 1:1 + pixel_bytes] = raw[:, :pixel_bytes]
+        np.subtract(raw[:, pixel_bytes:], raw[:, :-pixel_bytes], out=rows[:, 1 + pixel_bytes:])
+        data = deflate.compress(rows)
+        if top + band >= h:
+            data += deflate.flush()
+        if data:
+            out.write(_chunk(b"IDAT", data))
+    out.write(_chunk(b"IEND", b""))
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:

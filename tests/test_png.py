@@ -56,7 +56,12 @@ def _unfilter_reference(rows: bytes, h: int, stride: int, pixel_bytes: int) -> n
     return out.astype(np.uint8)
 
 
-def test_the_file_is_signature_ihdr_idat_iend_with_sub_filtered_rows():
+@pytest.mark.parametrize("monkeypatched", [False, True], ids=["one band", "three bands"])
+def test_the_file_is_signature_ihdr_idat_iend_with_sub_filtered_rows(monkeypatched, monkeypatch):
+    import facenormals3d.png
+
+    if monkeypatched:
+        monkeypatch.setattr(facenormals3d.png, "BAND_BYTES", 2 * 4 * 6)  # two rows of 4 x 3 x 2 bytes
     image = np.random.default_rng(0).integers(0, 65536, (6, 4, 3), dtype=np.uint16)
     data = encode_png(image)
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
@@ -68,9 +73,10 @@ def test_the_file_is_signature_ihdr_idat_iend_with_sub_filtered_rows():
         assert crc == zlib.crc32(kind + body)
         chunks.append((kind, body))
         pos += 12 + n
-    assert [k for k, _ in chunks] == [b"IHDR", b"IDAT", b"IEND"]
+    kinds = [k for k, _ in chunks]
+    assert kinds[0] == b"IHDR" and kinds[-1] == b"IEND" and set(kinds[1:-1]) == {b"IDAT"}
     assert struct.unpack(">IIBBBBB", chunks[0][1]) == (4, 6, 16, 2, 0, 0, 0)
-    rows = zlib.decompress(chunks[1][1])
+    rows = zlib.decompress(b"".join(body for kind, body in chunks if kind == b"IDAT"))
     raw = _unfilter_reference(rows, 6, 4 * 6, 6)
     np.testing.assert_array_equal(raw.view(">u2").reshape(6, 4, 3), image)
 
