@@ -50,7 +50,7 @@ class AtlasRaster:
     """``N x 3`` float32 barycentric weights of its corners."""
 
     _subsampled: dict = field(default_factory=dict, init=False, repr=False, compare=False)
-    """:meth:`subsampled` results by factor (they depend on the layout alone)."""
+    """:meth:`subsampled` results by factor and offset (they depend on the layout alone)."""
 
     def covered(self) -> np.ndarray:
         """``height x width`` bool: the texels some triangle covers."""
@@ -58,20 +58,22 @@ class AtlasRaster:
         mask[self.texel] = True
         return mask.reshape(self.height, self.width)
 
-    def subsampled(self, factor: int) -> tuple["AtlasRaster", np.ndarray]:
-        """Every ``factor``-th texel row and column, as a ``ceil(height / factor) x
-        ceil(width / factor)`` raster, and the ``M`` indices (into this raster's ``N``
-        covered texels) of the texels it keeps. Kept per factor: the layout is the same for
-        every face, and working it out over the ~1.7 M covered texels of a 2048 x 1024 atlas
-        takes ~25 ms."""
-        if factor not in self._subsampled:
+    def subsampled(self, factor: int, offset: int = 0) -> tuple["AtlasRaster", np.ndarray]:
+        """The texels of rows and columns ``offset``, ``offset + factor``, ... as a
+        ``ceil(height / factor) x ceil(width / factor)`` raster (texel ``(r, c)`` there is
+        ``(r factor + offset, c factor + offset)`` here), and the ``M`` indices (into this
+        raster's ``N`` covered texels) of the texels it keeps. Kept per factor and offset:
+        the layout is the same for every face, and working it out over the ~1.7 M covered
+        texels of a 2048 x 1024 atlas takes ~25 ms."""
+        key = (factor, offset)
+        if key not in self._subsampled:
             rows, cols = np.divmod(self.texel, self.width)
-            keep = np.flatnonzero((rows % factor == 0) & (cols % factor == 0))
+            keep = np.flatnonzero((rows % factor == offset) & (cols % factor == offset))
             h, w = -(-self.height // factor), -(-self.width // factor)
             small = AtlasRaster(width=w, height=h, texel=(rows[keep] // factor) * w + cols[keep] // factor,
                                 triangle=self.triangle[keep], bary=self.bary[keep])
-            self._subsampled[factor] = (small, keep)
-        return self._subsampled[factor]
+            self._subsampled[key] = (small, keep)
+        return self._subsampled[key]
 
 
 def rasterize_atlas(corner_uvs: np.ndarray, width: int, height: int) -> AtlasRaster:

@@ -43,6 +43,10 @@ from facenormals3d.render.lighting import (MIN_SHADING, Lighting, LightingSettin
 SPECULAR_MAP_HEIGHT = 128
 #: The shading is baked at 1 / this of the atlas resolution (then upsampled).
 SHADING_DOWNSAMPLE = 4
+#: Factor between the atlas and the grid on which the smooth fields of the albedo clean-up
+#: (the dark-texel fill, the symmetric level) are worked out: they are Gaussian blurs of
+#: sigma >= 8 texels at atlas height 512, >= 16 at the default 1024.
+SMOOTH_FACTOR = 4
 
 
 @dataclass
@@ -160,10 +164,15 @@ def estimate_appearance(crop: np.ndarray, normals: np.ndarray, mask: np.ndarray,
     coarse = _downsampled(raster, own, mirror, max(raster.height // SHADING_DOWNSAMPLE, 1))
     baked = atlas.bake_image(*coarse, shade_img.reshape(size, size, 4), np.eye(3)[:2])
     baked = cv2.resize(baked, (raster.width, raster.height), interpolation=cv2.INTER_LINEAR)
-    tex_lin = srgb8_to_linear(texture)
-    albedo = (tex_lin - per_channel(baked[..., 3], 3)) / np.maximum(baked[..., :3], MIN_SHADING)
+    # albedo = (texture - specular) / diffuse, in the texture's linear buffer; the full-atlas
+    # temporaries go as soon as they are used (a 2048 x 1024 x 4 float32 grid is 34 MB).
+    albedo = srgb8_to_linear(texture)
+    albedo -= per_channel(baked[..., 3], 3)
+    albedo /= np.maximum(baked[..., :3], MIN_SHADING)
     conf = _shading_confidence(baked[..., :3], raster, settings)
+    del baked
     albedo, filled = _fill_dark(albedo, conf, raster, settings)
+    del conf
     if mirror_texel is not None and settings.symmetry > 0:
         albedo = _symmetric_levels(albedo, raster, mirror_texel, settings)
     small = _downsampled(raster, own, mirror, SPECULAR_MAP_HEIGHT)
@@ -188,37 +197,49 @@ def _shading_confidence(shading: np.ndarray, raster, settings: LightingSettings)
     return conf * raster.covered()
 
 
-def _smooth(grid: np.ndarray, raster, sigma_texels: float) -> np.ndarray:
-    """Gaussian blur of an ``H x W x C`` atlas grid with sigma ``sigma_texels`` (at atlas height
-    512), run at a quarter of the resolution (the results are smooth by design)."""
+def _smooth_small(grid: np.ndarray, raster, sigma_texels: float) -> np.ndarray:
+    """An ``H x W (x C)`` atlas grid area-averaged down by :data:`SMOOTH_FACTOR` and blurred
+    with a Gaussian of sigma ``sigma_texels`` (atlas texels at height 512): ``h x w x C``
+    float32, cell ``(r, c)`` centred on atlas position ``((c + 0.5) f, (r + 0.5) f)``."""
     import cv2
 
-    f = 4
+    f = SMOOTH_FACTOR
     small = cv2.resize(grid.astype(np.float32, copy=False), (max(raster.width // f, 1), max(raster.height // f, 1)),
                        interpolation=cv2.INTER_AREA)
     sigma = sigma_texels * raster.height / 512 / f
     small = cv2.GaussianBlur(small, (0, 0), max(sigma, 0.5))
-    return cv2.resize(small, (raster.width, raster.height), interpolation=cv2.INTER_LINEAR).reshape(grid.shape)
+    return small.reshape(small.shape[0], small.shape[1], -1)
+
+
+def _upsampled(small: np.ndarray, raster) -> np.ndarray:
+    """A :func:`_smooth_small` grid back at the atlas size (bilinear): ``H x W x C`` float32."""
+    import cv2
+
+    up = cv2.resize(small, (raster.width, raster.height), interpolation=cv2.INTER_LINEAR)
+    return up.reshape(raster.height, raster.width, small.shape[2])
 
 
 def _fill_dark(albedo: np.ndarray, conf: np.ndarray, raster, settings: LightingSettings
                ) -> tuple[np.ndarray, float]:
     """Replace albedo texels whose shading confidence ``conf`` (:func:`_shading_confidence`)
-    is below 1 by a confidence-weighted Gaussian blur of the well-lit albedo around them.
-    Returns the albedo and the share of covered texels that took any fill."""
+    is below 1 by a confidence-weighted Gaussian blur of the well-lit albedo around them
+    (worked out on the :data:`SMOOTH_FACTOR` times smaller grid, where it is smooth anyway,
+    and upsampled). Returns the albedo (``albedo``'s own buffer, changed in place, unless
+    the fill is off) and the share of covered texels that took any fill."""
     if settings.confident_shading[1] <= 0:
         return albedo, 0.0
     c = per_channel(conf, 3)
-    grid = np.empty(albedo.shape[:2] + (4,), np.float32)
-    grid[..., :3] = albedo * c
-    grid[..., 3] = conf
-    big = _smooth(grid, raster, settings.fill_sigma_texels)
-    fill = big[..., :3] / per_channel(np.maximum(big[..., 3], 1e-4), 3)
-    np.copyto(fill, albedo, where=per_channel(big[..., 3] <= 1e-4, 3))  # no well-lit texel near
-    # c * albedo + (1 - c) * fill, in place (the same numbers, fewer full-atlas passes).
-    out = c * albedo
-    out += (1 - c) * fill
-    return out, float(np.mean(conf.reshape(-1)[raster.texel] < 1.0))
+    level = _smooth_small(albedo * c, raster, settings.fill_sigma_texels)
+    weight = _smooth_small(conf, raster, settings.fill_sigma_texels)
+    fill = _upsampled(level / np.maximum(weight, 1e-4), raster)
+    # No well-lit texel near: the texel keeps its own albedo.
+    np.copyto(fill, albedo, where=per_channel(_upsampled(weight, raster)[..., 0] <= 1e-4, 3))
+    # albedo + (1 - c) (fill - albedo), in place.
+    fill -= albedo
+    np.subtract(1.0, c, out=c)
+    fill *= c
+    albedo += fill
+    return albedo, float(np.mean(conf.reshape(-1)[raster.texel] < 1.0))
 
 
 def _symmetric_levels(albedo: np.ndarray, raster, mirror_texel: np.ndarray, settings: LightingSettings
@@ -227,24 +248,55 @@ def _symmetric_levels(albedo: np.ndarray, raster, mirror_texel: np.ndarray, sett
     ``albedo``: the local log level ``L`` (blur over the covered texels) of each texel with a
     mirror texel moves towards ``(L + L') / 2``, ``L'`` the mirror texel's; the texel's own
     detail is kept. (Weighting the two sides by their shading confidence was worse on the
-    held-out pairs: the filled dark side is already smooth and consistent.)"""
-    covered = raster.covered().astype(np.float32)
+    held-out pairs: the filled dark side is already smooth and consistent.)
+
+    ``L`` is smooth at the scale of :attr:`LightingSettings.symmetry_sigma_texels`, so the
+    step ``L' - L`` is worked out per cell of the :data:`SMOOTH_FACTOR` times smaller grid
+    (from the mirror texel of the covered texel at the cell's centre; ``L'`` read bilinearly
+    there), carried across cells without one (push-pull), upsampled, and applied to the
+    covered texels that have a mirror texel. Returns a new array."""
+    from facenormals3d.mesh.atlas import push_pull_fill, sample_points
+
+    f = SMOOTH_FACTOR
+    sigma = settings.symmetry_sigma_texels
+    covered = raster.covered()
     log_a = np.log(np.maximum(albedo, 1e-3))
-    grid = _smooth(np.concatenate([log_a * per_channel(covered, 3), covered[..., None]], axis=-1), raster,
-                   settings.symmetry_sigma_texels)
-    # Channel planes (4 x H*W) and flat index gathers: numpy gathers rows of an N x 4 array
-    # several times slower than one plane at a time.
-    planes = np.moveaxis(grid, -1, 0).reshape(4, -1)
-    has = np.flatnonzero(mirror_texel >= 0)
-    here, there = raster.texel[has], mirror_texel[has]
-    w_here, w_there = planes[3][here], planes[3][there]
+    np.copyto(log_a, 0.0, where=per_channel(~covered, 3))
+    level = _smooth_small(log_a, raster, sigma)
+    weight = _smooth_small(covered.astype(np.float32), raster, sigma)
+    del log_a
+    hs, ws = level.shape[:2]
+    small, keep = raster.subsampled(f, f // 2)
+    there = mirror_texel[keep]
+    r, c = np.divmod(small.texel, small.width)
+    cells = np.flatnonzero((there >= 0) & (r < hs) & (c < ws))
+    if len(cells) == 0:
+        return albedo.copy()
+    cell, there = r[cells] * ws + c[cells], there[cells]
+    rows, cols = np.divmod(there, raster.width)
+    at = np.stack([(cols + 0.5) / f, (rows + 0.5) / f], axis=1).astype(np.float32)
+    w_there = sample_points(weight, at, outside=0.0)[:, 0]
+    w_here = weight.reshape(-1)[cell]
     ok = (w_here > 1e-4) & (w_there > 1e-4)
-    here, there, w_here, w_there = here[ok], there[ok], w_here[ok], w_there[ok]
-    out = np.moveaxis(albedo, -1, 0).reshape(3, -1).copy()
-    for c in range(3):
-        step = planes[c][there] / w_there - planes[c][here] / w_here
-        out[c][here] *= np.exp(settings.symmetry * 0.5 * step)
-    return np.ascontiguousarray(np.moveaxis(out.reshape(3, *albedo.shape[:2]), 0, -1))
+    if not ok.any():
+        return albedo.copy()
+    cell, at, w_here, w_there = cell[ok], at[ok], w_here[ok], w_there[ok]
+    step = sample_points(level, at, outside=0.0) / w_there[:, None] \
+        - level.reshape(-1, 3)[cell] / w_here[:, None]
+    log_factor = np.zeros((hs * ws, 3), np.float32)
+    has = np.zeros(hs * ws, np.float32)
+    log_factor[cell] = settings.symmetry * 0.5 * step
+    has[cell] = 1.0
+    log_factor = _upsampled(push_pull_fill(log_factor.reshape(hs, ws, 3), has.reshape(hs, ws)), raster)
+    np.copyto(log_factor, 0.0, where=per_channel(_mirror_mask(raster, mirror_texel) == 0, 3))
+    return albedo * np.exp(log_factor)
+
+
+def _mirror_mask(raster, mirror_texel: np.ndarray) -> np.ndarray:
+    """``H x W`` uint8: 1 at the covered texels that have a mirror texel."""
+    mask = np.zeros(raster.height * raster.width, np.uint8)
+    mask[raster.texel[mirror_texel >= 0]] = 1
+    return mask.reshape(raster.height, raster.width)
 
 
 def _downsampled(raster, own, mirror, height: int):

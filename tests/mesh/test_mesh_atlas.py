@@ -119,3 +119,21 @@ def test_texel_views_on_the_background_get_no_weight():
     mid = on_person(TexelView(crop_xy=view.crop_xy[:1], weight=np.ones(1, np.float32)),
                     np.full((8, 8), sum(PERSON_RAMP) / 2, np.float32))
     np.testing.assert_allclose(mid.weight, [0.5], atol=1e-6)
+
+
+def test_subsampled_keeps_every_factor_th_texel_from_the_offset_and_remembers_it():
+    from facenormals3d.mesh.atlas import AtlasRaster
+
+    h, w = 8, 16
+    texel = np.flatnonzero(np.arange(h * w) % 5 != 0)  # some texels uncovered
+    raster = AtlasRaster(width=w, height=h, texel=texel, triangle=texel * 10, bary=np.zeros((len(texel), 3), np.float32))
+    small, keep = raster.subsampled(4, 2)
+    rows, cols = np.divmod(texel[keep], w)
+    assert set(rows) <= {2, 6} and set(cols) <= {2, 6, 10, 14}
+    expected = [r * w + c for r in (2, 6) for c in (2, 6, 10, 14) if (r * w + c) % 5 != 0]
+    assert sorted(texel[keep]) == expected
+    assert (small.width, small.height) == (4, 2)
+    np.testing.assert_array_equal(small.texel, (rows // 4) * 4 + cols // 4)
+    np.testing.assert_array_equal(small.triangle, raster.triangle[keep])
+    assert raster.subsampled(4, 2)[1] is keep  # kept, not worked out again
+    assert raster.subsampled(4)[1] is not keep
