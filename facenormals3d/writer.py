@@ -49,10 +49,14 @@ def write_face(rec, folder: Path, previews: bool = True, renderer=None) -> dict[
     from facenormals3d.outputs import write_json
 
     folder = Path(folder)
-    preview = None
+    preview, submitting = None, 0.0
     if previews and renderer is not None and renderer.ready:
         # First, so that the renderer's process works on it while the files below are written.
+        # (An in-process renderer renders it right here: that time is the preview's, not the
+        # other files'.)
+        t = time.perf_counter()
         preview = renderer.submit(write_preview, folder / "preview.png", PreviewInputs.of(rec))
+        submitting = time.perf_counter() - t
     normal_map = None
     if rec.fit is not None and rec.fit.normal_map is not None:
         normal_map = "normal_map.png"
@@ -72,7 +76,7 @@ def write_face(rec, folder: Path, previews: bool = True, renderer=None) -> dict[
     np.save(folder / "landmarks.npy", rec.landmarks_mesh)
     np.save(folder / "landmarks_photo.npy", rec.face.landmarks_photo)
     write_json(folder / "transform.json", rec.face.transform.to_dict())
-    rec.timings["write"] = time.perf_counter() - t0
+    rec.timings["write"] = time.perf_counter() - t0 - submitting
     if previews:
         seconds = None
         if preview is not None:

@@ -168,3 +168,25 @@ def test_default_photo_workers_are_bounded_by_cores_and_memory(monkeypatch):
     assert reconstruct._default_jobs() == 1
     monkeypatch.setattr(reconstruct, "_available_memory", lambda unknown: 0)
     assert reconstruct._default_jobs() == 1  # never none
+
+
+def test_write_time_leaves_out_a_preview_rendered_in_process(astronaut, tmp_path, monkeypatch):
+    """With the renderer in this process the preview is rendered inside write_face; its time
+    is the preview's, not the other files' (it was counted as both)."""
+    import facenormals3d.writer as writer
+    from facenormals3d.pipeline import Reconstructor, ReconstructSettings
+
+    with Reconstructor(ReconstructSettings(normal_source="landmarks", texture_size=64, albedo=False)) as rec:
+        r = rec.run(astronaut)[0]
+    clock = [0.0]
+
+    def preview(path, inputs):
+        clock[0] += 100.0  # the only thing that moves the frozen clock
+        return 100.0
+
+    monkeypatch.setattr(time, "perf_counter", lambda: clock[0])
+    monkeypatch.setattr(writer, "write_preview", preview)
+    (tmp_path / "face").mkdir()
+    writer.write_face(r, tmp_path / "face", renderer=writer.preview_renderer(processes=0))
+    assert r.timings["preview"] == 100.0
+    assert r.timings["write"] == 0.0
