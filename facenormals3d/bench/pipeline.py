@@ -167,9 +167,11 @@ def _warm(args: argparse.Namespace) -> tuple[list[dict], list[dict], list[str]]:
     """One face per stage in a warm process: network, and the landmark baseline as reference."""
     import skimage.data
 
-    from facenormals3d.writer import write_face
+    from facenormals3d.device import keep_freed_memory
     from facenormals3d.pipeline import Reconstructor, ReconstructSettings
+    from facenormals3d.writer import write_face
 
+    keep_freed_memory()  # as reconstruct's processes run (after the fresh-process runs above)
     image = skimage.data.astronaut()
     rows, walls = [], {}
     for source in ("network", "landmarks"):

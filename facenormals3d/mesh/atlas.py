@@ -230,12 +230,6 @@ def view_texels(raster: AtlasRaster, corners: np.ndarray, vertices: np.ndarray, 
                                 axis=1)
     idx = np.arange(len(corners)) if candidates is None else np.flatnonzero(candidates)
     c = corners[idx]
-    # A texel whose corners all face away or edge-on gets weight 0 below (its interpolated
-    # n_z cannot pass EDGE_ON_NZ): not worth projecting. Half the mirror candidates.
-    corner_nz = per_vertex[:, 3][c]
-    near = np.flatnonzero(np.maximum(np.maximum(corner_nz[:, 0], corner_nz[:, 1]), corner_nz[:, 2])
-                          > EDGE_ON_NZ - 1e-3)
-    idx, c = idx[near], c[near]
     b = raster.bary[idx]
     q = interpolate(per_vertex, c, b)
     xy, z, n_z = q[:, :2], q[:, 2], q[:, 3]
