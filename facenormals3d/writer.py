@@ -247,12 +247,11 @@ def _resize(img: np.ndarray, size: int) -> np.ndarray:
 
 def write_crop_files(folder: Path, face, mask: np.ndarray) -> None:
     """``crop.png``, ``mask.png`` (255 = ``mask``) and ``transform.json`` of an aligned face."""
-    import imageio.v3 as iio
-
+    from facenormals3d.conventions import write_png
     from facenormals3d.outputs import write_json
 
-    iio.imwrite(folder / "crop.png", face.crop)
-    iio.imwrite(folder / "mask.png", np.asarray(mask).astype(np.uint8) * 255)
+    write_png(folder / "crop.png", face.crop)
+    write_png(folder / "mask.png", np.asarray(mask).astype(np.uint8) * 255)
     write_json(folder / "transform.json", face.transform.to_dict())
 
 
@@ -287,16 +286,14 @@ def write_photo_normals(folder: Path, photo: np.ndarray, normals: np.ndarray, ma
                         panels: list[np.ndarray], labels: list[str]) -> None:
     """The ``normals`` command's photo files: ``photo_normals.png/.npy``, ``photo_mask.png``
     and ``preview.png`` (:func:`normals_preview` with the crop ``panels``)."""
-    import imageio.v3 as iio
-
-    from facenormals3d.conventions import normals_to_preview, write_normal_png
+    from facenormals3d.conventions import normals_to_preview, write_normal_png, write_png
 
     write_normal_png(folder / "photo_normals.png", normals, mask)
     np.save(folder / "photo_normals.npy", normals)
-    iio.imwrite(folder / "photo_mask.png", mask.astype(np.uint8) * 255)
+    write_png(folder / "photo_mask.png", mask.astype(np.uint8) * 255)
     overlay = photo.copy()
     overlay[mask] = normals_to_preview(normals, mask)[mask]
-    iio.imwrite(folder / "preview.png", normals_preview(photo, overlay, panels, labels))
+    write_png(folder / "preview.png", normals_preview(photo, overlay, panels, labels))
 
 
 def normals_preview(photo: np.ndarray, overlay: np.ndarray, panels: list[np.ndarray], labels: list[str]

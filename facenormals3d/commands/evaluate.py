@@ -206,10 +206,10 @@ def _settings(args: argparse.Namespace):
 def run_normals(args: argparse.Namespace) -> int:
     import contextlib
 
-    import imageio.v3 as iio
     import numpy as np
 
     from facenormals3d.console import emit, run_batch
+    from facenormals3d.conventions import write_png
     from facenormals3d.evaluate import normals as ev
     from facenormals3d.outputs import staged_dir, write_json
 
@@ -222,7 +222,7 @@ def run_normals(args: argparse.Namespace) -> int:
         def job(pair):
             m, err = ev.evaluate_pair(pair)
             if stage is not None:
-                iio.imwrite(stage / "heatmaps" / f"{pair.name}.png", ev.heatmap(err, args.heatmap_max))
+                write_png(stage / "heatmaps" / f"{pair.name}.png", ev.heatmap(err, args.heatmap_max))
             metrics.append(m)
             errors.append(err[np.isfinite(err)].astype(np.float32))
             names.append(pair.name)

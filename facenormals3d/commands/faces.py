@@ -52,9 +52,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _one_photo(path: Path, out: Path, finder, overwrite: bool, claimed: set[str]) -> dict:
-    import imageio.v3 as iio
-
     from facenormals3d.commands.photojob import open_photo
+    from facenormals3d.conventions import write_png
     from facenormals3d.face import report
     from facenormals3d.face.align import align_all
     from facenormals3d.outputs import staged_dir, write_json
@@ -63,7 +62,7 @@ def _one_photo(path: Path, out: Path, finder, overwrite: bool, claimed: set[str]
     job = open_photo(path, out, claimed, lambda pixels, source: align_all(finder, pixels, source))
     faces, entries = job.faces, job.face_details()
     with staged_dir(job.dest, overwrite=overwrite) as stage:
-        iio.imwrite(stage / "overlay.png", report.overlay(job.photo.pixels, faces, job.search))
+        write_png(stage / "overlay.png", report.overlay(job.photo.pixels, faces, job.search))
         write_json(stage / "faces.json", {"source": str(path), "faces": entries,
                                           "skipped_faces": job.skipped_faces()})
         for k, face in enumerate(faces):

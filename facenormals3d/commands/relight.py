@@ -105,11 +105,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _one_photo(path: Path, out: Path, rec, lights: dict, args, claimed: set[str]) -> dict:
-    import imageio.v3 as iio
+    import imageio.v3 as iio  # the turntable GIFs
 
     from facenormals3d.console import claim_stem
-    from facenormals3d.photo import load_photo
+    from facenormals3d.conventions import write_png
     from facenormals3d.outputs import staged_dir
+    from facenormals3d.photo import load_photo
 
     claim_stem(path, claimed)
     photo = load_photo(path)
@@ -122,7 +123,7 @@ def _one_photo(path: Path, out: Path, rec, lights: dict, args, claimed: set[str]
             image = photo.pixels
             for face in faces:
                 image = relight_face(image, face, lighting, shadows=not args.no_shadows, blend=args.blend)
-            iio.imwrite(stage / f"relit_{label}.png", image)
+            write_png(stage / f"relit_{label}.png", image)
             written.append(f"relit_{label}.png")
             if args.turntable:
                 for face in faces:

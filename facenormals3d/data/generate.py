@@ -95,9 +95,8 @@ def generate(ict_dir: str | Path, n: int, out: Path, seed: int = 0, workers: int
 
     ``progress(iterable, total)`` may wrap the sample stream (a progress bar).
     """
-    import imageio.v3 as iio
-
     from facenormals3d import __version__
+    from facenormals3d.conventions import write_png
     from facenormals3d.data import shards
     from facenormals3d.data.ict import load_ict
     from facenormals3d.data.synth import SPLITS, SynthSettings
@@ -119,7 +118,7 @@ def generate(ict_dir: str | Path, n: int, out: Path, seed: int = 0, workers: int
     written = writer.close()
     seconds = time.perf_counter() - t0
     counts = {sp: sum(s["count"] for s in written.get(sp, [])) for sp in SPLITS}
-    atomic_write(out / "contact_sheet.png", lambda p: iio.imwrite(p, shards.contact_sheet(sheet)))
+    atomic_write(out / "contact_sheet.png", lambda p: write_png(p, shards.contact_sheet(sheet)))
     manifest = {
         "format": "facenormals3d-synth", "layout_version": shards.LAYOUT_VERSION,
         "facenormals3d_version": __version__, "n": int(n), "seed": int(seed),

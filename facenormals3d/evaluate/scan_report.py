@@ -77,8 +77,7 @@ def write_scan_outputs(folder: Path, result: ScanEvalResult, scan: Scan, pred_ve
                        pred_faces: np.ndarray, scan_landmarks: np.ndarray,
                        error_max: float = ERROR_MAX_MM, picture: bool = True) -> None:
     """Write the PLYs, distances and picture of the module doc into ``folder``."""
-    import imageio.v3 as iio
-
+    from facenormals3d.conventions import write_png
     from facenormals3d.render.colormap import error_colors
 
     folder = Path(folder)
@@ -92,7 +91,7 @@ def write_scan_outputs(folder: Path, result: ScanEvalResult, scan: Scan, pred_ve
     np.save(folder / "distances.npy", result.distances.astype(np.float32))
     if picture:
         img = error_picture(result, pts, faces, aligned, pred_faces, scan_landmarks, error_max)
-        iio.imwrite(folder / "error.png", img)
+        write_png(folder / "error.png", img)
 
 
 def cropped_faces(faces: np.ndarray | None, kept: np.ndarray, n_points: int) -> np.ndarray | None:

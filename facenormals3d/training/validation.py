@@ -62,7 +62,7 @@ def error_picture(err_deg: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 def write_sample_grid(path: str | Path, samples: list[dict]) -> Path:
     """One row per sample: image | predicted normals | ground truth | angular error."""
-    import imageio.v3 as iio
+    from facenormals3d.conventions import write_png
 
     rows = []
     for s in samples:
@@ -72,4 +72,4 @@ def write_sample_grid(path: str | Path, samples: list[dict]) -> Path:
                                     normals_to_preview(s["gt"], s["mask"]),
                                     error_picture(err, s["mask"])], axis=1))
     grid = np.concatenate(rows, axis=0)
-    return atomic_write(path, lambda p: iio.imwrite(p, grid, extension=".png"))
+    return atomic_write(path, lambda p: write_png(p, grid))
