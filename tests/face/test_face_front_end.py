@@ -163,3 +163,22 @@ def test_person_mask_separates_the_person_from_the_background(astronaut, finder)
     assert mask[face.mask].mean() > 0.9  # the face itself
     grey = np.full((256, 256, 3), 128, np.uint8)
     assert finder.person_mask(grey).mean() < 0.1
+
+
+@pytest.mark.ict
+def test_close_up_faces_the_full_range_detector_misses_are_found(ict_model):
+    """Held-out synthetic close-ups (the face fills the 256 px frame, cut by its edges): the
+    full-range detector alone finds none of these two; with the short-range pass both are
+    found where the face is (landmarks spread over most of the frame)."""
+    from facenormals3d.data.synth import SynthEngine
+
+    engine = SynthEngine(ict_model)
+    images = [engine.render_index(777, i, "test").image for i in (1, 2)]
+    with FaceFinder(DetectSettings(near_range=False, rotations=())) as full_only:
+        assert all(not full_only.search(img).faces for img in images)
+    with FaceFinder(DetectSettings(rotations=())) as both:
+        for img in images:
+            faces = both.search(img).faces
+            assert len(faces) == 1
+            lm = faces[0].landmarks[:, :2]
+            assert np.ptp(lm[:, 0]) > 100 and np.all((lm > -32) & (lm < 288))
