@@ -419,10 +419,11 @@ class FaceFinder:
         return ""
 
     def orientation_scores(self, image: np.ndarray, landmarks: np.ndarray) -> list[float]:
-        """Detector scores (0 = nothing; the better of the two detectors when the
-        short-range one is on) on a wide square around the landmarks (their upright box
-        times :attr:`DetectSettings.orientation_context`), turned upright by their eye line
-        and then by a further 0, 90, 180 and 270 degrees."""
+        """Full-range detector scores (0 = nothing) on a wide square around the landmarks
+        (their upright box times :attr:`DetectSettings.orientation_context`), turned upright
+        by their eye line and then by a further 0, 90, 180 and 270 degrees. (Taking the
+        short-range detector's score too let an upside-down fit of a held-out close-up
+        through: it liked the upside-down view.)"""
         s = self.settings
         roll = eye_line_roll(landmarks)
         centre, extent = _upright_box(landmarks, roll)
@@ -430,8 +431,7 @@ class FaceFinder:
         for extra in (0, 90, 180, 270):
             patch = warp_to_crop(image, square_crop(centre, s.orientation_context * extent,
                                                     roll + extra, 192))
-            scores.append(max((sc for detector in self._detectors() for _, sc, _ in self._detect(patch, detector)),
-                              default=0.0))
+            scores.append(max((sc for _, sc, _ in self._detect(patch, self._detector)), default=0.0))
         return scores
 
     def _misoriented(self, image: np.ndarray, landmarks: np.ndarray) -> str:
