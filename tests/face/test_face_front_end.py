@@ -182,3 +182,18 @@ def test_close_up_faces_the_full_range_detector_misses_are_found(ict_model):
             assert len(faces) == 1
             lm = faces[0].landmarks[:, :2]
             assert np.ptp(lm[:, 0]) > 100 and np.all((lm > -32) & (lm < 288))
+
+
+@pytest.mark.ict
+def test_a_wider_second_framing_finds_a_close_up_the_first_one_doubts(ict_model):
+    """A held-out close-up whose first face-mesh square reaches far past the photo's edges:
+    the face mesh doubts it (low presence); the wider second square finds it, upright."""
+    from facenormals3d.data.synth import SynthEngine
+
+    image = SynthEngine(ict_model).render_index(778, 17, "val").image
+    with FaceFinder(DetectSettings(mesh_context_retry=0, rotations=())) as once:
+        found = once.search(image)
+        assert not found.faces and "low landmark confidence" in found.skipped[0].reason
+    with FaceFinder(DetectSettings(rotations=())) as twice:
+        faces = twice.search(image).faces
+        assert len(faces) == 1 and abs(faces[0].roll_deg) < 45
