@@ -31,7 +31,7 @@ OUTLINE_SMOOTHING = 4
 #: Weights used when none are given: the checkpoint shipped in ``assets/``.
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "assets" / "normalnet.safetensors"
 #: SHA-256 of the shipped weights, pinned in code: a swapped weights+sidecar pair is refused.
-DEFAULT_WEIGHTS_SHA256 = "53b1d381b88aae4ca7f47d2e2a92046fb5d3b27b27c1a25f4cd8c41ab4521690"
+DEFAULT_WEIGHTS_SHA256 = "6dedf4bf39df1008d391e28ad1857b9ecb6e0ea4ef7d9cb2f802f3078ed567ce"
 
 
 @dataclass(frozen=True)
@@ -59,8 +59,8 @@ class ReconstructSettings:
     """Network weights (.safetensors with its .json sidecar); None = the shipped ones."""
     flip_average: bool = True
     """Network: also predict the mirrored crop, mirror those normals back and average the
-    two (a second pass: 28 -> 60 ms a face on one thread; validation faces 13.15 -> 12.69 deg,
-    held-out test faces 13.79 -> 13.62 deg)."""
+    two (a second pass: 28 -> 60 ms a face on one thread; with the weights shipped on
+    2026-11-29, validation faces 13.15 -> 12.69 deg, held-out test faces 13.79 -> 13.62 deg)."""
     integration: Literal["fusion", "poisson", "bilateral"] = "fusion"
     """How normals become depth. ``fusion`` uses the landmark depth as a prior; ``poisson``
     and ``bilateral`` integrate the normals alone and then match the prior's mean depth."""
