@@ -283,9 +283,11 @@ class FaceFinder:
 
     def _looks_turned(self, accepted: list[DetectedFace], rejected: list[tuple[_Candidate, str]]) -> bool:
         """Whether the upright search suggests a turned photo: no face, a confident
-        detection with implausible landmarks, or a face lying on its side or upside down
-        (the detector misses most such faces, so the others are likely missing)."""
-        return (not accepted or any(c.score >= self.settings.report_score for c, _ in rejected)
+        detection with implausible landmarks that is not part of a face found anyway (the
+        other detector's box of the same face may have fitted), or a face lying on its side
+        or upside down (the detector misses most such faces, so the others are likely
+        missing)."""
+        return (not accepted or bool(self._failed_detections(accepted, rejected))
                 or any(abs(f.roll_deg) > self.settings.turned_roll_deg for f in accepted))
 
     # -- candidates -------------------------------------------------------------------
