@@ -42,6 +42,7 @@ def test_counted_faces_found_upright_and_turned_over(path, finder):
     search = finder.search(photo)
     assert len(search.faces) == expected, [s.reason for s in search.skipped]
     assert search.skipped == []
+    assert search.rotations_tried == [0]  # upright photos need no turned passes
     for det in search.faces:
         face = align_face(photo, det)
         assert _crop_is_upright(face)
