@@ -46,6 +46,10 @@ from facenormals3d.face.crop import CropTransform, square_crop, warp_to_crop
 from facenormals3d.face.pose import eye_centres, eye_line_roll, roll_from_eyes
 from facenormals3d.face.topology import N_LANDMARKS
 
+#: Why a fit failed when the face mesh found no face in its square, or doubted it (the two
+#: cases a wider square is tried for: :attr:`DetectSettings.mesh_context_retry`).
+NO_LANDMARKS, LOW_PRESENCE = "no landmarks", "low landmark confidence"
+
 #: Rotations tried when the upright search fails, degrees clockwise.
 RETRY_ROTATIONS = (90, 180, 270)
 
@@ -302,17 +306,17 @@ class FaceFinder:
         found: list[_Candidate] = []
         for view in pyramid.views(s.tile_size, s.tile_overlap, s.pad_fraction):
             turned = boxes.turn_image(view.pixels, turn)
-            models = [("", self._detector)]
-            if self._near is not None and view.name in ("whole", "padded"):
-                models.append((" short-range", self._near))
-            for label, detector in models:
+            for detector in self._detectors():
+                near = detector is self._near
+                if near and view.name not in ("whole", "padded"):  # the short-range model: whole photo only
+                    continue
                 for box, score, kps in self._detect(turned, detector):
                     corners = boxes.unturn_points(box.reshape(2, 2), turn, view.pixels.shape)
                     kps = boxes.unturn_points(kps, turn, view.pixels.shape)
-                    name = view.name + label + (f" turned {turn}" if turn else "")
+                    name = view.name + (" short-range" if near else "") + (f" turned {turn}" if turn else "")
                     found.append(_Candidate(box=boxes.normalised(view.to_photo(corners).reshape(-1)),
                                             score=score, keypoints=view.to_photo(kps), source=name,
-                                            rotation=turn, near=bool(label)))
+                                            rotation=turn, near=near))
         found.sort(key=lambda c: -c.score)
         kept: list[_Candidate] = []
         for c in found:
@@ -362,7 +366,7 @@ class FaceFinder:
         when the face mesh finds no face or doubts it (presence)."""
         s = self.settings
         face, problem = self._fit_framed(image, cand, s.mesh_context)
-        if face is None and s.mesh_context_retry and (problem == "no landmarks" or problem.startswith("low landmark")):
+        if face is None and s.mesh_context_retry and (problem == NO_LANDMARKS or problem.startswith(LOW_PRESENCE)):
             face, problem = self._fit_framed(image, cand, s.mesh_context_retry)
         return face, problem
 
@@ -381,7 +385,7 @@ class FaceFinder:
             again = self._landmarks(image, square_crop(centre, context * extent / 1.2, roll, s.mesh_input))
             lm = lm if again is None else again
         if lm is None:
-            return None, "no landmarks"
+            return None, NO_LANDMARKS
         presence = self.presence(image, lm)
         problem = self._implausible(lm, cand, presence) or self._misoriented(image, lm)
         if problem:
@@ -421,7 +425,7 @@ class FaceFinder:
         """Why a fit is not a face ('' when it is plausible)."""
         s = self.settings
         if presence < s.min_presence:
-            return f"low landmark confidence {presence:.2f}"
+            return f"{LOW_PRESENCE} {presence:.2f}"
         _, extent = _upright_box(lm, eye_line_roll(lm))
         box_side = max(cand.box[2] - cand.box[0], cand.box[3] - cand.box[1])
         ratio = extent / max(box_side, 1e-6)
