@@ -44,8 +44,10 @@ class ReconstructSettings:
     visible surface as a depth-map mesh (the earlier output)."""
     face_model: str | None = None
     """Face-model asset (.npz from ``build-face-model``); None = the shipped one."""
-    texture_size: int = 1024
-    """Fitted mesh: texture and normal-map height in pixels (the atlas is twice as wide)."""
+    texture_size: int | None = None
+    """Fitted mesh: texture and normal-map height in pixels (the atlas is twice as wide).
+    None (default): per face, 512 or 1024 by the face's resolution in the photo
+    (:func:`facenormals3d.mesh.atlas.auto_texture_size`: about two texels per photo pixel)."""
     textures: bool = True
     """Fitted mesh: bake texture.png and normal_map.png (False: geometry only, e.g. for benchmarks)."""
     dense_fit: bool = True
@@ -238,7 +240,7 @@ class Reconstructor:
             raise ValueError(f"normal_source must be 'network' or 'landmarks', got {settings.normal_source!r}")
         self.finder = FaceFinder(DetectSettings(max_faces=settings.max_faces))
         self.fitter = None
-        self._atlas = None
+        self._atlas: dict[int, tuple] = {}  # per atlas height: raster, corners, mirror corners and texels
         if settings.mesh == "fit":
             from facenormals3d.fit.landmarks import LandmarkFitter
             from facenormals3d.fit.model import load_face_model
@@ -415,6 +417,8 @@ class Reconstructor:
         mesh = fitted_mesh(vertices, model.triangles, model.triangle_uvs, texture)
         info: dict[str, Any] = {"model": self.model_info, "mesh_kind": "fit", "integration": integ,
                                 "scale": scale_assumption(s)}
+        if texture is not None:
+            info["texture_size"] = int(texture.shape[0])
         if self.settings.refine_iterations > 0:
             t = time.perf_counter()
             mesh, info["refine"] = self._refine(mesh, face, visible, s, appearance)
@@ -434,15 +438,15 @@ class Reconstructor:
         from facenormals3d.raster import orthographic_hits
 
         model = self.fitter.model
-        if self._atlas is None:
+        size = self.settings.texture_size or self._texture_size(face, vertices, frame)
+        if size not in self._atlas:
             from facenormals3d.data.ict import cache_dir
 
             raster, mirror_texel = atlas.cached_atlas(model.triangles, model.triangle_uvs, model.mirror,
-                                                      2 * self.settings.texture_size, self.settings.texture_size,
-                                                      cache_dir())
+                                                      2 * size, size, cache_dir())
             corners = model.triangles[raster.triangle]
-            self._atlas = (raster, corners, model.mirror[corners], mirror_texel)
-        raster, corners, mirror_corners, mirror_texel = self._atlas
+            self._atlas[size] = (raster, corners, model.mirror[corners], mirror_texel)
+        raster, corners, mirror_corners, mirror_texel = self._atlas[size]
         hits = orthographic_hits(vertices, model.triangles, frame)
         zbuffer = hits[0]
         facing = atlas.facing_texels(raster, vertices, model.triangles)
@@ -461,6 +465,18 @@ class Reconstructor:
                                                vn, normals, confidence)
         return _Baked(texture=texture, normal_map=normal_map, raster=raster, own=own, mirror=mirror, hits=hits,
                       mirror_texel=mirror_texel, person=person)
+
+    def _texture_size(self, face: AlignedFace, vertices: np.ndarray, frame: CropFrame) -> int:
+        """Atlas height for one face: :func:`~facenormals3d.mesh.atlas.auto_texture_size` of
+        the fitted face part's texel density and the photo's pixels per mm on the face."""
+        from facenormals3d.fit.model import PART_FACE
+        from facenormals3d.mesh import atlas
+
+        model = self.fitter.model
+        part = model.triangle_parts == PART_FACE
+        per_mm = atlas.texel_density(vertices, model.triangles[part], model.triangle_uvs[part])
+        crop_per_photo = face.transform.scale if face.photo is not None else 1.0
+        return atlas.auto_texture_size(per_mm, 1.0 / (crop_per_photo * frame.mm_per_pixel))
 
     def predict_normals(self, face: AlignedFace, timings: dict[str, float] | None = None
                         ) -> tuple[np.ndarray, np.ndarray, CoarseFace]:

@@ -43,8 +43,11 @@ def test_every_file_is_written_and_readable(cli_result):
     model = load_face_model()
     tm = trimesh.load(face / "mesh.obj", process=False)
     assert len(tm.faces) == len(model.triangles)  # trimesh splits UV-seam vertices on load
-    # The OBJ's material and texture are found (what MeshLab/Blender need): a 2:1 atlas.
-    assert tm.visual.material.image is not None and tm.visual.material.image.size == (2048, 1024)
+    report = json.loads((face / "report.json").read_text())
+    # The OBJ's material and texture are found (what MeshLab/Blender need): a 2:1 atlas, its
+    # size chosen for the astronaut's ~0.7 photo pixels per mm (see test_texture_size_...).
+    assert report["texture_size"] == 512
+    assert tm.visual.material.image is not None and tm.visual.material.image.size == (1024, 512)
     obj_vertices = sum(1 for ln in (face / "mesh.obj").read_text().splitlines() if ln.startswith("v "))
     ply = o3d.io.read_triangle_mesh(str(face / "mesh.ply"))
     # The model's topology: the same vertex count and order for every face.
@@ -58,7 +61,6 @@ def test_every_file_is_written_and_readable(cli_result):
     # and eyelid folds face away).
     face_v = np.unique(model.triangles[model.triangle_parts == PART_FACE])
     assert np.mean(np.asarray(ply.vertex_normals)[face_v, 2] > 0) > 0.75
-    report = json.loads((face / "report.json").read_text())
     assert report["mesh"]["units"] == "mm" and "outer eye corners" in report["scale"]["rule"]
     assert set(report["timings_seconds"]) >= {"normals", "fit_landmarks", "integration", "texture", "write",
                                               "preview", "total"}
@@ -68,7 +70,7 @@ def test_every_file_is_written_and_readable(cli_result):
     from facenormals3d.conventions import read_rgb_any_depth
 
     nm = read_rgb_any_depth(face / "normal_map.png")
-    assert nm.dtype == np.uint16 and nm.shape == (1024, 2048, 3)
+    assert nm.dtype == np.uint16 and nm.shape == (512, 1024, 3)
     n = nm.astype(np.float64) / 65535 * 2 - 1
     assert np.median(n[..., 2]) > 0.95  # tangent space: mostly "up"
     with np.load(face / "blendshapes.npz") as z:
@@ -167,3 +169,24 @@ def test_missing_weights_is_a_clear_error(tmp_path):
 
     with pytest.raises(InputError, match="nothing.safetensors: weights file not found"):
         Reconstructor(ReconstructSettings(weights=str(tmp_path / "nothing.safetensors")))
+
+
+def test_texture_size_follows_the_faces_resolution_in_the_photo(astronaut):
+    # The astronaut's face has ~0.67 photo pixels per mm: the 512 atlas (~1.8 texels per mm
+    # on the face) already gives it ~2.7 texels per photo pixel. Twice as large a photo
+    # (~1.3 pixels per mm) needs the 1024 atlas; an explicit size always wins.
+    import cv2
+
+    big = cv2.resize(astronaut, (1024, 1024), interpolation=cv2.INTER_CUBIC)
+    got = {}
+    for name, image, size in (("small", astronaut, None), ("big", big, None), ("forced", astronaut, 256)):
+        with Reconstructor(ReconstructSettings(normal_source="landmarks", albedo=False, texture_size=size)) as rec:
+            r = rec.run(image)[0]
+        got[name] = r
+        assert r.mesh.texture.shape == (r.info["texture_size"], 2 * r.info["texture_size"], 3)
+    assert [got[k].info["texture_size"] for k in ("small", "big", "forced")] == [512, 1024, 256]
+    # The same face either way: the big photo's texture taken down to 512 matches the small
+    # photo's where both saw the face (mean colour difference of a few levels).
+    down = cv2.resize(got["big"].mesh.texture, (1024, 512), interpolation=cv2.INTER_AREA).astype(np.float32)
+    diff = np.abs(down - got["small"].mesh.texture.astype(np.float32)).mean()
+    assert diff < 6.0, diff

@@ -59,8 +59,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mesh", default=ReconstructSettings.mesh, choices=["fit", "depth"],
                    help="fit: the face model fitted to the landmarks and normals, full head, "
                         "animatable (default); depth: the visible surface as a depth-map mesh")
-    p.add_argument("--texture-size", type=int, default=ReconstructSettings.texture_size, metavar="PX",
-                   help="fitted mesh: texture and normal-map height (the atlas is twice as wide; default 1024)")
+    p.add_argument("--texture-size", type=_texture_size, default=ReconstructSettings.texture_size, metavar="PX",
+                   help="fitted mesh: texture and normal-map height in pixels (the atlas is twice as wide); "
+                        "default auto: per face 512 or 1024, about two texels per photo pixel on the face "
+                        "(a bigger texture would only interpolate the photo); the size used is in report.json")
     p.add_argument("--no-previews", action="store_true",
                    help="skip preview.png (the slowest file; tools that import the mesh don't need it)")
     p.add_argument("--threads", type=int, default=ReconstructSettings.threads, metavar="N",
@@ -81,6 +83,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_common_options(p)
     # Results are complete when run() returns: the process may end without teardown (cli.main).
     p.set_defaults(func=run, exit_without_teardown=True)
+
+
+def _texture_size(text: str) -> int | None:
+    """``--texture-size`` value: ``auto`` (None) or a height of at least 8 pixels."""
+    if text == "auto":
+        return None
+    try:
+        size = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a whole number of pixels, got {text!r}") from None
+    if size < 8:
+        raise argparse.ArgumentTypeError(f"must be at least 8 pixels, got {size}")
+    return size
 
 
 def run(args: argparse.Namespace) -> int:

@@ -36,6 +36,42 @@ EDGE_ON_NZ = 0.05
 VISIBILITY_TOLERANCE_MM = 1.5
 
 
+#: Atlas heights the automatic texture size chooses from (the atlas is twice as wide). The
+#: smallest still gives the face ~1.4 texels per crop pixel, the grid of the network's normals
+#: that the normal map holds; the largest bounds the memory of a face on a large photo.
+AUTO_TEXTURE_SIZES = (512, 1024)
+
+#: Texels per photo pixel (linear, on the face) the automatic texture size asks for: a
+#: texture sampled more finely than about twice the photo's pixels only interpolates them.
+TEXELS_PER_PHOTO_PIXEL = 2.0
+
+
+def texel_density(vertices: np.ndarray, faces: np.ndarray, corner_uvs: np.ndarray, height: int = 1) -> float:
+    """Texels per unit length of the surface (the vertices' unit, e.g. mm) of the triangles
+    ``faces`` (``T x 3``) with per-corner UVs ``corner_uvs`` (``T x 3 x 2``) in a ``2 height x
+    height`` atlas: the root of their summed texel area over their summed surface area."""
+    v = np.asarray(vertices, np.float64)
+    f = np.asarray(faces)
+    area = np.linalg.norm(np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]]), axis=1).sum()
+    t = np.asarray(corner_uvs, np.float64)
+    e1, e2 = t[:, 1] - t[:, 0], t[:, 2] - t[:, 0]
+    uv_area = np.abs(e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]).sum()
+    return float(height * np.sqrt(2.0 * uv_area / max(area, 1e-12)))
+
+
+def auto_texture_size(texels_per_unit_at_1: float, photo_pixels_per_unit: float) -> int:
+    """The smallest of :data:`AUTO_TEXTURE_SIZES` giving the face at least
+    :data:`TEXELS_PER_PHOTO_PIXEL` texels per photo pixel (the largest when none does).
+
+    ``texels_per_unit_at_1``: :func:`texel_density` of the face at height 1;
+    ``photo_pixels_per_unit``: photo pixels per the same unit of length on the face (its
+    frontal resolution in the photo)."""
+    for size in AUTO_TEXTURE_SIZES:
+        if size * texels_per_unit_at_1 >= TEXELS_PER_PHOTO_PIXEL * photo_pixels_per_unit:
+            return size
+    return AUTO_TEXTURE_SIZES[-1]
+
+
 @dataclass
 class AtlasRaster:
     """Which surface point every covered texel of an atlas shows."""

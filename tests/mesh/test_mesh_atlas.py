@@ -1,6 +1,7 @@
 """Atlas baking on analytic cases: a flat square seen from the front."""
 
 import numpy as np
+import pytest
 
 from facenormals3d.frame import CropFrame
 from facenormals3d.mesh import atlas
@@ -137,3 +138,22 @@ def test_subsampled_keeps_every_factor_th_texel_from_the_offset_and_remembers_it
     np.testing.assert_array_equal(small.triangle, raster.triangle[keep])
     assert raster.subsampled(4, 2)[1] is keep  # kept, not worked out again
     assert raster.subsampled(4)[1] is not keep
+
+
+def test_texel_density_and_the_automatic_texture_size():
+    # A 10 mm square whose UVs cover the left half of the atlas ([0, 0.5] x [0, 1]): in a
+    # 2h x h atlas that is h x h texels, h / 10 texels per mm.
+    v = np.array([[0, 0, 0], [10, 0, 0], [10, 10, 0], [0, 10, 0]], np.float64)
+    f = np.array([[0, 1, 2], [0, 2, 3]])
+    uv = np.array([[0, 0], [0.5, 0], [0.5, 1], [0, 1]], np.float32)[f]
+    assert atlas.texel_density(v, f, uv) == pytest.approx(0.1)
+    assert atlas.texel_density(v, f, uv, height=512) == pytest.approx(51.2)
+    # Stretched 45 deg into depth, the surface has sqrt(2) times the area for the same texels.
+    tilted = v.copy()
+    tilted[:, 2] = tilted[:, 1]
+    assert atlas.texel_density(tilted, f, uv) == pytest.approx(0.1 / 2 ** 0.25)
+    # Two texels per photo pixel: 0.1 texels per mm at height 1 -> 512 serves up to 25.6
+    # photo pixels per mm, 1024 up to 51.2; beyond that the largest size.
+    assert atlas.auto_texture_size(0.1, 25.6) == 512
+    assert atlas.auto_texture_size(0.1, 25.7) == 1024
+    assert atlas.auto_texture_size(0.1, 500.0) == atlas.AUTO_TEXTURE_SIZES[-1] == 1024
