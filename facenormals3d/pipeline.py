@@ -14,6 +14,7 @@ millimetres, x right, y up, z towards the camera, origin at the crop centre; cro
 from __future__ import annotations
 
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -219,23 +220,44 @@ class _Baked:
     """``S x S`` person mask of the crop the texel views were weighted by."""
 
 
+@dataclass
+class StartedFace:
+    """A face between :meth:`Reconstructor.start_face` and :meth:`Reconstructor.finish_face`."""
+
+    face: AlignedFace
+    source: str
+    index: int
+    timings: dict[str, float]
+    coarse: CoarseFace
+    """The landmark face (depth, normals, coverage) on the crop grid."""
+    landmark_fit: tuple | None = None
+    """Fitted mesh: :func:`~facenormals3d.fit.landmarks.fit_crop`'s ``(fit, target, frame)``."""
+    normals: Future | None = None
+    """The network's ``(normals, confidence)`` on its way; None: the landmark face's normals."""
+
+
 class Reconstructor:
     """Holds the face finder and the network across photos (use as a context manager)."""
 
-    def __init__(self, settings: ReconstructSettings = ReconstructSettings()):
+    def __init__(self, settings: ReconstructSettings = ReconstructSettings(), helper=None):
+        """``helper``: a :class:`~facenormals3d.overlap.BackgroundProcess` to run the network
+        in (:class:`~facenormals3d.model.runner.RemoteNetwork`: this process then needs no
+        torch; not with refinement, which runs here); None: the network runs here."""
         from facenormals3d.face.detect import DetectSettings, FaceFinder
 
         self.settings = settings
         self._limits = None  # the thread limits of a ``with`` block (__enter__)
-        self.model = None
+        self.network = None  # LocalNetwork or RemoteNetwork (facenormals3d.model.runner)
         self.model_info: dict[str, Any] = {"normal_source": settings.normal_source}
-        self.device = "cpu"
-        if settings.normal_source == "network" or settings.refine_iterations > 0:
+        self.device = "cpu"  # this process's torch device (network here, refinement)
+        if helper is not None and settings.refine_iterations > 0:
+            raise ValueError("the network runs in a helper process only without refinement")
+        if (settings.normal_source == "network" and helper is None) or settings.refine_iterations > 0:
             from facenormals3d.device import resolve_device
 
             self.device = resolve_device(settings.device)
         if settings.normal_source == "network":
-            self._load_model()
+            self._load_model(helper)
         elif settings.normal_source != "landmarks":
             raise ValueError(f"normal_source must be 'network' or 'landmarks', got {settings.normal_source!r}")
         self.finder = FaceFinder(DetectSettings(max_faces=settings.max_faces))
@@ -249,23 +271,30 @@ class Reconstructor:
         elif settings.mesh != "depth":
             raise ValueError(f"mesh must be 'fit' or 'depth', got {settings.mesh!r}")
 
-    def _load_model(self) -> None:
+    def _load_model(self, helper) -> None:
         from facenormals3d.errors import FaceNormalsError
-        from facenormals3d.model.weights import load_weights, read_sidecar
+        from facenormals3d.model.config import ModelConfig
+        from facenormals3d.model.runner import LocalNetwork, RemoteNetwork, load_in_helper
+        from facenormals3d.model.weights import verified_sidecar
 
         path = Path(self.settings.weights) if self.settings.weights else DEFAULT_WEIGHTS
         if not path.is_file() and not self.settings.weights:
             # Not the user's input: the installation lacks its weights (exit code INTERNAL).
             raise FaceNormalsError(f"{path}: the shipped network weights are missing; pass "
                                    "--weights FILE, or --normals landmarks for the landmark baseline")
-        self.model = load_weights(path, device=self.device)
-        info = read_sidecar(path)
+        info = verified_sidecar(path)  # here, so a bad file fails here with its own message
         if path == DEFAULT_WEIGHTS and info["sha256"] != DEFAULT_WEIGHTS_SHA256:
             raise FaceNormalsError(f"{path}: SHA-256 {info['sha256']} is not the pinned "
                                    f"{DEFAULT_WEIGHTS_SHA256}; reinstall the shipped weights")
+        if helper is None:
+            self.network = LocalNetwork(path, self.device, self.settings.threads)
+        else:
+            helper.submit(load_in_helper, path, self.settings.device, self.settings.threads)
+            self.network = RemoteNetwork(helper, ModelConfig.from_dict(info["config"]))
+        cfg = self.network.cfg
         meta = info.get("metadata", {})
         # A prior-conditioned network reads the prior it was trained with (training/prior.py).
-        prior = meta.get("train_config", {}).get("prior", "landmarks") if self.model.cfg.coarse_normals else None
+        prior = meta.get("train_config", {}).get("prior", "landmarks") if cfg.coarse_normals else None
         if prior not in (None, "landmarks", "fit"):
             raise FaceNormalsError(f"{path}: trained with prior {prior!r}, which reconstruct cannot compute")
         self.model_info.update({"weights": str(path), "sha256": info["sha256"],
@@ -314,15 +343,48 @@ class Reconstructor:
 
         Textures are sampled from ``face.photo`` (the full-resolution photo) when it is set,
         else from the 256 crop. Stage times are added to a copy of ``timings`` (e.g. from
-        :meth:`align`).
+        :meth:`align`). The same as :meth:`finish_face` of :meth:`start_face`.
         """
-        from facenormals3d.fit.landmarks import check_fit_landmarks
+        return self.finish_face(self.start_face(face, source, index, timings))
+
+    def start_face(self, face: AlignedFace, source: str = "<array>", index: int = 0,
+                   timings: dict[str, float] | None = None) -> "StartedFace":
+        """The stages of :meth:`reconstruct_face` up to the network's input (landmark face,
+        landmark fit, prior), and the network asked for the normals. With the network in a
+        helper process (:class:`~facenormals3d.model.runner.RemoteNetwork`) this returns
+        without waiting: start every face of a photo first, so the helper computes their
+        normals before it takes on slower work such as previews."""
+        from facenormals3d.face.coarse import coarse_face
+        from facenormals3d.fit.landmarks import check_fit_landmarks, fit_crop, fitted_normals
 
         timings = dict(timings or {})
         check_fit_landmarks(face.landmarks_crop, f"{source} face {index}")
+        size = face.transform.size
+        t = time.perf_counter()
+        coarse = coarse_face(face.landmarks_crop, size)
+        timings["coarse_face"] = time.perf_counter() - t
+        started = StartedFace(face=face, source=source, index=index, timings=timings, coarse=coarse)
+        prior = coarse.normals
         if self.fitter is not None:
-            return self._fitted_face(face, source, index, timings)
-        normals, mask, coarse = self.predict_normals(face, timings)
+            t = time.perf_counter()
+            started.landmark_fit = fit_crop(self.fitter, face.landmarks_crop, size, f"{source} face {index}")
+            timings["fit_landmarks"] = time.perf_counter() - t
+            if self.model_info.get("prior") == "fit":
+                lfit, _, frame = started.landmark_fit
+                prior = fitted_normals(self.fitter.model, lfit, frame)
+        if self.network is not None:
+            t = time.perf_counter()
+            started.normals = self.network.submit(face.crop, prior, self.settings.flip_average)
+            timings["normals"] = time.perf_counter() - t
+        return started
+
+    def finish_face(self, started: "StartedFace") -> Reconstruction:
+        """The rest of :meth:`reconstruct_face` for a face from :meth:`start_face`."""
+        face, source, index, timings = started.face, started.source, started.index, started.timings
+        if self.fitter is not None:
+            return self._fitted_face(started)
+        coarse = started.coarse
+        normals, mask, _ = self._normals(face, coarse, timings, started.normals)
         t = time.perf_counter()
         depth, integ = self._integrate(normals, mask, coarse.depth, coarse.mm_per_pixel)
         timings["integration"] = time.perf_counter() - t
@@ -345,29 +407,20 @@ class Reconstructor:
                               mask=mask, depth=np.where(mask, depth, np.nan).astype(np.float32),
                               mesh=mesh, landmarks_mesh=landmarks_mesh, timings=timings, info=info)
 
-    def _fitted_face(self, face: AlignedFace, source: str, index: int, timings: dict[str, float]
-                     ) -> Reconstruction:
-        """The fitted face model + detail for one aligned face (see :meth:`reconstruct_face`)."""
-        from facenormals3d.face.coarse import coarse_face
+    def _fitted_face(self, started: "StartedFace") -> Reconstruction:
+        """The fitted face model + detail for one started face (see :meth:`reconstruct_face`)."""
         from facenormals3d.fit.dense import fit_dense
-        from facenormals3d.fit.landmarks import fit_crop, fitted_normals
         from facenormals3d.mesh.fitted import detail_displacement, fitted_mesh
         from facenormals3d.raster import orthographic_hits
         from facenormals3d.surface import vertex_normals
 
+        face, source, index, timings = started.face, started.source, started.index, started.timings
         model = self.fitter.model
         size = face.transform.size
-        t = time.perf_counter()
-        coarse = coarse_face(face.landmarks_crop, size)
-        timings["coarse_face"] = time.perf_counter() - t
-        t = time.perf_counter()
-        lfit, target, frame = fit_crop(self.fitter, face.landmarks_crop, size, f"{source} face {index}")
+        coarse = started.coarse
+        lfit, target, frame = started.landmark_fit
         s = frame.mm_per_pixel
-        timings["fit_landmarks"] = time.perf_counter() - t
-        prior = None
-        if self.model_info.get("prior") == "fit":
-            prior = fitted_normals(model, lfit, frame)
-        normals, mask, confidence = self._normals(face, coarse, timings, prior)
+        normals, mask, confidence = self._normals(face, coarse, timings, started.normals)
 
         t = time.perf_counter()
         fit, dense = lfit, {"ran": False}
@@ -491,55 +544,32 @@ class Reconstructor:
         t = time.perf_counter()
         coarse = coarse_face(face.landmarks_crop, face.transform.size)
         timings["coarse_face"] = time.perf_counter() - t
-        normals, mask, _ = self._normals(face, coarse, timings)
+        pending = None
+        if self.network is not None:
+            t = time.perf_counter()
+            pending = self.network.submit(face.crop, coarse.normals, self.settings.flip_average)
+            timings["normals"] = time.perf_counter() - t
+        normals, mask, _ = self._normals(face, coarse, timings, pending)
         return normals, mask, coarse
 
     def _normals(self, face: AlignedFace, coarse: CoarseFace, timings: dict[str, float],
-                 prior: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                 pending: Future | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(normals, mask, confidence)``: :meth:`predict_normals`'s normals and mask, and
         ``S x S`` float32 trust in the normals in [0, 1] (0 outside ``mask``; the network's
         :func:`~facenormals3d.model.infer.confidence_weight` where it has a confidence output,
-        else 1). ``prior`` (``S x S x 3``, NaN off the face) replaces the landmark face's
-        normals as a prior-conditioned network's input."""
+        else 1). ``pending``: the network's answer (``submit`` of
+        :mod:`facenormals3d.model.runner`); None: the landmark face's normals. The time spent
+        waiting for it is added to ``timings["normals"]``."""
         t = time.perf_counter()
         confidence = None
-        if self.model is not None:
-            normals, confidence = self._network_normals(face, coarse.normals if prior is None else prior)
+        if pending is not None:
+            normals, confidence = pending.result()
         else:
             normals = coarse.normals.copy()
-        timings["normals"] = time.perf_counter() - t
+        timings["normals"] = timings.get("normals", 0.0) + time.perf_counter() - t
         mask = face.mask & coarse.coverage & np.all(np.isfinite(normals), axis=-1)
         confidence = mask.astype(np.float32) if confidence is None else np.where(mask, confidence, 0).astype(np.float32)
         return np.where(mask[..., None], normals, np.nan).astype(np.float32), mask, confidence
-
-    def _network_normals(self, face: AlignedFace, prior: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """Network normals ``S x S x 3`` and, for a model with a confidence output, its
-        ``S x S`` weight in [0, 1] (else None)."""
-        import torch
-
-        from facenormals3d.model.infer import confidence_weight, predict_normals, predict_normals_confidence
-
-        coarse_in = None
-        if self.model.cfg.coarse_normals:
-            coarse_in = torch.from_numpy(np.nan_to_num(prior).transpose(2, 0, 1)[None].copy())
-
-        flip = self.settings.flip_average
-
-        def run():
-            if self.model.cfg.confidence:
-                n, log_kappa = predict_normals_confidence(self.model, face.crop[None], coarse_in,
-                                                          flip_average=flip)
-                return n[0], confidence_weight(log_kappa[0, 0]).numpy()
-            return predict_normals(self.model, face.crop[None], coarse_in, flip_average=flip)[0], None
-
-        if self.device == "cpu":
-            from facenormals3d.device import torch_threads
-
-            with torch_threads(self.settings.threads):
-                n, conf = run()
-        else:
-            n, conf = run()
-        return n.permute(1, 2, 0).numpy().astype(np.float32), conf
 
     def _integrate(self, normals: np.ndarray, mask: np.ndarray, prior_depth: np.ndarray,
                    mm_per_pixel: float, confidence: np.ndarray | None = None) -> tuple[np.ndarray, dict]:

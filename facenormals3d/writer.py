@@ -222,11 +222,11 @@ def preview_renderer(threads: int = 1, processes: int = 1):
     on its own). ``processes=0``: render in the caller."""
     from facenormals3d.overlap import BackgroundProcess
 
-    return BackgroundProcess(_start_renderer, threads, processes=processes)
+    return BackgroundProcess(start_renderer, threads, processes=processes)
 
 
-def _start_renderer(threads: int) -> None:
-    """In the renderer process: import what a preview needs, fix the thread counts."""
+def start_renderer(threads: int) -> None:
+    """In a renderer process: import what a preview needs, fix the thread counts."""
     import numpy  # noqa: F401 - its OpenBLAS must be loaded to be limited
     import open3d  # noqa: F401 - hidden-face ray casts
     import torch

@@ -156,6 +156,35 @@ def test_overlapped_run_writes_the_same_files_as_a_serial_run(astronaut, tmp_pat
 
 
 
+def test_one_photo_with_the_network_in_a_helper_writes_the_serial_runs_files(astronaut, tmp_path):
+    # One photo (two faces: both are started before either is finished) with the network
+    # and previews in a helper process: the same bytes as --serial, where all runs here.
+    # The command runs as its own process, which must never import torch itself.
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    half = np.asarray(Image.fromarray(astronaut).resize((256, 256)))
+    pair = np.full((256, 560, 3), 128, np.uint8)
+    pair[:, :256], pair[:, 304:] = half, half[:, ::-1]
+    photo = tmp_path / "pair.png"
+    Image.fromarray(pair).save(photo)
+    options = ["--texture-size", "64", "-q"]
+    assert main(["reconstruct", str(photo), *options, "-o", str(tmp_path / "serial"), "--serial"]) == 0
+    script = ("import sys; from facenormals3d.cli import main; "
+              f"code = main(['reconstruct', {str(photo)!r}, '-o', {str(tmp_path / 'helper')!r}, "
+              f"*{options!r}]); print('torch' in sys.modules); sys.exit(code)")
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip().splitlines()[-1] == "False"  # torch stayed in the helper
+    serial, helper = _tree(tmp_path / "serial"), _tree(tmp_path / "helper")
+    assert "pair/face_1/preview.png" in serial
+    assert serial.keys() == helper.keys()
+    for name in serial:
+        assert serial[name] == helper[name], name
+
+
 def test_default_photo_workers_are_bounded_by_cores_and_memory(monkeypatch):
     import os
 

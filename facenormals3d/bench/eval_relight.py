@@ -59,7 +59,7 @@ def engine_lighting(lighting: dict):
     """The engine's light (:func:`facenormals3d.data.render.sample_lighting`) as our
     :class:`~facenormals3d.render.lighting.Lighting` (exact for the SH environment)."""
     from facenormals3d.render.lighting import DirectionalLight, Lighting
-    from facenormals3d.render.shading import _C0, _C1, _C2, _C20, _C22
+    from facenormals3d.render.sh import C0 as _C0, C1 as _C1, C2 as _C2, C20 as _C20, C22 as _C22
 
     env = lighting["env"]
     a, b, m = (np.asarray(env[k], np.float64) for k in ("a", "b", "m"))

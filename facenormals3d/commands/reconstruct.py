@@ -103,10 +103,10 @@ def run(args: argparse.Namespace) -> int:
 
     from facenormals3d.console import emit, network_settings, run_batch
     from facenormals3d.device import keep_freed_memory
-    from facenormals3d.overlap import BackgroundWriter, ReadAhead
+    from facenormals3d.overlap import BackgroundProcess, BackgroundWriter, ReadAhead
     from facenormals3d.photo import load_photo
     from facenormals3d.pipeline import Reconstructor, ReconstructSettings
-    from facenormals3d.writer import preview_renderer
+    from facenormals3d.writer import preview_renderer, start_renderer
 
     settings = ReconstructSettings(**network_settings(args), integration=args.integration,
                                    prior_weight=args.prior_weight, refine_iterations=args.refine,
@@ -123,14 +123,27 @@ def run(args: argparse.Namespace) -> int:
     else:
         claimed: set[str] = set()
         workers = 0 if args.serial else 1
-        # Previews are rendered in a second process once it has started (its imports take
-        # ~2.5 s of CPU, which pays back over a batch but not for one photo; until then, and
-        # with --serial, they are rendered here).
-        renderer = None if args.no_previews else preview_renderer(args.threads,
-                                                                   workers if len(args.photos) > 1 else 0)
-        with renderer or contextlib.nullcontext(), \
-                Reconstructor(settings) as rec, ReadAhead(args.photos, load_photo, workers) as photos, \
-                BackgroundWriter(threads=workers) as writer:
+        with contextlib.ExitStack() as stack:
+            helper = None
+            if workers and len(args.photos) == 1 and settings.normal_source == "network" \
+                    and settings.refine_iterations == 0:
+                # One photo: the network and the previews run in a helper process, so this
+                # one never imports torch; the helper imports it and loads the weights on the
+                # other core meanwhile (cold start ~0.5 s shorter, `bench pipeline`).
+                helper = stack.enter_context(BackgroundProcess())
+            rec = stack.enter_context(Reconstructor(settings, helper=helper))
+            if args.no_previews:
+                renderer = None
+            elif helper is not None:
+                renderer = helper
+                helper.submit(start_renderer, args.threads)  # after the network's load (jobs run in order)
+            else:
+                # Several photos: previews are rendered in a second process once it has
+                # started (its imports take ~2.5 s of CPU, which pays back over a batch; until
+                # then, and with --serial, they are rendered here).
+                renderer = stack.enter_context(preview_renderer(args.threads, workers if len(args.photos) > 1 else 0))
+            photos = stack.enter_context(ReadAhead(args.photos, load_photo, workers))
+            writer = stack.enter_context(BackgroundWriter(threads=workers))
             result = run_batch(args.photos, lambda p: _one_photo(p, out, rec, args.overwrite, claimed,
                                                                  renderer, photos, writer),
                                args=args, desc="reconstruct")
@@ -279,10 +292,20 @@ def _one_photo(item: str, out: Path, rec, overwrite: bool, claimed: set[str], re
                                  report_faces.overlay(photo.pixels, [f for f, _ in aligned], search))]
         outcomes = []
         try:
+            # Every face's network input first: with the network in a helper process, their
+            # normals are computed there before the first preview queues behind them.
+            started = []
             for k, (face, timings) in enumerate(aligned):
+                try:
+                    started.append(rec.start_face(face, str(path), k, timings))
+                except Exception as err:  # noqa: BLE001 - one bad face must not lose the others
+                    started.append(err)
+            for k, start in enumerate(started):
                 folder = stage / f"face_{k}"
                 try:
-                    r = rec.reconstruct_face(face, str(path), k, timings)
+                    if isinstance(start, Exception):
+                        raise start
+                    r = rec.finish_face(start)
                     r.info["skipped_faces"] = skipped
                     folder.mkdir()
                     outcomes.append(writer.submit(_write_face, r, folder, dest, renderer, search))

@@ -64,6 +64,19 @@ def read_sidecar(path: str | Path) -> dict[str, Any]:
     return info
 
 
+def verified_sidecar(path: str | Path) -> dict[str, Any]:
+    """:func:`read_sidecar` of a weights file that exists and whose SHA-256 matches it (no
+    torch); raises :class:`~facenormals3d.errors.InputError` naming the file otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "weights file not found")
+    info = read_sidecar(path)
+    digest = sha256_file(path)
+    if digest != info["sha256"]:
+        raise InputError(path, f"SHA-256 mismatch: file has {digest}, sidecar expects {info['sha256']}")
+    return info
+
+
 def load_weights(path: str | Path, device: str = "cpu"):
     """Build the model described by the sidecar and load the verified weights (eval mode,
     channels-last: :func:`~facenormals3d.model.infer.inference_ready`)."""
@@ -72,12 +85,7 @@ def load_weights(path: str | Path, device: str = "cpu"):
     from facenormals3d.model.crossmodal import CrossModalNet
 
     path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "weights file not found")
-    info = read_sidecar(path)
-    digest = sha256_file(path)
-    if digest != info["sha256"]:
-        raise InputError(path, f"SHA-256 mismatch: file has {digest}, sidecar expects {info['sha256']}")
+    info = verified_sidecar(path)
     model = CrossModalNet(ModelConfig.from_dict(info["config"]))
     state = load_file(str(path), device="cpu")
     missing, unexpected = model.load_state_dict(state, strict=False)

@@ -114,7 +114,7 @@ class Lighting:
 def sh_basis_np(normals: np.ndarray) -> np.ndarray:
     """The 9 SH functions of :func:`facenormals3d.render.shading.sh_basis` (the torch reference,
     compared in the tests) at ``N x 3`` normals: ``N x 9`` float64."""
-    from facenormals3d.render.shading import _C0, _C1, _C2, _C20, _C22
+    from facenormals3d.render.sh import C0 as _C0, C1 as _C1, C2 as _C2, C20 as _C20, C22 as _C22
 
     n = np.asarray(normals, np.float64)
     x, y, z = n[:, 0], n[:, 1], n[:, 2]

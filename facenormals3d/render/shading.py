@@ -24,12 +24,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-#: Normalisation constants of the real SH basis, l = 0, 1, 2.
-_C0 = 0.28209479177387814  # 1 / (2 sqrt(pi))
-_C1 = 0.4886025119029199  # sqrt(3 / (4 pi))
-_C2 = 1.0925484305920792  # sqrt(15 / (4 pi))
-_C20 = 0.31539156525252005  # sqrt(5 / (16 pi))
-_C22 = 0.5462742152960396  # sqrt(15 / (16 pi))
+# Normalisation constants of the real SH basis, l = 0, 1, 2 (torch-free home: render/sh.py).
+from facenormals3d.render.sh import C0 as _C0, C1 as _C1, C2 as _C2, C20 as _C20, C22 as _C22  # noqa: E402
 
 #: Relative Tikhonov weight of the lighting fit: face normals span only the front
 #: hemisphere, so some SH functions are nearly collinear there (1, z and 3z^2 - 1).

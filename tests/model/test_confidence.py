@@ -116,7 +116,9 @@ def test_reconstruct_weighs_the_normals_by_the_network_confidence(tmp_path, astr
                         CrossModalNet(ModelConfig(width=1 / 16, input_size=64, confidence=True)))
     rec = Reconstructor(ReconstructSettings(weights=str(path), textures=False, albedo=False, max_faces=1))
     face, timings = rec.align(astronaut, "astronaut")[0]
-    normals, mask, confidence = rec._normals(face, coarse_face(face.landmarks_crop, face.transform.size), {})
+    coarse = coarse_face(face.landmarks_crop, face.transform.size)
+    pending = rec.network.submit(face.crop, coarse.normals, flip_average=True)
+    normals, mask, confidence = rec._normals(face, coarse, {}, pending)
     assert confidence.shape == mask.shape and confidence.dtype == np.float32
     assert np.all(confidence[~mask] == 0) and 0 <= confidence[mask].min() <= confidence[mask].max() <= 1
     assert confidence[mask].std() > 0  # a real per-pixel map, not the mask
