@@ -89,21 +89,79 @@ def batch_photos(folder: Path) -> tuple[list[Path], int]:
 
 def _fresh_process(argv: list[str]) -> dict:
     """``python -m facenormals3d argv`` as users run it: wall clock (interpreter start and
-    exit included) and the child's own peak resident memory (``wait4``)."""
+    exit included), the largest peak resident memory of the process and its waited-for
+    children (``wait4``), and the peak of the whole process tree's memory summed
+    (:class:`_TreeMemory`: with its helper or worker processes)."""
     import os
 
     with tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
         proc = subprocess.Popen([sys.executable, "-m", "facenormals3d", *argv], stdout=subprocess.DEVNULL,
                                 stderr=err)
-        _, status, usage = os.wait4(proc.pid, 0)
+        with _TreeMemory(proc.pid) as tree:
+            _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - t0
         proc.returncode = code = os.waitstatus_to_exitcode(status)
         if code != 0:
             err.seek(0)
             raise RuntimeError(f"bench pipeline: reconstruct exited {code}: "
                                f"{err.read().decode(errors='replace').strip()[-800:]}")
-    return {"wall_s": wall, "peak_rss_gb": usage.ru_maxrss / 1024 ** 2}
+    return {"wall_s": wall, "peak_rss_gb": usage.ru_maxrss / 1024 ** 2, "tree_pss_gb": tree.peak / 1024 ** 3}
+
+
+class _TreeMemory:
+    """Samples the memory of a process and all its descendants every :attr:`INTERVAL_S` on a
+    thread; ``peak``: the largest sum seen, bytes. Each process counts its proportional set
+    size (Linux ``smaps_rollup`` ``Pss``: pages shared between the processes, such as torch's
+    libraries, are split between them instead of counted in each); its resident size where
+    that file is missing. Processes that live shorter than one interval can be missed."""
+
+    INTERVAL_S = 0.05
+
+    def __init__(self, pid: int):
+        import threading
+
+        self.pid, self.peak = pid, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> "_TreeMemory":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.INTERVAL_S):
+            self.peak = max(self.peak, sum(_memory(p) for p in _descendants(self.pid)))
+
+
+def _descendants(pid: int) -> list[int]:
+    """``pid`` and every process below it (Linux ``/proc/PID/task/*/children``)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        for task in Path(f"/proc/{p}/task").glob("*/children"):
+            try:
+                todo += [int(c) for c in task.read_text().split()]
+            except OSError:
+                pass
+    return out
+
+
+def _memory(pid: int) -> int:
+    """Bytes of ``pid``: its ``Pss`` (else ``VmRSS``); 0 when it is gone."""
+    for name, key in (("smaps_rollup", "Pss:"), ("status", "VmRSS:")):
+        try:
+            for line in Path(f"/proc/{pid}/{name}").read_text().splitlines():
+                if line.startswith(key):
+                    return int(line.split()[1]) * 1024
+        except OSError:
+            continue
+    return 0
 
 
 def _import_floor() -> float:
@@ -139,15 +197,17 @@ def _processes(args: argparse.Namespace, tmp: Path) -> tuple[list[dict], list[di
              "faces": _faces_written(tmp / "cold0")},
             {"run": f"batch, {len(photos)} photos", "wall_s": round(batch["wall_s"], 3),
              "x_floor": round(batch["wall_s"] / floor, 2), "faces": f"{written}/{n_faces}",
-             "s_per_face": round(per_face, 3), "peak_rss_gb": round(batch["peak_rss_gb"], 3)}]
+             "s_per_face": round(per_face, 3), "peak_rss_gb": round(batch["peak_rss_gb"], 3),
+             "tree_pss_gb": round(batch["tree_pss_gb"], 3)}]
     targets = [target("batch of 12 faces, wall seconds per face incl. start-up and every file", per_face, 1.0),
                 target("one face from a cold start, wall seconds", cold, 3.0)]
     notes = [f"fresh processes, medians of {len(colds)} (cold: {', '.join(f'{c:.2f}' for c in colds)}; "
              f"floor: {', '.join(f'{f:.2f}' for f in floors)}); every file written incl. preview.png",
              f"cold minus import floor: {cold - floor:.2f} s (model start-up, first calls, one face, files)",
-             "batch peak_rss_gb: the largest of the reconstruct process and its photo worker processes "
-             "(reconstruct --jobs; wait4 gives the maximum over a process and its waited-for children), "
-             "not their sum"]
+             "peak_rss_gb: the largest of the reconstruct process and its helper or photo worker "
+             "processes (wait4 gives the maximum over a process and its waited-for children); "
+             "tree_pss_gb: the peak of all of them together (proportional set sizes summed, sampled "
+             "every 50 ms)"]
     if not args.no_48mp:
         from facenormals3d.bench.faces import build_photo
 
@@ -157,9 +217,10 @@ def _processes(args: argparse.Namespace, tmp: Path) -> tuple[list[dict], list[di
         got = _faces_written(tmp / "big_out")
         rows.append({"run": "48 MP photo", "wall_s": round(r["wall_s"], 3), "x_floor": round(r["wall_s"] / floor, 2),
                      "faces": f"{got}/{expected}", "s_per_face": round(r["wall_s"] / max(got, 1), 3),
-                     "peak_rss_gb": round(r["peak_rss_gb"], 3)})
+                     "peak_rss_gb": round(r["peak_rss_gb"], 3), "tree_pss_gb": round(r["tree_pss_gb"], 3)})
         targets += [target("48 MP photo end to end (cold process, every file), seconds", r["wall_s"], 4.0),
-                    target("48 MP photo peak memory, GB", r["peak_rss_gb"], 2.0)]
+                    target("48 MP photo peak memory (largest process, or all its processes' summed "
+                           "proportional memory if more), GB", max(r["peak_rss_gb"], r["tree_pss_gb"]), 2.0)]
     return rows, targets, notes
 
 
