@@ -234,6 +234,12 @@ class StartedFace:
     """Fitted mesh: :func:`~facenormals3d.fit.landmarks.fit_crop`'s ``(fit, target, frame)``."""
     normals: Future | None = None
     """The network's ``(normals, confidence)`` on its way; None: the landmark face's normals."""
+    landmark_base: np.ndarray | None = None
+    """Fitted mesh: ``V x 3`` vertices of the landmark fit (mm, crop frame)."""
+    landmark_hits: tuple | None = None
+    """Fitted mesh: :func:`~facenormals3d.raster.orthographic_hits` of ``landmark_base``."""
+    person: np.ndarray | None = None
+    """Fitted mesh with textures: the crop's person mask (``FaceFinder.person_mask``)."""
 
 
 class Reconstructor:
@@ -356,6 +362,7 @@ class Reconstructor:
         normals before it takes on slower work such as previews."""
         from facenormals3d.face.coarse import coarse_face
         from facenormals3d.fit.landmarks import check_fit_landmarks, fit_crop, fitted_normals
+        from facenormals3d.raster import orthographic_hits
 
         timings = dict(timings or {})
         check_fit_landmarks(face.landmarks_crop, f"{source} face {index}")
@@ -376,6 +383,20 @@ class Reconstructor:
             t = time.perf_counter()
             started.normals = self.network.submit(face.crop, prior, self.settings.flip_average)
             timings["normals"] = time.perf_counter() - t
+        if self.fitter is not None:
+            # What does not need the normals, done while a helper may still compute them.
+            t = time.perf_counter()
+            lfit, _, frame = started.landmark_fit
+            started.landmark_base = lfit.pose.apply(self.fitter.model.shape(lfit.alpha, lfit.beta))
+            started.landmark_hits = orthographic_hits(started.landmark_base, self.fitter.model.triangles, frame)
+            timings["fit_landmarks"] += time.perf_counter() - t
+            if self.settings.textures:
+                t = time.perf_counter()
+                started.person = self.finder.person_mask(face.crop)
+                # The atlas the face will most likely need (its size from the landmark fit).
+                self._atlas_of(self.settings.texture_size
+                               or self._texture_size(face, started.landmark_base, frame))
+                timings["texture"] = time.perf_counter() - t
         return started
 
     def finish_face(self, started: "StartedFace") -> Reconstruction:
@@ -424,8 +445,8 @@ class Reconstructor:
 
         t = time.perf_counter()
         fit, dense = lfit, {"ran": False}
-        base = lfit.pose.apply(model.shape(lfit.alpha, lfit.beta))
-        depth_fit, tri, bary = orthographic_hits(base, model.triangles, frame)
+        base = started.landmark_base
+        depth_fit, tri, bary = started.landmark_hits
         visible = mask & np.isfinite(depth_fit)
         confidence = np.where(visible, confidence, 0).astype(np.float32)
         integ: dict[str, Any] = {}
@@ -454,9 +475,9 @@ class Reconstructor:
         texture = normal_map = baked = None
         if self.settings.textures:
             t = time.perf_counter()
-            baked = self._bake(face, vertices, vn, normals, confidence, frame)
+            baked = self._bake(face, vertices, vn, normals, confidence, frame, started.person)
             texture, normal_map = baked.texture, baked.normal_map
-            timings["texture"] = time.perf_counter() - t
+            timings["texture"] = timings.get("texture", 0.0) + time.perf_counter() - t
 
         appearance = None
         if self.settings.albedo and baked is not None:
@@ -484,26 +505,33 @@ class Reconstructor:
                               landmarks_mesh=model.landmark_points(mesh.vertices), timings=timings,
                               info=info, fit=fitted)
 
+    def _atlas_of(self, size: int) -> tuple:
+        """The model's atlas at height ``size``: ``(raster, corners N x 3, mirrored corners N x 3,
+        mirror texel N)`` (:func:`~facenormals3d.mesh.atlas.cached_atlas`), kept per size."""
+        if size not in self._atlas:
+            from facenormals3d.data.ict import cache_dir
+            from facenormals3d.mesh import atlas
+
+            model = self.fitter.model
+            raster, mirror_texel = atlas.cached_atlas(model.triangles, model.triangle_uvs, model.mirror,
+                                                      2 * size, size, cache_dir())
+            corners = model.triangles[raster.triangle]
+            self._atlas[size] = (raster, corners, model.mirror[corners], mirror_texel)
+        return self._atlas[size]
+
     def _bake(self, face: AlignedFace, vertices: np.ndarray, vn: np.ndarray, normals: np.ndarray,
-              confidence: np.ndarray, frame: CropFrame) -> "_Baked":
-        """Photo texture and (with ``detail``) tangent normal map of the fitted mesh, in the model's atlas."""
+              confidence: np.ndarray, frame: CropFrame, person: np.ndarray) -> "_Baked":
+        """Photo texture and (with ``detail``) tangent normal map of the fitted mesh, in the
+        model's atlas; ``person``: the crop's person mask (``FaceFinder.person_mask``)."""
         from facenormals3d.mesh import atlas
         from facenormals3d.raster import orthographic_hits
 
         model = self.fitter.model
         size = self.settings.texture_size or self._texture_size(face, vertices, frame)
-        if size not in self._atlas:
-            from facenormals3d.data.ict import cache_dir
-
-            raster, mirror_texel = atlas.cached_atlas(model.triangles, model.triangle_uvs, model.mirror,
-                                                      2 * size, size, cache_dir())
-            corners = model.triangles[raster.triangle]
-            self._atlas[size] = (raster, corners, model.mirror[corners], mirror_texel)
-        raster, corners, mirror_corners, mirror_texel = self._atlas[size]
+        raster, corners, mirror_corners, mirror_texel = self._atlas_of(size)
         hits = orthographic_hits(vertices, model.triangles, frame)
         zbuffer = hits[0]
         facing = atlas.facing_texels(raster, vertices, model.triangles)
-        person = self.finder.person_mask(face.crop)
         own = atlas.on_person(atlas.view_texels(raster, corners, vertices, vn, zbuffer, frame, candidates=facing),
                               person)
         mirror = atlas.on_person(atlas.view_texels(raster, mirror_corners, vertices, vn, zbuffer, frame,
