@@ -9,6 +9,7 @@ progress go to stderr, and exit codes come from :class:`facenormals3d.errors.Exi
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import sys
@@ -171,20 +172,25 @@ class BatchResult:
         return "\n".join(lines)
 
 
-def run_batch(inputs: Sequence[T], job: Callable[[T], dict[str, Any]], *,
+def run_batch(inputs: Sequence[T], job: Callable[[T], Any], *,
               args: argparse.Namespace, desc: str) -> BatchResult:
     """Run ``job`` on every input; one failure is logged and the rest still run.
 
-    ``job`` raises :class:`FaceNormalsError` subclasses for expected problems (bad
-    input, existing output); anything else is reported as an internal error with its
-    traceback at debug level.
+    ``job`` returns the input's summary entry (a dict), or a ``finish()`` callable that
+    returns it: that one is called after the next input's ``job`` (or at the end), so the
+    work it waits for (e.g. files written in the background) overlaps the next input.
+    Results are recorded in input order either way. ``job`` and ``finish`` raise
+    :class:`FaceNormalsError` subclasses for expected problems (bad input, existing
+    output); anything else is reported as an internal error with its traceback at debug
+    level.
     """
     result = BatchResult()
-    for item in progress(inputs, total=len(inputs), desc=desc, args=args):
+
+    def record(item: T, get: Callable[[], dict[str, Any]]) -> None:
         try:
-            record = job(item)
-            record.setdefault("input", str(item))
-            result.succeeded.append(record)
+            entry = get()
+            entry.setdefault("input", str(item))
+            result.succeeded.append(entry)
         except FaceNormalsError as err:
             kind = "exists" if isinstance(err, OutputExistsError) else "input"
             log.error("%s", err)
@@ -194,7 +200,31 @@ def run_batch(inputs: Sequence[T], job: Callable[[T], dict[str, Any]], *,
             log.debug("%s", traceback.format_exc())
             result.failed.append({"input": str(item), "kind": "internal",
                                   "error": f"{item}: internal error: {type(err).__name__}: {err}"})
+
+    unfinished: list = []  # at most one (item, finish) pair
+
+    def settle() -> None:
+        while unfinished:
+            record(*unfinished.pop())
+
+    for item in progress(inputs, total=len(inputs), desc=desc, args=args):
+        try:
+            outcome = job(item)
+        except Exception as err:  # noqa: BLE001 - recorded (in input order) by record()
+            settle()
+            record(item, functools.partial(_reraise, err))
+            continue
+        settle()
+        if callable(outcome):
+            unfinished.append((item, outcome))
+        else:
+            record(item, lambda entry=outcome: entry)
+    settle()
     return result
+
+
+def _reraise(err: Exception) -> dict:
+    raise err
 
 
 def claim_stem(path, claimed: set[str]) -> None:

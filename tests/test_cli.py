@@ -108,3 +108,34 @@ def test_unexpected_errors_are_one_line_internal(tmp_path, cli):
     r = cli("reconstruct", tmp_path / "x.png", "-o", tmp_path / "o", "--weights", tmp_path / "w.safetensors")
     assert r.returncode in (ExitCode.BAD_INPUT, ExitCode.INTERNAL)
     assert "Traceback" not in r.stderr
+
+
+def test_run_batch_finishes_each_input_after_the_next_one_and_records_in_order():
+    # A job may return finish(); it runs after the next input's job (or at the end). Errors
+    # of a job and of a finish are recorded in input order all the same.
+    import argparse
+
+    from facenormals3d.console import run_batch
+    from facenormals3d.errors import InputError
+
+    calls = []
+
+    def job(item):
+        calls.append(f"job {item}")
+        if item == "bad":
+            raise InputError(item, "broken")
+
+        def finish():
+            calls.append(f"finish {item}")
+            if item == "late":
+                raise RuntimeError("failed while finishing")
+            return {"value": item}
+
+        return {"value": item} if item == "plain" else finish
+
+    args = argparse.Namespace(quiet=True, json=False, verbose=0)
+    result = run_batch(["a", "late", "bad", "plain", "b"], job, args=args, desc="test")
+    assert calls == ["job a", "job late", "finish a", "job bad", "finish late", "job plain", "job b",
+                     "finish b"]
+    assert [r["value"] for r in result.succeeded] == ["a", "plain", "b"]
+    assert [(f["input"], f["kind"]) for f in result.failed] == [("late", "internal"), ("bad", "input")]

@@ -185,6 +185,34 @@ def test_one_photo_with_the_network_in_a_helper_writes_the_serial_runs_files(ast
         assert serial[name] == helper[name], name
 
 
+def test_photos_started_ahead_with_the_helper_fail_alone_and_in_order(astronaut, tmp_path, capsys):
+    # Several photos with the helper: each photo's faces are started before the previous
+    # photo is finished, and its files are finished after the next one is computed. A bad
+    # photo in the middle fails alone, reported in input order; the others are the serial
+    # run's bytes.
+    from PIL import Image
+
+    small = np.asarray(Image.fromarray(astronaut).resize((256, 256)))
+    photos = [tmp_path / "a.png", tmp_path / "broken.jpg", tmp_path / "b.png"]
+    Image.fromarray(small).save(photos[0])
+    photos[1].write_text("not an image")
+    Image.fromarray(np.ascontiguousarray(small[:, ::-1])).save(photos[2])
+    options = ["--texture-size", "64", "-q", "--json"]
+    assert main(["reconstruct", str(photos[0]), str(photos[2]), *options, "-o", str(tmp_path / "serial"),
+                 "--serial"]) == 0
+    capsys.readouterr()
+    code = main(["reconstruct", *map(str, photos), *options, "-o", str(tmp_path / "ahead"), "--jobs", "1"])
+    assert code == ExitCode.PARTIAL
+    summary = json.loads(capsys.readouterr().out)
+    assert [r["input"] for r in summary["succeeded"]] == [str(photos[0]), str(photos[2])]
+    assert [f["input"] for f in summary["failed"]] == [str(photos[1])]
+    assert "broken.jpg: not a readable image" in summary["failed"][0]["error"]
+    serial, ahead = _tree(tmp_path / "serial"), _tree(tmp_path / "ahead")
+    assert serial.keys() == ahead.keys() and "b/face_0/preview.png" in serial
+    for name in serial:
+        assert serial[name] == ahead[name], name
+
+
 def test_default_photo_workers_are_bounded_by_cores_and_memory(monkeypatch):
     import os
 
@@ -197,6 +225,13 @@ def test_default_photo_workers_are_bounded_by_cores_and_memory(monkeypatch):
     assert reconstruct._default_jobs() == 1
     monkeypatch.setattr(reconstruct, "_available_memory", lambda unknown: 0)
     assert reconstruct._default_jobs() == 1  # never none
+    # With the network in a helper process: one worker on up to HELPER_MAX_CORES cores.
+    monkeypatch.setattr(reconstruct, "_available_memory", lambda unknown: 100 * reconstruct.WORKER_BYTES)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(reconstruct.HELPER_MAX_CORES)))
+    assert reconstruct._default_jobs(helper=True) == 1
+    assert reconstruct._default_jobs(helper=False) == reconstruct.HELPER_MAX_CORES
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)))
+    assert reconstruct._default_jobs(helper=True) == 8
 
 
 def test_write_time_leaves_out_a_preview_rendered_in_process(astronaut, tmp_path, monkeypatch):

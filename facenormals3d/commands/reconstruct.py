@@ -72,12 +72,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--jobs", type=int, default=0, metavar="N",
                    help="photos reconstructed at once, each worker process running whole photos "
                         "(default 0: one per CPU core, at most one per photo and per 2 GB of available "
-                        "memory; the same files as one process)")
+                        "memory; on 2 cores one, with the network and previews in a helper process; "
+                        "the same files either way)")
     p.add_argument("--serial", action="store_true",
                    help="one process that computes, writes files and reads the next photo one "
                         "after another on one thread (the same files; with --jobs 1 a face's files "
                         "are written while the next face is computed, the next photo is read ahead "
-                        "and, with several photos, previews are rendered in a second process)")
+                        "and started, and the network and previews run in a helper process)")
     p.add_argument("--refine", type=int, default=ReconstructSettings.refine_iterations, metavar="N",
                    help="N iterations of shading-consistency refinement (default 0 = off)")
     add_common_options(p)
@@ -117,19 +118,21 @@ def run(args: argparse.Namespace) -> int:
         return int(ExitCode.USAGE)
     out = Path(args.out)
     keep_freed_memory()  # full-atlas arrays reuse freed memory instead of faulting in fresh pages
-    jobs = 1 if args.serial else min(args.jobs or _default_jobs(), len(args.photos))
+    helper_ok = settings.normal_source == "network" and settings.refine_iterations == 0
+    jobs = 1 if args.serial else min(args.jobs or _default_jobs(helper_ok), len(args.photos))
     if jobs > 1:
         result = _run_in_processes(args, settings, out, jobs)
     else:
         claimed: set[str] = set()
         workers = 0 if args.serial else 1
         with contextlib.ExitStack() as stack:
-            helper = None
-            if workers and len(args.photos) == 1 and settings.normal_source == "network" \
-                    and settings.refine_iterations == 0:
-                # One photo: the network and the previews run in a helper process, so this
-                # one never imports torch; the helper imports it and loads the weights on the
-                # other core meanwhile (cold start ~0.5 s shorter, `bench pipeline`).
+            helper = ahead = None
+            if workers and helper_ok:
+                # The network and the previews run in a helper process, so this one never
+                # imports torch; the helper imports it and loads the weights on the other core
+                # meanwhile. Each photo's faces are started (network asked) before the previous
+                # photo's are finished, so the helper never makes the next network call wait
+                # behind a preview (`bench pipeline`).
                 helper = stack.enter_context(BackgroundProcess())
             rec = stack.enter_context(Reconstructor(settings, helper=helper))
             if args.no_previews:
@@ -143,9 +146,14 @@ def run(args: argparse.Namespace) -> int:
                 # then, and with --serial, they are rendered here).
                 renderer = stack.enter_context(preview_renderer(args.threads, workers if len(args.photos) > 1 else 0))
             photos = stack.enter_context(ReadAhead(args.photos, load_photo, workers))
-            writer = stack.enter_context(BackgroundWriter(threads=workers))
+            # With the helper a face's files wait for its preview there: a deeper queue lets
+            # this process go on with the next faces meanwhile.
+            writer = stack.enter_context(BackgroundWriter(depth=HELPER_WRITE_DEPTH if helper else 1,
+                                                          threads=workers))
+            if helper is not None:
+                ahead = _StartAhead(args.photos, lambda p: _start_photo(p, out, rec, claimed, photos))
             result = run_batch(args.photos, lambda p: _one_photo(p, out, rec, args.overwrite, claimed,
-                                                                 renderer, photos, writer),
+                                                                 renderer, photos, writer, ahead),
                                args=args, desc="reconstruct")
     face_failures = [f for r in result.succeeded for f in r.get("failed_faces", [])]
     emit(args, result.summary(), result.human("photo") + (
@@ -159,16 +167,31 @@ def run(args: argparse.Namespace) -> int:
     return int(code)
 
 
+#: Faces whose files may be queued or being written while the next faces are computed, with
+#: the network and previews in a helper process (each holds its textures: ~15 MB at the 512
+#: atlas, ~60 MB at 1024).
+HELPER_WRITE_DEPTH = 3
+
 #: Memory one photo worker may take (peak ~1.7 GB on a 48 MP photo, `bench pipeline`).
 WORKER_BYTES = 2 * 1024**3
 
 
-def _default_jobs() -> int:
+#: Up to this many CPU cores, a run whose network can go to a helper process (network
+#: normals, no refinement) uses one photo worker, this process, with the helper: measured on
+#: 2 cores (the 12-face batch of `bench pipeline`, 3 interleaved runs, 2026-12-06) 14.09 s
+#: against 14.69 s for two photo workers, 1.57 GB against 2.08 GB for all processes together.
+HELPER_MAX_CORES = 2
+
+
+def _default_jobs(helper: bool = False) -> int:
     """One photo worker per CPU core this process may use, at most one per
-    :data:`WORKER_BYTES` of available memory (at least 1)."""
+    :data:`WORKER_BYTES` of available memory (at least 1); 1 with ``helper`` (the network
+    can run in a helper process) on at most :data:`HELPER_MAX_CORES` cores."""
     import os
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if helper and cores <= HELPER_MAX_CORES:
+        return 1
     return max(1, min(cores, _available_memory(cores * WORKER_BYTES) // WORKER_BYTES))
 
 
@@ -266,74 +289,159 @@ def _photo_in_worker(item: str, out: Path, overwrite: bool, previews: bool) -> d
     from facenormals3d.writer import preview_renderer
 
     renderer = preview_renderer(processes=0) if previews else None
-    return _one_photo(item, out, _WORKER["rec"], overwrite, set(), renderer, None, BackgroundWriter(threads=0))
+    return _one_photo(item, out, _WORKER["rec"], overwrite, set(), renderer, None, BackgroundWriter(threads=0))()
 
 
-def _one_photo(item: str, out: Path, rec, overwrite: bool, claimed: set[str], renderer,
-               photos, writer) -> dict:
-    """One photo: faces are computed here, their files written by ``writer``
-    (:class:`~facenormals3d.overlap.BackgroundWriter`) and their previews by ``renderer``
-    (:func:`facenormals3d.writer.preview_renderer`; None: no previews); ``photos`` reads ahead."""
-    import shutil
+def _start_photo(item: str, out: Path, rec, claimed: set[str], photos) -> tuple:
+    """Open one photo (:func:`~facenormals3d.commands.photojob.open_photo`) and start its
+    faces (:meth:`~facenormals3d.pipeline.Reconstructor.start_face`, every face's network
+    input first: with the network in a helper process, their normals are computed there
+    before a preview queues behind them). Returns ``(job, started, seconds)``: ``started``
+    holds each face's started face, or the exception that stopped it."""
     import time
 
     from facenormals3d.commands.photojob import open_photo
+
+    t0 = time.perf_counter()
+    job = open_photo(item, out, claimed, rec.align_search, photos)
+    started = []
+    for k, (face, timings) in enumerate(job.aligned):
+        try:
+            started.append(rec.start_face(face, str(job.path), k, timings))
+        except Exception as err:  # noqa: BLE001 - one bad face must not lose the others
+            started.append(err)
+    return job, started, time.perf_counter() - t0
+
+
+class _StartAhead:
+    """:func:`_start_photo` over a run's photos, one photo ahead.
+
+    ``get(item)`` returns that photo's ``(job, started, seconds)``, started earlier by
+    :meth:`start_next` or now; ``start_next()`` starts the photo after the last one asked
+    for. A photo's exception is raised by the ``get`` that asks for it. With the network in a
+    helper process the next photo's normals are then asked for before this photo's previews
+    queue there (the helper runs its jobs in order).
+    """
+
+    def __init__(self, items, start):
+        self._items = list(items)
+        self._start = start
+        self._next = 0
+        self._ahead: tuple | None = None  # (index, exception or None, result)
+
+    def get(self, item):
+        try:
+            index = self._items.index(item, self._next)
+        except ValueError:
+            index = self._items.index(item)
+        self._next = index + 1
+        ahead, self._ahead = self._ahead, None
+        if ahead is None or ahead[0] != index:
+            return self._start(item)
+        if ahead[1] is not None:
+            raise ahead[1]
+        return ahead[2]
+
+    def start_next(self) -> None:
+        if self._ahead is None and self._next < len(self._items):
+            try:
+                self._ahead = (self._next, None, self._start(self._items[self._next]))
+            except Exception as err:  # noqa: BLE001 - raised by the get of that photo
+                self._ahead = (self._next, err, None)
+
+
+def _one_photo(item: str, out: Path, rec, overwrite: bool, claimed: set[str], renderer,
+               photos, writer, ahead: _StartAhead | None = None):
+    """One photo: its faces are computed here and their files queued on ``writer``
+    (:class:`~facenormals3d.overlap.BackgroundWriter`), their previews on ``renderer``
+    (:func:`facenormals3d.writer.preview_renderer`; None: no previews); ``photos`` reads ahead;
+    ``ahead`` (:class:`_StartAhead`) starts the next photo's faces before this one's are finished.
+
+    Returns ``finish()``: it waits for the files, renames the photo's folder into place and
+    returns the photo's summary entry (:func:`facenormals3d.console.run_batch` calls it
+    after the next photo is computed, so this photo's files and previews are written
+    meanwhile). Nothing of the photo is left on disk when it fails.
+    """
+    import contextlib
+    import time
+
     from facenormals3d.conventions import write_png
     from facenormals3d.face import report as report_faces
     from facenormals3d.outputs import staged_dir
 
+    if ahead is not None:
+        job, started, start_s = ahead.get(item)
+        ahead.start_next()
+    else:
+        job, started, start_s = _start_photo(item, out, rec, claimed, photos)
     t0 = time.perf_counter()
-    job = open_photo(item, out, claimed, rec.align_search, photos)
-    path, photo, aligned, search, dest = job.path, job.photo, job.aligned, job.search, job.dest
-    skipped = job.skipped_faces()
-    faces, failed = [], []
-    with staged_dir(dest, overwrite=overwrite) as stage:
-        pending = [writer.submit(write_png, stage / "overlay.png",
-                                 report_faces.overlay(photo.pixels, [f for f, _ in aligned], search))]
-        outcomes = []
-        try:
-            # Every face's network input first: with the network in a helper process, their
-            # normals are computed there before the first preview queues behind them.
-            started = []
-            for k, (face, timings) in enumerate(aligned):
-                try:
-                    started.append(rec.start_face(face, str(path), k, timings))
-                except Exception as err:  # noqa: BLE001 - one bad face must not lose the others
-                    started.append(err)
-            for k, start in enumerate(started):
-                folder = stage / f"face_{k}"
-                try:
-                    if isinstance(start, Exception):
-                        raise start
-                    r = rec.finish_face(start)
-                    r.info["skipped_faces"] = skipped
-                    folder.mkdir()
-                    outcomes.append(writer.submit(_write_face, r, folder, dest, renderer, search))
-                except Exception as err:  # noqa: BLE001 - one bad face must not lose the others
-                    outcomes.append(err)
-        finally:
-            # Nothing may still write into the stage when it is renamed or removed.
-            for task in pending + [o for o in outcomes if not isinstance(o, Exception)]:
-                task.exception()
-        pending[0].result()
-        first_error: Exception | None = None
-        for k, outcome in enumerate(outcomes):
+    stack = contextlib.ExitStack()
+    stage = stack.enter_context(staged_dir(job.dest, overwrite=overwrite))
+    queued, outcomes = [], []
+    try:
+        queued.append(writer.submit(write_png, stage / "overlay.png",
+                                    report_faces.overlay(job.photo.pixels, job.faces, job.search)))
+        for k, start in enumerate(started):
+            folder = stage / f"face_{k}"
             try:
-                if isinstance(outcome, Exception):
-                    raise outcome
-                faces.append(outcome.result())
+                if isinstance(start, Exception):
+                    raise start
+                r = rec.finish_face(start)
+                r.info["skipped_faces"] = job.skipped_faces()
+                folder.mkdir()
+                outcomes.append(writer.submit(_write_face, r, folder, job.dest, renderer, job.search))
             except Exception as err:  # noqa: BLE001 - one bad face must not lose the others
-                # A face folder is complete or absent: mesh tools must never see half of one.
-                shutil.rmtree(stage / f"face_{k}", ignore_errors=True)
-                kind = "input" if isinstance(err, FaceNormalsError) else "internal"
-                log.error("%s: face %d failed (%s): %s: %s", path, k, kind, type(err).__name__, err)
-                failed.append({"face": k, "kind": kind, "error": f"{type(err).__name__}: {err}"})
-                first_error = first_error or err
-        if not faces:
-            raise first_error
-    # Wall clock of the photo: read (or waited for) to every file renamed into place.
-    return {"input": str(path), "output": str(dest), "faces": faces, "failed_faces": failed,
-            "skipped_faces": skipped, "seconds": time.perf_counter() - t0}
+                outcomes.append(err)
+    except BaseException:
+        with stack:  # removes the stage, once nothing writes into it any more
+            _wait(queued + outcomes)
+            raise
+    compute_s = time.perf_counter() - t0
+
+    def finish() -> dict:
+        t1 = time.perf_counter()
+        with stack:
+            _wait(queued + outcomes)  # nothing may still write into the stage when it is renamed
+            queued[0].result()
+            faces, failed = _face_results(job, stage, outcomes)
+        # Wall clock of the photo: read (or waited for) and started, computed, and its files
+        # waited for and renamed into place (not the next photo's work done in between).
+        return {"input": str(job.path), "output": str(job.dest), "faces": faces, "failed_faces": failed,
+                "skipped_faces": job.skipped_faces(),
+                "seconds": start_s + compute_s + time.perf_counter() - t1}
+
+    return finish
+
+
+def _wait(tasks: list) -> None:
+    """Wait for every future among ``tasks`` (exceptions stay in them)."""
+    for task in tasks:
+        if not isinstance(task, Exception):
+            task.exception()
+
+
+def _face_results(job, stage: Path, outcomes: list) -> tuple[list[dict], list[dict]]:
+    """The summary entries of a photo's written faces, and its failed faces (their folders
+    removed: a face folder is complete or absent, mesh tools must never see half of one).
+    Raises the first face's error when no face was written."""
+    import shutil
+
+    faces, failed = [], []
+    first_error: Exception | None = None
+    for k, outcome in enumerate(outcomes):
+        try:
+            if isinstance(outcome, Exception):
+                raise outcome
+            faces.append(outcome.result())
+        except Exception as err:  # noqa: BLE001 - one bad face must not lose the others
+            shutil.rmtree(stage / f"face_{k}", ignore_errors=True)
+            kind = "input" if isinstance(err, FaceNormalsError) else "internal"
+            log.error("%s: face %d failed (%s): %s: %s", job.path, k, kind, type(err).__name__, err)
+            failed.append({"face": k, "kind": kind, "error": f"{type(err).__name__}: {err}"})
+            first_error = first_error or err
+    if not faces:
+        raise first_error
+    return faces, failed
 
 
 def _write_face(r, folder: Path, dest: Path, renderer, search) -> dict:
