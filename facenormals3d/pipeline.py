@@ -32,7 +32,7 @@ OUTLINE_SMOOTHING = 4
 #: Weights used when none are given: the checkpoint shipped in ``assets/``.
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "assets" / "normalnet.safetensors"
 #: SHA-256 of the shipped weights, pinned in code: a swapped weights+sidecar pair is refused.
-DEFAULT_WEIGHTS_SHA256 = "6dedf4bf39df1008d391e28ad1857b9ecb6e0ea4ef7d9cb2f802f3078ed567ce"
+DEFAULT_WEIGHTS_SHA256 = "b1b4f7f6a92e87f0d0875787f4d1c6ccf3b97749734b4766f25afa5ca3ca20bc"
 
 
 @dataclass(frozen=True)
