@@ -117,6 +117,16 @@ class Reconstruction:
     """Model version, integration and refinement diagnostics, scale assumption."""
     fit: Any = None
     """:class:`FittedFace` for the fitted-model mesh (None for ``mesh="depth"``)."""
+    deferred_appearance: Any = None
+    """Work left by ``finish_face(defer_appearance=True)`` (the albedo and light estimate);
+    :meth:`complete` runs it. None: nothing left."""
+
+    def complete(self) -> "Reconstruction":
+        """Run the deferred work (the fit's appearance and ``timings["albedo"]``); returns self."""
+        work, self.deferred_appearance = self.deferred_appearance, None
+        if work is not None:
+            work()
+        return self
 
     @property
     def landmarks7(self) -> np.ndarray:
@@ -399,11 +409,14 @@ class Reconstructor:
                 timings["texture"] = time.perf_counter() - t
         return started
 
-    def finish_face(self, started: "StartedFace") -> Reconstruction:
-        """The rest of :meth:`reconstruct_face` for a face from :meth:`start_face`."""
+    def finish_face(self, started: "StartedFace", defer_appearance: bool = False) -> Reconstruction:
+        """The rest of :meth:`reconstruct_face` for a face from :meth:`start_face`.
+        ``defer_appearance``: leave the fitted mesh's albedo and light estimate to
+        :meth:`Reconstruction.complete` (e.g. on a writer thread; not with refinement, which
+        needs it)."""
         face, source, index, timings = started.face, started.source, started.index, started.timings
         if self.fitter is not None:
-            return self._fitted_face(started)
+            return self._fitted_face(started, defer_appearance)
         coarse = started.coarse
         normals, mask, _ = self._normals(face, coarse, timings, started.normals)
         t = time.perf_counter()
@@ -428,7 +441,7 @@ class Reconstructor:
                               mask=mask, depth=np.where(mask, depth, np.nan).astype(np.float32),
                               mesh=mesh, landmarks_mesh=landmarks_mesh, timings=timings, info=info)
 
-    def _fitted_face(self, started: "StartedFace") -> Reconstruction:
+    def _fitted_face(self, started: "StartedFace", defer_appearance: bool = False) -> Reconstruction:
         """The fitted face model + detail for one started face (see :meth:`reconstruct_face`)."""
         from facenormals3d.fit.dense import fit_dense
         from facenormals3d.mesh.fitted import detail_displacement, fitted_mesh
@@ -479,31 +492,34 @@ class Reconstructor:
             texture, normal_map = baked.texture, baked.normal_map
             timings["texture"] = timings.get("texture", 0.0) + time.perf_counter() - t
 
-        appearance = None
+        estimate = None
         if self.settings.albedo and baked is not None:
-            from facenormals3d.render.appearance import estimate_appearance
+            def estimate():
+                from facenormals3d.render.appearance import estimate_appearance
 
-            t = time.perf_counter()
-            appearance = estimate_appearance(face.crop, normals, visible, vertices, model.triangles, vn, baked.hits,
-                                             frame, baked.raster, baked.own, baked.mirror, texture,
-                                             mirror_texel=baked.mirror_texel)
-            timings["albedo"] = time.perf_counter() - t
+                t = time.perf_counter()
+                fitted.appearance = estimate_appearance(face.crop, normals, visible, vertices, model.triangles, vn,
+                                                        baked.hits, frame, baked.raster, baked.own, baked.mirror,
+                                                        texture, mirror_texel=baked.mirror_texel)
+                timings["albedo"] = time.perf_counter() - t
         mesh = fitted_mesh(vertices, model.triangles, model.triangle_uvs, texture)
         info: dict[str, Any] = {"model": self.model_info, "mesh_kind": "fit", "integration": integ,
                                 "scale": scale_assumption(s)}
         if texture is not None:
             info["texture_size"] = int(texture.shape[0])
+        fitted = FittedFace(model=model, landmark_fit=lfit, final_fit=fit, base_vertices=base.astype(np.float32),
+                            normal_map=normal_map, dense=dense, person=None if baked is None else baked.person)
+        if estimate is not None and (not defer_appearance or self.settings.refine_iterations > 0):
+            estimate()
+            estimate = None
         if self.settings.refine_iterations > 0:
             t = time.perf_counter()
-            mesh, info["refine"] = self._refine(mesh, face, visible, s, appearance)
+            mesh, info["refine"] = self._refine(mesh, face, visible, s, fitted.appearance)
             timings["refine"] = time.perf_counter() - t
-        fitted = FittedFace(model=model, landmark_fit=lfit, final_fit=fit, base_vertices=base.astype(np.float32),
-                            normal_map=normal_map, dense=dense, appearance=appearance,
-                            person=None if baked is None else baked.person)
         return Reconstruction(source=source, index=index, face=face, coarse=coarse, normals=normals,
                               mask=visible, depth=detail_depth, mesh=mesh,
                               landmarks_mesh=model.landmark_points(mesh.vertices), timings=timings,
-                              info=info, fit=fitted)
+                              info=info, fit=fitted, deferred_appearance=estimate)
 
     def _atlas_of(self, size: int) -> tuple:
         """The model's atlas at height ``size``: ``(raster, corners N x 3, mirrored corners N x 3,

@@ -39,7 +39,9 @@ def write_face(rec, folder: Path, previews: bool = True, renderer=None) -> dict[
     ready, renders and writes the preview in its process while the other files are written
     here; None (or not ready yet) renders it here: the same bytes either way. Returns the
     report dict also written as ``report.json``, whose timings include writing (``write``)
-    and the preview (``preview``: rendering and writing it, wherever that ran).
+    and the preview (``preview``: rendering and writing it, wherever that ran). Deferred
+    pipeline work (:meth:`~facenormals3d.pipeline.Reconstruction.complete`) runs here, after
+    the preview is handed to its renderer.
     """
     import time
 
@@ -49,14 +51,17 @@ def write_face(rec, folder: Path, previews: bool = True, renderer=None) -> dict[
     from facenormals3d.outputs import write_json
 
     folder = Path(folder)
-    preview, submitting = None, 0.0
+    preview, not_writing = None, 0.0
     if previews and renderer is not None and renderer.ready:
         # First, so that the renderer's process works on it while the files below are written.
         # (An in-process renderer renders it right here: that time is the preview's, not the
         # other files'.)
         t = time.perf_counter()
         preview = renderer.submit(write_preview, folder / "preview.png", PreviewInputs.of(rec))
-        submitting = time.perf_counter() - t
+        not_writing = time.perf_counter() - t
+    t = time.perf_counter()
+    rec.complete()  # work the pipeline left for here (the albedo: timed as its own stage)
+    not_writing += time.perf_counter() - t
     normal_map = None
     if rec.fit is not None and rec.fit.normal_map is not None:
         normal_map = "normal_map.png"
@@ -76,7 +81,7 @@ def write_face(rec, folder: Path, previews: bool = True, renderer=None) -> dict[
     np.save(folder / "landmarks.npy", rec.landmarks_mesh)
     np.save(folder / "landmarks_photo.npy", rec.face.landmarks_photo)
     write_json(folder / "transform.json", rec.face.transform.to_dict())
-    rec.timings["write"] = time.perf_counter() - t0 - submitting
+    rec.timings["write"] = time.perf_counter() - t0 - not_writing
     if previews:
         seconds = None
         if preview is not None:

@@ -379,14 +379,15 @@ def _one_photo(item: str, out: Path, rec, overwrite: bool, claimed: set[str], re
     stage = stack.enter_context(staged_dir(job.dest, overwrite=overwrite))
     queued, outcomes = [], []
     try:
-        queued.append(writer.submit(write_png, stage / "overlay.png",
-                                    report_faces.overlay(job.photo.pixels, job.faces, job.search)))
+        queued.append(writer.submit(_write_overlay, stage / "overlay.png", job))
         for k, start in enumerate(started):
             folder = stage / f"face_{k}"
             try:
                 if isinstance(start, Exception):
                     raise start
-                r = rec.finish_face(start)
+                # The albedo estimate runs on the writer thread with the files (numpy and
+                # OpenCV release the GIL there), so this thread goes on to the next face.
+                r = rec.finish_face(start, defer_appearance=True)
                 r.info["skipped_faces"] = job.skipped_faces()
                 folder.mkdir()
                 outcomes.append(writer.submit(_write_face, r, folder, job.dest, renderer, job.search))
@@ -411,6 +412,15 @@ def _one_photo(item: str, out: Path, rec, overwrite: bool, claimed: set[str], re
                 "seconds": start_s + compute_s + time.perf_counter() - t1}
 
     return finish
+
+
+def _write_overlay(path: Path, job) -> None:
+    """``overlay.png`` of a photo's faces (:func:`facenormals3d.face.report.overlay`; on the
+    writer thread: shrinking a large photo for it takes ~0.2 s at 48 MP)."""
+    from facenormals3d.conventions import write_png
+    from facenormals3d.face import report as report_faces
+
+    write_png(path, report_faces.overlay(job.photo.pixels, job.faces, job.search))
 
 
 def _wait(tasks: list) -> None:
