@@ -107,6 +107,12 @@ def test_python_api_gives_the_mesh_the_cli_wrote(cli_result, astronaut_png):
     ply = o3d.io.read_triangle_mesh(str(face / "mesh.ply"))
     np.testing.assert_array_equal(np.asarray(ply.vertices, np.float32), recs[0].mesh.vertices)
     np.testing.assert_array_equal(np.asarray(ply.triangles), recs[0].mesh.faces)
+    # The API estimates the albedo inline; the command leaves it to its writer thread
+    # (finish_face(defer_appearance=True)): the same pixels.
+    from PIL import Image
+
+    assert recs[0].deferred_appearance is None
+    np.testing.assert_array_equal(np.asarray(Image.open(face / "albedo.png")), recs[0].fit.appearance.albedo)
     tm = recs[0].to_trimesh()
     o3 = recs[0].to_open3d()
     assert len(o3.vertices) == len(recs[0].mesh.vertices) and len(tm.faces) == len(recs[0].mesh.faces)
