@@ -118,7 +118,8 @@ def run(args: argparse.Namespace) -> int:
         return int(ExitCode.USAGE)
     out = Path(args.out)
     keep_freed_memory()  # full-atlas arrays reuse freed memory instead of faulting in fresh pages
-    helper_ok = settings.normal_source == "network" and settings.refine_iterations == 0
+    helper_ok = (settings.normal_source == "network" and settings.refine_iterations == 0
+                 and max(map(_pixels, args.photos), default=0) <= HELPER_MAX_PIXELS)
     jobs = 1 if args.serial else min(args.jobs or _default_jobs(helper_ok), len(args.photos))
     if jobs > 1:
         result = _run_in_processes(args, settings, out, jobs)
@@ -166,6 +167,12 @@ def run(args: argparse.Namespace) -> int:
         code = ExitCode.PARTIAL
     return int(code)
 
+
+#: The network helper process holds ~1 GB of its own (torch, PyTorch3D, open3d): with a photo
+#: larger than this the network and previews run in the reconstructing process, so that a
+#: 48 MP photo stays under 2 GB for all processes together (measured, resident sizes summed:
+#: with the helper 2.40 GB at 48 MP, 2.37 at 24 MP, 2.23 at 12 MP; one process 1.9 GB).
+HELPER_MAX_PIXELS = 16_000_000
 
 #: Faces whose files may be queued or being written while the next faces are computed, with
 #: the network and previews in a helper process (each holds its textures: ~15 MB at the 512
@@ -385,9 +392,11 @@ def _one_photo(item: str, out: Path, rec, overwrite: bool, claimed: set[str], re
             try:
                 if isinstance(start, Exception):
                     raise start
-                # The albedo estimate runs on the writer thread with the files (numpy and
-                # OpenCV release the GIL there), so this thread goes on to the next face.
-                r = rec.finish_face(start, defer_appearance=True)
+                # With the helper (photos up to HELPER_MAX_PIXELS) the albedo estimate runs on
+                # the writer thread with the files (numpy and OpenCV release the GIL there), so
+                # this thread goes on to the next face; on larger photos two faces' atlas
+                # arrays at once would cost ~0.15 GB more.
+                r = rec.finish_face(start, defer_appearance=ahead is not None)
                 r.info["skipped_faces"] = job.skipped_faces()
                 folder.mkdir()
                 outcomes.append(writer.submit(_write_face, r, folder, job.dest, renderer, job.search))
