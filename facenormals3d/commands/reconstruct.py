@@ -118,7 +118,8 @@ def run(args: argparse.Namespace) -> int:
         return int(ExitCode.USAGE)
     out = Path(args.out)
     keep_freed_memory()  # full-atlas arrays reuse freed memory instead of faulting in fresh pages
-    helper_ok = (settings.normal_source == "network" and settings.refine_iterations == 0
+    # The network and previews in a helper process pay with a second core (none on one).
+    helper_ok = (settings.normal_source == "network" and settings.refine_iterations == 0 and _cores() > 1
                  and max(map(_pixels, args.photos), default=0) <= HELPER_MAX_PIXELS)
     jobs = 1 if args.serial else min(args.jobs or _default_jobs(helper_ok), len(args.photos))
     if jobs > 1:
@@ -194,12 +195,17 @@ def _default_jobs(helper: bool = False) -> int:
     """One photo worker per CPU core this process may use, at most one per
     :data:`WORKER_BYTES` of available memory (at least 1); 1 with ``helper`` (the network
     can run in a helper process) on at most :data:`HELPER_MAX_CORES` cores."""
-    import os
-
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = _cores()
     if helper and cores <= HELPER_MAX_CORES:
         return 1
     return max(1, min(cores, _available_memory(cores * WORKER_BYTES) // WORKER_BYTES))
+
+
+def _cores() -> int:
+    """CPU cores this process may use."""
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def _available_memory(unknown: int) -> int:
