@@ -20,6 +20,17 @@ from typing import Any, Callable, Generic, Hashable, Sequence, TypeVar
 T = TypeVar("T")
 
 
+def finished(job: Callable[..., T], *args: Any, **kwargs: Any) -> Future:
+    """``job(*args, **kwargs)`` run now, as a finished future: the serial stand-in for a
+    queued job (its exception, if any, is raised by ``result()``)."""
+    done: Future = Future()
+    try:
+        done.set_result(job(*args, **kwargs))
+    except Exception as err:  # noqa: BLE001 - handed to the caller through the future
+        done.set_exception(err)
+    return done
+
+
 class BackgroundWriter:
     """Runs submitted jobs one at a time, in order, on one worker thread.
 
@@ -41,12 +52,7 @@ class BackgroundWriter:
     def submit(self, job: Callable[..., T], *args: Any, **kwargs: Any) -> Future:
         """Queue ``job(*args, **kwargs)``; its exception, if any, is raised by ``result()``."""
         if self._pool is None:
-            done: Future = Future()
-            try:
-                done.set_result(job(*args, **kwargs))
-            except Exception as err:  # noqa: BLE001 - handed to the caller through the future
-                done.set_exception(err)
-            return done
+            return finished(job, *args, **kwargs)
         self._pending = [f for f in self._pending if not f.done()]
         while len(self._pending) >= self.depth:
             self._pending.pop(0).exception()  # wait for the oldest; its owner reads the result
@@ -109,12 +115,7 @@ class BackgroundProcess:
     def submit(self, job: Callable[..., T], *args: Any) -> Future:
         """Queue ``job(*args)``; its exception, if any, is raised by ``result()``."""
         if self._feeder is None:
-            done: Future = Future()
-            try:
-                done.set_result(job(*args))
-            except Exception as err:  # noqa: BLE001 - handed to the caller through the future
-                done.set_exception(err)
-            return done
+            return finished(job, *args)
         return self._feeder.submit(self._call, job, args)
 
     def _call(self, job: Callable[..., T], args: tuple) -> T:
@@ -174,7 +175,8 @@ class ReadAhead(Generic[T]):
     """``get(key)`` returns ``load(key)`` and starts loading the key after it in ``keys``.
 
     Exceptions of ``load`` are raised by the ``get`` that asks for that key, as if it had
-    been called right there. ``threads=0`` loads on the caller's thread, on demand.
+    been called right there. ``threads=0`` loads on the caller's thread, on demand or ahead
+    when :meth:`load_next` says so.
     """
 
     def __init__(self, keys: Sequence[Hashable], load: Callable[[Any], T], threads: int = 1):
@@ -196,6 +198,14 @@ class ReadAhead(Generic[T]):
         if self._pool is not None and index + 1 < len(self._keys) and index + 1 not in self._ahead:
             self._ahead[index + 1] = self._pool.submit(self._load, self._keys[index + 1])
         return future.result() if future is not None else self._load(key)
+
+    def load_next(self) -> None:
+        """Load the key after the last one asked for now, on the caller's thread (its ``get``
+        then returns it at once): for work that must happen at a chosen moment, such as
+        queueing the next photo's network calls before this photo's previews."""
+        index = self._next
+        if index < len(self._keys) and index not in self._ahead:
+            self._ahead[index] = finished(self._load, self._keys[index])
 
     def close(self) -> None:
         """Drop what was read ahead and never asked for; stop the worker."""

@@ -404,8 +404,7 @@ class Reconstructor:
                 t = time.perf_counter()
                 started.person = self.finder.person_mask(face.crop)
                 # The atlas the face will most likely need (its size from the landmark fit).
-                self._atlas_of(self.settings.texture_size
-                               or self._texture_size(face, started.landmark_base, frame))
+                self._atlas_of(self._texture_size(face, started.landmark_base, frame))
                 timings["texture"] = time.perf_counter() - t
         return started
 
@@ -543,8 +542,7 @@ class Reconstructor:
         from facenormals3d.raster import orthographic_hits
 
         model = self.fitter.model
-        size = self.settings.texture_size or self._texture_size(face, vertices, frame)
-        raster, corners, mirror_corners, mirror_texel = self._atlas_of(size)
+        raster, corners, mirror_corners, mirror_texel = self._atlas_of(self._texture_size(face, vertices, frame))
         hits = orthographic_hits(vertices, model.triangles, frame)
         zbuffer = hits[0]
         facing = atlas.facing_texels(raster, vertices, model.triangles)
@@ -564,10 +562,14 @@ class Reconstructor:
                       mirror_texel=mirror_texel, person=person)
 
     def _texture_size(self, face: AlignedFace, vertices: np.ndarray, frame: CropFrame) -> int:
-        """Atlas height for one face: :func:`~facenormals3d.mesh.atlas.auto_texture_size` of
-        the fitted face part's texel density and the photo's pixels per mm on the face."""
+        """Atlas height for one face: :attr:`ReconstructSettings.texture_size` when set, else
+        :func:`~facenormals3d.mesh.atlas.auto_texture_size` of the fitted face part's texel
+        density and the photo's pixels per mm on the face."""
         from facenormals3d.fit.model import PART_FACE
         from facenormals3d.mesh import atlas
+
+        if self.settings.texture_size:
+            return self.settings.texture_size
 
         model = self.fitter.model
         part = model.triangle_parts == PART_FACE

@@ -82,8 +82,8 @@ def test_preview_rendered_in_the_renderer_process_is_the_same_bytes(tmp_path):
     assert (tmp_path / "here.png").read_bytes() == (tmp_path / "there.png").read_bytes()
 
 
-def test_read_ahead_loads_the_next_key_and_raises_where_asked():
-    loads = []
+def _recording_load(loads: list):
+    """A ReadAhead loader that records its keys, upper-cases them and fails on "b"."""
 
     def load(key):
         loads.append(key)
@@ -91,12 +91,32 @@ def test_read_ahead_loads_the_next_key_and_raises_where_asked():
             raise OSError("unreadable")
         return key.upper()
 
-    with ReadAhead(["a", "b", "c", "d"], load) as r:
+    return load
+
+
+def test_read_ahead_loads_the_next_key_and_raises_where_asked():
+    loads = []
+    with ReadAhead(["a", "b", "c", "d"], _recording_load(loads)) as r:
         assert r.get("a") == "A"
         with pytest.raises(OSError, match="unreadable"):
             r.get("b")
         assert r.get("d") == "D"  # "c" was read ahead and is dropped
     assert sorted(loads[:2]) == ["a", "b"] and "d" in loads
+
+
+def test_read_ahead_on_the_callers_thread_loads_the_next_key_when_told():
+    # threads=0: nothing is loaded ahead unless load_next() says so, then on this thread;
+    # its get() returns the result, or raises its exception, without loading again.
+    loads = []
+    with ReadAhead(["a", "b", "c"], _recording_load(loads), threads=0) as r:
+        assert r.get("a") == "A" and loads == ["a"]
+        r.load_next()
+        assert loads == ["a", "b"]
+        with pytest.raises(OSError, match="unreadable"):
+            r.get("b")
+        assert r.get("c") == "C" and loads == ["a", "b", "c"]
+        r.load_next()  # nothing after the last key
+    assert loads == ["a", "b", "c"]
 
 
 def _tree(root: Path) -> dict:

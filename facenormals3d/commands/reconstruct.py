@@ -153,7 +153,9 @@ def run(args: argparse.Namespace) -> int:
             writer = stack.enter_context(BackgroundWriter(depth=HELPER_WRITE_DEPTH if helper else 1,
                                                           threads=workers))
             if helper is not None:
-                ahead = _StartAhead(args.photos, lambda p: _start_photo(p, out, rec, claimed, photos))
+                # Photos opened and started one ahead, on this thread, when _one_photo says.
+                ahead = stack.enter_context(ReadAhead(args.photos, lambda p: _start_photo(p, out, rec, claimed, photos),
+                                                      threads=0))
             result = run_batch(args.photos, lambda p: _one_photo(p, out, rec, args.overwrite, claimed,
                                                                  renderer, photos, writer, ahead),
                                args=args, desc="reconstruct")
@@ -326,49 +328,15 @@ def _start_photo(item: str, out: Path, rec, claimed: set[str], photos) -> tuple:
     return job, started, time.perf_counter() - t0
 
 
-class _StartAhead:
-    """:func:`_start_photo` over a run's photos, one photo ahead.
-
-    ``get(item)`` returns that photo's ``(job, started, seconds)``, started earlier by
-    :meth:`start_next` or now; ``start_next()`` starts the photo after the last one asked
-    for. A photo's exception is raised by the ``get`` that asks for it. With the network in a
-    helper process the next photo's normals are then asked for before this photo's previews
-    queue there (the helper runs its jobs in order).
-    """
-
-    def __init__(self, items, start):
-        self._items = list(items)
-        self._start = start
-        self._next = 0
-        self._ahead: tuple | None = None  # (index, exception or None, result)
-
-    def get(self, item):
-        try:
-            index = self._items.index(item, self._next)
-        except ValueError:
-            index = self._items.index(item)
-        self._next = index + 1
-        ahead, self._ahead = self._ahead, None
-        if ahead is None or ahead[0] != index:
-            return self._start(item)
-        if ahead[1] is not None:
-            raise ahead[1]
-        return ahead[2]
-
-    def start_next(self) -> None:
-        if self._ahead is None and self._next < len(self._items):
-            try:
-                self._ahead = (self._next, None, self._start(self._items[self._next]))
-            except Exception as err:  # noqa: BLE001 - raised by the get of that photo
-                self._ahead = (self._next, err, None)
-
-
 def _one_photo(item: str, out: Path, rec, overwrite: bool, claimed: set[str], renderer,
-               photos, writer, ahead: _StartAhead | None = None):
+               photos, writer, ahead=None):
     """One photo: its faces are computed here and their files queued on ``writer``
     (:class:`~facenormals3d.overlap.BackgroundWriter`), their previews on ``renderer``
     (:func:`facenormals3d.writer.preview_renderer`; None: no previews); ``photos`` reads ahead;
-    ``ahead`` (:class:`_StartAhead`) starts the next photo's faces before this one's are finished.
+    ``ahead`` (a caller-thread :class:`~facenormals3d.overlap.ReadAhead` of
+    :func:`_start_photo`) starts the next photo's faces before this one's are finished, so
+    with the network in a helper process their normals queue there before this photo's
+    previews (the helper runs its jobs in order).
 
     Returns ``finish()``: it waits for the files, renames the photo's folder into place and
     returns the photo's summary entry (:func:`facenormals3d.console.run_batch` calls it
@@ -384,10 +352,11 @@ def _one_photo(item: str, out: Path, rec, overwrite: bool, claimed: set[str], re
 
     if ahead is not None:
         job, started, start_s = ahead.get(item)
-        ahead.start_next()
+        ahead.load_next()
     else:
         job, started, start_s = _start_photo(item, out, rec, claimed, photos)
     t0 = time.perf_counter()
+    skipped = job.skipped_faces()
     stack = contextlib.ExitStack()
     stage = stack.enter_context(staged_dir(job.dest, overwrite=overwrite))
     queued, outcomes = [], []
@@ -403,7 +372,7 @@ def _one_photo(item: str, out: Path, rec, overwrite: bool, claimed: set[str], re
                 # this thread goes on to the next face; on larger photos two faces' atlas
                 # arrays at once would cost ~0.15 GB more.
                 r = rec.finish_face(start, defer_appearance=ahead is not None)
-                r.info["skipped_faces"] = job.skipped_faces()
+                r.info["skipped_faces"] = skipped
                 folder.mkdir()
                 outcomes.append(writer.submit(_write_face, r, folder, job.dest, renderer, job.search))
             except Exception as err:  # noqa: BLE001 - one bad face must not lose the others
@@ -423,7 +392,7 @@ def _one_photo(item: str, out: Path, rec, overwrite: bool, claimed: set[str], re
         # Wall clock of the photo: read (or waited for) and started, computed, and its files
         # waited for and renamed into place (not the next photo's work done in between).
         return {"input": str(job.path), "output": str(job.dest), "faces": faces, "failed_faces": failed,
-                "skipped_faces": job.skipped_faces(),
+                "skipped_faces": skipped,
                 "seconds": start_s + compute_s + time.perf_counter() - t1}
 
     return finish

@@ -64,12 +64,9 @@ class LocalNetwork:
     def submit(self, crop: np.ndarray, prior: np.ndarray | None, flip_average: bool) -> Future:
         """:meth:`predict`, computed now: a finished future (the same call as
         :meth:`RemoteNetwork.submit`)."""
-        done: Future = Future()
-        try:
-            done.set_result(self.predict(crop, prior, flip_average))
-        except Exception as err:  # noqa: BLE001 - raised by result(), as from a helper
-            done.set_exception(err)
-        return done
+        from facenormals3d.overlap import finished
+
+        return finished(self.predict, crop, prior, flip_average)
 
 
 class RemoteNetwork:

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 # Normalisation constants of the real SH basis, l = 0, 1, 2 (torch-free home: render/sh.py).
-from facenormals3d.render.sh import C0 as _C0, C1 as _C1, C2 as _C2, C20 as _C20, C22 as _C22  # noqa: E402
+from facenormals3d.render.sh import C0 as _C0, C1 as _C1, C2 as _C2, C20 as _C20, C22 as _C22
 
 #: Relative Tikhonov weight of the lighting fit: face normals span only the front
 #: hemisphere, so some SH functions are nearly collinear there (1, z and 3z^2 - 1).
