@@ -196,3 +196,20 @@ def test_texture_size_follows_the_faces_resolution_in_the_photo(astronaut):
     down = cv2.resize(got["big"].mesh.texture, (1024, 512), interpolation=cv2.INTER_AREA).astype(np.float32)
     diff = np.abs(down - got["small"].mesh.texture.astype(np.float32)).mean()
     assert diff < 6.0, diff
+
+
+def test_every_mode_feeds_the_network_the_prior_it_was_trained_with(astronaut):
+    # The shipped network reads the fitted face's normals (train config ``prior: fit``). The
+    # normals command (predict_normals) and --mesh depth must give it that prior too, not the
+    # landmark face's: then all three see the same input and return the same normals.
+    with Reconstructor(ReconstructSettings(albedo=False, textures=False)) as rec:
+        assert rec.model_info["prior"] == "fit"
+        face, timings = rec.align(astronaut)[0]
+        fitted = rec.reconstruct_face(face, timings=timings)
+        normals, mask, _ = rec.predict_normals(face)
+    with Reconstructor(ReconstructSettings(mesh="depth")) as rec:
+        depth = rec.reconstruct_face(face, timings=timings)
+    both = mask & fitted.mask & depth.mask
+    assert both.sum() > 0.5 * mask.sum()
+    np.testing.assert_allclose(normals[both], fitted.normals[both], atol=1e-5)
+    np.testing.assert_allclose(depth.normals[both], fitted.normals[both], atol=1e-5)

@@ -183,7 +183,9 @@ def evaluate_synthetic(ict_dir: str, settings: SyntheticEvalSettings = Synthetic
                 a["mesh"].append(scan[:3])
                 a["visible"].append(scan[3])
                 a["seconds"].append(seconds)
-                record.update(normal_mean_deg=float(np.mean(err)), hair_share=share, coverage=cover, mesh_median_mm=scan[0],
+                # None: the face found does not overlap the rendered one (scored with coverage 0).
+                record.update(normal_mean_deg=float(np.mean(err)) if err.size else None,
+                              hair_share=share, coverage=cover, mesh_median_mm=scan[0],
                               visible_median_mm=scan[3], seconds=seconds)
                 samples.append(record)
     finally:

@@ -52,10 +52,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                       "textured mesh, maps, a preview and a report per face.",
                           layout=LAYOUT, network=True)
     p.add_argument("--integration", default=ReconstructSettings.integration, choices=["fusion", "poisson", "bilateral"],
-                   help="normals -> depth: fusion with the landmark depth prior (default), plain "
+                   help="normals -> depth: fusion with the depth of the face fitted to the landmarks (default), plain "
                         "Poisson, or discontinuity-preserving bilateral")
     p.add_argument("--prior-weight", type=float, default=ReconstructSettings.prior_weight,
-                   help="fusion: weight of the landmark depth against the normals (default 3e-3)")
+                   help="fusion: weight of the fitted face's depth against the normals (default 3e-3)")
     p.add_argument("--mesh", default=ReconstructSettings.mesh, choices=["fit", "depth"],
                    help="fit: the face model fitted to the landmarks and normals, full head, "
                         "animatable (default); depth: the visible surface as a depth-map mesh")
