@@ -372,8 +372,12 @@ def _rasterize_binned(normalised: list[np.ndarray], f: np.ndarray, sizes: list[i
     n = len(corners)
     if n:
         # The function under PyTorch3D's rasterize_meshes(), given the packed faces directly
-        # (a Meshes of thousands of tiles costs more to build than the rasterisation).
-        with torch.no_grad():
+        # (a Meshes of thousands of tiles costs more to build than the rasterisation). Its
+        # CPU kernel first writes every face's box and area into tensors element by element,
+        # each write a few dispatched torch calls: that costs more than the rasterisation
+        # (measured here: 5.6 us a face under no_grad, 2.7 us under inference_mode, which
+        # skips the autograd dispatch; the same numbers come out).
+        with torch.inference_mode():
             p2f, _, bary, _ = _RasterizeFaceVerts.apply(
                 torch.from_numpy(corners), torch.from_numpy(first), torch.from_numpy(counts),
                 torch.full((n,), -1, dtype=torch.int64), (tile, tile), 0.0, 1, 0, 0, False, False, False)

@@ -262,20 +262,50 @@ def _resample(src: np.ndarray, dst_to_src: np.ndarray, out_hw: tuple[int, int], 
         # Pre-blur so a big downscale does not alias (sigma ~ half the footprint).
         sig = (sigma, sigma) + ((0,) if work.ndim == 3 else ())
         work = ndimage.gaussian_filter(work, sig, mode="nearest")
-    # ndimage works in (row, col) index space with pixel centres at integers, we in
-    # continuous (x, y) with centres at +0.5: convert both ends.
-    lin = m[:, :2]
-    off = m[:, 2] + lin @ np.array([0.5, 0.5]) - 0.5
-    mat_rc = lin[::-1, ::-1]
-    off_rc = off[::-1]
-    channels = [work] if work.ndim == 2 else [work[..., c] for c in range(work.shape[2])]
-    out = [ndimage.affine_transform(ch, mat_rc, offset=off_rc, output_shape=tuple(out_hw),
-                                    order=order, mode="constant", cval=0.0) for ch in channels]
-    res = out[0] if work.ndim == 2 else np.stack(out, axis=-1)
+    res = _affine(work, m, out_hw, order)
     if np.issubdtype(dtype, np.integer):
         info = np.iinfo(dtype)
         res = np.clip(np.round(res), info.min, info.max)
     return res.astype(dtype)
+
+
+def _affine(work: np.ndarray, dst_to_src: np.ndarray, out_hw: tuple[int, int], order: int) -> np.ndarray:
+    """``work`` (``h x w`` or ``h x w x C`` float32) sampled at ``dst_to_src`` of every
+    output pixel centre: ``out_hw`` float32, nearest (``order`` 0) or bilinear (1), 0 outside.
+
+    OpenCV's ``warpAffine``: it rounds each source position to 1/32 pixel (its fixed-point
+    interpolation tables), so values differ from exact bilinear sampling
+    (:func:`affine_reference`) by at most 1/64 of the step between two neighbouring pixels.
+    Measured here on 192 px RGB float32 patches of the astronaut (the size of the face
+    finder's orientation patches), bilinear: 0.2-0.5 ms instead of scipy.ndimage's 2.4-3.1 ms.
+    """
+    import cv2
+
+    m = np.asarray(dst_to_src, np.float64)
+    # Both in continuous (x, y) with pixel centres at +0.5 -> OpenCV's centres at integers.
+    to_cv = np.concatenate([m[:, :2], (m[:, 2] + m[:, :2] @ np.array([0.5, 0.5]) - 0.5)[:, None]], axis=1)
+    flags = (cv2.INTER_NEAREST if order == 0 else cv2.INTER_LINEAR) | cv2.WARP_INVERSE_MAP
+    out_h, out_w = int(out_hw[0]), int(out_hw[1])
+    channels = 1 if work.ndim == 2 else work.shape[2]
+    if channels <= 4:
+        res = cv2.warpAffine(work, to_cv, (out_w, out_h), flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        return res.reshape((out_h, out_w) + work.shape[2:])
+    return np.stack([_affine(work[..., c], dst_to_src, out_hw, order) for c in range(channels)], axis=-1)
+
+
+def affine_reference(work: np.ndarray, dst_to_src: np.ndarray, out_hw: tuple[int, int], order: int) -> np.ndarray:
+    """:func:`_affine` by scipy.ndimage's exact spline sampling (the slow reference of the tests)."""
+    from scipy import ndimage
+
+    m = np.asarray(dst_to_src, np.float64)
+    # ndimage works in (row, col) index space with pixel centres at integers, we in
+    # continuous (x, y) with centres at +0.5: convert both ends.
+    lin = m[:, :2]
+    off = m[:, 2] + lin @ np.array([0.5, 0.5]) - 0.5
+    channels = [work] if work.ndim == 2 else [work[..., c] for c in range(work.shape[2])]
+    out = [ndimage.affine_transform(ch, lin[::-1, ::-1], offset=off[::-1], output_shape=tuple(out_hw),
+                                    order=order, mode="constant", cval=0.0) for ch in channels]
+    return out[0] if work.ndim == 2 else np.stack(out, axis=-1)
 
 
 def _block_mean(img: np.ndarray, k: int) -> np.ndarray:

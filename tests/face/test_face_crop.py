@@ -54,3 +54,29 @@ def test_warp_back_to_photo_round_trips_smooth_image():
 def test_bad_points_raise():
     with pytest.raises(ValueError):
         crop_from_points(np.array([[np.nan, 1.0], [2.0, 3.0]]))
+
+
+@pytest.mark.parametrize("angle", [0.0, 0.3, 1.2])
+def test_fast_affine_sampling_matches_the_exact_reference(astronaut, angle):
+    # OpenCV rounds source positions to 1/32 px: bilinear values stay within 1/64 of the
+    # largest step between neighbouring pixels (255 here at most) of scipy's exact sampling,
+    # away from the image border (where scipy's "constant" mode does not interpolate).
+    from facenormals3d.face.crop import _affine, affine_reference
+
+    img = astronaut.astype(np.float32)
+    c, s = 1.3 * np.cos(angle), 1.3 * np.sin(angle)
+    m = np.array([[c, -s, 150.3], [s, c, 60.7]])
+    fast, exact = _affine(img, m, (160, 160), 1), affine_reference(img, m, (160, 160), 1)
+    # Output pixels whose source lies at least 2 px inside the photo.
+    yy, xx = np.mgrid[0:160, 0:160] + 0.5
+    sx, sy = m[0, 0] * xx + m[0, 1] * yy + m[0, 2], m[1, 0] * xx + m[1, 1] * yy + m[1, 2]
+    inside = (sx > 2) & (sx < 510) & (sy > 2) & (sy < 510)
+    assert inside.mean() > 0.5
+    diff = np.abs(fast - exact)[inside]
+    assert diff.max() <= 255 / 64 + 1e-3 and diff.mean() < 0.2
+    # Nearest: the same pixel except where a position is within float error of a tie.
+    near = _affine(img, m, (160, 160), 0) != affine_reference(img, m, (160, 160), 0)
+    assert near.any(axis=-1)[inside].mean() < 0.01
+    # Outside the photo both are 0.
+    far = (sx < -2) | (sx > 514) | (sy < -2) | (sy > 514)
+    assert np.all(fast[far] == 0) and np.all(exact[far] == 0)
