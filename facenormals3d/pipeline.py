@@ -118,15 +118,22 @@ class Reconstruction:
     """Model version, integration and refinement diagnostics, scale assumption."""
     fit: Any = None
     """:class:`FittedFace` for the fitted-model mesh (None for ``mesh="depth"``)."""
+    deferred_texture: Any = None
+    """Work left by ``finish_face(defer_appearance=True)``: baking the texture and normal map
+    (``mesh.texture`` and colours, ``fit.normal_map``, ``info["texture_size"]``,
+    ``timings["texture"]``); :meth:`complete` runs it. None: nothing left."""
     deferred_appearance: Any = None
-    """Work left by ``finish_face(defer_appearance=True)`` (the albedo and light estimate);
-    :meth:`complete` runs it. None: nothing left."""
+    """Work left by ``finish_face(defer_appearance=True)`` after the texture: the albedo and
+    light estimate (``fit.appearance``, ``timings["albedo"]``). None: nothing left."""
 
-    def complete(self) -> "Reconstruction":
-        """Run the deferred work (the fit's appearance and ``timings["albedo"]``); returns self."""
-        work, self.deferred_appearance = self.deferred_appearance, None
-        if work is not None:
-            work()
+    def complete(self, texture_only: bool = False) -> "Reconstruction":
+        """Run the deferred work: the texture, then (unless ``texture_only``) the
+        appearance; returns self."""
+        for name in ("deferred_texture",) if texture_only else ("deferred_texture", "deferred_appearance"):
+            work = getattr(self, name)
+            setattr(self, name, None)
+            if work is not None:
+                work()
         return self
 
     @property
@@ -373,17 +380,15 @@ class Reconstructor:
         helper process (:class:`~facenormals3d.model.runner.RemoteNetwork`) this returns
         without waiting: start every face of a photo first, so the helper computes their
         normals before it takes on slower work such as previews."""
-        from facenormals3d.raster import orthographic_hits
-
         started = self._start_normals(face, source, index, dict(timings or {}), self.settings.mesh == "fit")
         timings = started.timings
         if started.landmark_fit is not None:
-            # What does not need the normals, done while a helper may still compute them.
-            t = time.perf_counter()
             lfit, _, frame = started.landmark_fit
-            started.landmark_base = lfit.pose.apply(self.fitter.model.shape(lfit.alpha, lfit.beta))
-            started.landmark_hits = orthographic_hits(started.landmark_base, self.fitter.model.triangles, frame)
-            timings["fit_landmarks"] += time.perf_counter() - t
+            if started.landmark_hits is None:
+                # What does not need the normals, done while a helper may still compute them.
+                t = time.perf_counter()
+                self._landmark_hits(started)
+                timings["fit_landmarks"] += time.perf_counter() - t
             if self.settings.mesh == "fit" and self.settings.textures:
                 t = time.perf_counter()
                 started.person = self.finder.person_mask(face.crop)
@@ -394,9 +399,9 @@ class Reconstructor:
 
     def finish_face(self, started: "StartedFace", defer_appearance: bool = False) -> Reconstruction:
         """The rest of :meth:`reconstruct_face` for a face from :meth:`start_face`.
-        ``defer_appearance``: leave the fitted mesh's albedo and light estimate to
+        ``defer_appearance``: leave the fitted mesh's textures, albedo and light estimate to
         :meth:`Reconstruction.complete` (e.g. on a writer thread; not with refinement, which
-        needs it)."""
+        needs them)."""
         face, source, index, timings = started.face, started.source, started.index, started.timings
         if self.settings.mesh == "fit":
             return self._fitted_face(started, defer_appearance)
@@ -475,41 +480,47 @@ class Reconstructor:
             vn = vertex_normals(vertices, model.triangles)
         timings["detail"] = time.perf_counter() - t
 
-        texture = normal_map = baked = None
-        if self.settings.textures:
-            t = time.perf_counter()
-            baked = self._bake(face, vertices, vn, normals, confidence, frame, started.person)
-            texture, normal_map = baked.texture, baked.normal_map
-            timings["texture"] = timings.get("texture", 0.0) + time.perf_counter() - t
-
-        estimate = None
-        if self.settings.albedo and baked is not None:
-            def estimate():
-                from facenormals3d.render.appearance import estimate_appearance
-
-                t = time.perf_counter()
-                fitted.appearance = estimate_appearance(face.crop, normals, visible, vertices, model.triangles, vn,
-                                                        baked.hits, frame, baked.raster, baked.own, baked.mirror,
-                                                        texture, mirror_texel=baked.mirror_texel)
-                timings["albedo"] = time.perf_counter() - t
-        mesh = fitted_mesh(vertices, model.triangles, model.triangle_uvs, texture)
         info: dict[str, Any] = {"model": self.model_info, "mesh_kind": "fit", "integration": integ,
                                 "scale": scale_assumption(s)}
-        if texture is not None:
-            info["texture_size"] = int(texture.shape[0])
         fitted = FittedFace(model=model, landmark_fit=lfit, final_fit=fit, base_vertices=base.astype(np.float32),
-                            normal_map=normal_map, dense=dense, person=None if baked is None else baked.person)
-        if estimate is not None and (not defer_appearance or self.settings.refine_iterations > 0):
-            estimate()
-            estimate = None
+                            normal_map=None, dense=dense)
+        mesh = fitted_mesh(vertices, model.triangles, model.triangle_uvs)
+        rec = Reconstruction(source=source, index=index, face=face, coarse=coarse, normals=normals,
+                             mask=visible, depth=detail_depth, mesh=mesh,
+                             landmarks_mesh=model.landmark_points(mesh.vertices), timings=timings, info=info,
+                             fit=fitted)
+        baked = []  # the texture's _Baked, for the appearance
+
+        def bake() -> None:
+            t = time.perf_counter()
+            baked.append(self._bake(face, vertices, vn, normals, confidence, frame, started.person))
+            rec.mesh = fitted_mesh(vertices, model.triangles, model.triangle_uvs, baked[0].texture)
+            fitted.normal_map, fitted.person = baked[0].normal_map, baked[0].person
+            info["texture_size"] = int(baked[0].texture.shape[0])
+            timings["texture"] = timings.get("texture", 0.0) + time.perf_counter() - t
+
+        def estimate() -> None:
+            from facenormals3d.render.appearance import estimate_appearance
+
+            t = time.perf_counter()
+            b = baked[0]
+            fitted.appearance = estimate_appearance(face.crop, normals, visible, vertices, model.triangles, vn,
+                                                    b.hits, frame, b.raster, b.own, b.mirror, b.texture,
+                                                    mirror_texel=b.mirror_texel)
+            timings["albedo"] = time.perf_counter() - t
+
+        if self.settings.textures:
+            rec.deferred_texture = bake
+            if self.settings.albedo:
+                rec.deferred_appearance = estimate
+        if not defer_appearance or self.settings.refine_iterations > 0:
+            rec.complete()
         if self.settings.refine_iterations > 0:
             t = time.perf_counter()
-            mesh, info["refine"] = self._refine(mesh, face, visible, s, fitted.appearance)
+            rec.mesh, info["refine"] = self._refine(rec.mesh, face, visible, s, fitted.appearance)
+            rec.landmarks_mesh = model.landmark_points(rec.mesh.vertices)
             timings["refine"] = time.perf_counter() - t
-        return Reconstruction(source=source, index=index, face=face, coarse=coarse, normals=normals,
-                              mask=visible, depth=detail_depth, mesh=mesh,
-                              landmarks_mesh=model.landmark_points(mesh.vertices), timings=timings,
-                              info=info, fit=fitted, deferred_appearance=estimate)
+        return rec
 
     def _atlas_of(self, size: int) -> tuple:
         """The model's atlas at height ``size``: ``(raster, corners N x 3, mirrored corners N x 3,
@@ -602,15 +613,24 @@ class Reconstructor:
         if fit:
             t = time.perf_counter()
             started.landmark_fit = fit_crop(self.fitter, face.landmarks_crop, size, name)
-            timings["fit_landmarks"] = time.perf_counter() - t
             if self.model_info.get("prior") == "fit":
                 lfit, _, frame = started.landmark_fit
-                prior = fitted_normals(self.fitter.model, lfit, frame)
+                prior = fitted_normals(self.fitter.model, lfit, frame, self._landmark_hits(started))
+            timings["fit_landmarks"] = time.perf_counter() - t
         if self.network is not None:
             t = time.perf_counter()
             started.normals = self.network.submit(face.crop, prior, self.settings.flip_average)
             timings["normals"] = time.perf_counter() - t
         return started
+
+    def _landmark_hits(self, started: "StartedFace") -> tuple:
+        """Set ``started.landmark_base`` and ``landmark_hits`` from its landmark fit; returns the hits."""
+        from facenormals3d.raster import orthographic_hits
+
+        lfit, _, frame = started.landmark_fit
+        started.landmark_base = lfit.pose.apply(self.fitter.model.shape(lfit.alpha, lfit.beta))
+        started.landmark_hits = orthographic_hits(started.landmark_base, self.fitter.model.triangles, frame)
+        return started.landmark_hits
 
     def _normals(self, face: AlignedFace, coarse: CoarseFace, timings: dict[str, float],
                  pending: Future | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -41,7 +41,7 @@ def write_face(rec, folder: Path, previews: bool = True, renderer=None) -> dict[
     report dict also written as ``report.json``, whose timings include writing (``write``)
     and the preview (``preview``: rendering and writing it, wherever that ran). Deferred
     pipeline work (:meth:`~facenormals3d.pipeline.Reconstruction.complete`) runs here, after
-    the preview is handed to its renderer.
+    the preview is handed to its renderer (the textures before it: the preview shows one).
     """
     import time
 
@@ -51,16 +51,18 @@ def write_face(rec, folder: Path, previews: bool = True, renderer=None) -> dict[
     from facenormals3d.outputs import write_json
 
     folder = Path(folder)
-    preview, not_writing = None, 0.0
+    t = time.perf_counter()
+    rec.complete(texture_only=True)  # the textures the pipeline left for here (the preview shows one)
+    preview, not_writing = None, time.perf_counter() - t
     if previews and renderer is not None and renderer.ready:
         # First, so that the renderer's process works on it while the files below are written.
         # (An in-process renderer renders it right here: that time is the preview's, not the
         # other files'.)
         t = time.perf_counter()
         preview = renderer.submit(write_preview, folder / "preview.png", PreviewInputs.of(rec))
-        not_writing = time.perf_counter() - t
+        not_writing += time.perf_counter() - t
     t = time.perf_counter()
-    rec.complete()  # work the pipeline left for here (the albedo: timed as its own stage)
+    rec.complete()  # the rest (the albedo: timed as its own stage)
     not_writing += time.perf_counter() - t
     normal_map = None
     if rec.fit is not None and rec.fit.normal_map is not None:

@@ -367,10 +367,10 @@ def _one_photo(item: str, out: Path, rec, overwrite: bool, claimed: set[str], re
             try:
                 if isinstance(start, Exception):
                     raise start
-                # With the helper (photos up to HELPER_MAX_PIXELS) the albedo estimate runs on
-                # the writer thread with the files (numpy and OpenCV release the GIL there), so
-                # this thread goes on to the next face; on larger photos two faces' atlas
-                # arrays at once would cost ~0.15 GB more.
+                # With the helper (photos up to HELPER_MAX_PIXELS) the texture bake and the
+                # albedo estimate run on the writer thread with the files (numpy and OpenCV
+                # release the GIL there), so this thread goes on to the next face; on larger
+                # photos two faces' atlas arrays at once would cost ~0.15 GB more.
                 r = rec.finish_face(start, defer_appearance=ahead is not None)
                 r.info["skipped_faces"] = skipped
                 folder.mkdir()

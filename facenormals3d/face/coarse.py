@@ -80,14 +80,16 @@ def coarse_face(landmarks_crop: np.ndarray, size: int) -> CoarseFace:
     return CoarseFace(vertices=verts, faces=faces, frame=frame, depth=depth, normals=normals)
 
 
-def render_orthographic(vertices: np.ndarray, faces: np.ndarray, frame: CropFrame
+def render_orthographic(vertices: np.ndarray, faces: np.ndarray, frame: CropFrame, hits: tuple | None = None
                         ) -> tuple[np.ndarray, np.ndarray]:
     """Front view of a mesh (mm, our frame) onto the crop grid: z map and smooth normals.
 
-    One ray per pixel centre along -z (open3d ray casting). Returns ``(depth, normals)``:
-    ``S x S`` float32 and ``S x S x 3`` float32, NaN where nothing is hit.
+    One ray per pixel centre along -z (open3d ray casting; ``hits``: this mesh's
+    :func:`~facenormals3d.raster.orthographic_hits` when the caller has them already).
+    Returns ``(depth, normals)``: ``S x S`` float32 and ``S x S x 3`` float32, NaN where
+    nothing is hit.
     """
-    depth, tri, bary = orthographic_hits(vertices, faces, frame)
+    depth, tri, bary = orthographic_hits(vertices, faces, frame) if hits is None else hits
     n = interpolate_hits(vertex_normals(vertices, faces), faces, tri, bary)
     n /= np.maximum(np.linalg.norm(n, axis=-1, keepdims=True), 1e-12)
     return depth, n.astype(np.float32)

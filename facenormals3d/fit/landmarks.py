@@ -240,9 +240,10 @@ def fit_crop(fitter: LandmarkFitter, landmarks_crop: np.ndarray, size: int,
     return fitter.fit(target, source), target, frame
 
 
-def fitted_normals(model: FaceModel, fit: LandmarkFit, frame: CropFrame) -> np.ndarray:
-    """The fitted face's smooth normals seen in the crop: ``S x S x 3`` float32, NaN off the face."""
+def fitted_normals(model: FaceModel, fit: LandmarkFit, frame: CropFrame, hits: tuple | None = None) -> np.ndarray:
+    """The fitted face's smooth normals seen in the crop: ``S x S x 3`` float32, NaN off the face.
+    ``hits``: the fitted face's :func:`~facenormals3d.raster.orthographic_hits`, if known."""
     from facenormals3d.face.coarse import render_orthographic
 
     vertices = fit.pose.apply(model.shape(fit.alpha, fit.beta))
-    return render_orthographic(vertices, model.triangles, frame)[1]
+    return render_orthographic(vertices, model.triangles, frame, hits)[1]
