@@ -99,7 +99,9 @@ def fit_dense(fitter: LandmarkFitter, landmark_fit: LandmarkFit, target: np.ndar
     k = fitter.n_identity
     bases = [model.identity[:k]] + ([model.expression] if fitter.n_expression else [])
     # Model-frame basis at each pixel's surface point: M x P x 3.
-    basis = np.concatenate([np.einsum("pc,mpcd->mpd", b, blk[:, corners]) for blk in bases], axis=0)
+    # (C order: einsum may return another layout, which np.tensordot would copy on every call.)
+    basis = np.ascontiguousarray(np.concatenate([np.einsum("pc,mpcd->mpd", b, blk[:, corners]) for blk in bases],
+                                                axis=0))
     mean = np.einsum("pc,pcd->pd", b, model.mean[corners].astype(np.float64))
     rot = pose.scale * pose.rotation
     q = np.stack([*frame.pixel_centres(cols, rows), target_depth[rows, cols]], axis=1)

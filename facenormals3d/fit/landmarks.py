@@ -92,7 +92,8 @@ class LandmarkFitter:
         bases = [model.landmark_basis(model.identity[:k])]
         if settings.use_expressions:
             bases.append(model.landmark_basis(model.expression))
-        self.basis = np.concatenate(bases, axis=0)  # M x 478 x 3
+        # M x 478 x 3, C order: np.tensordot copies any other layout on every call.
+        self.basis = np.ascontiguousarray(np.concatenate(bases, axis=0))
         self.n_expression = model.n_expression if settings.use_expressions else 0
         self.used = np.ones(478, bool)
         self.used[list(IRIS)] = False
