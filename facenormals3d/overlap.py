@@ -79,8 +79,11 @@ class BackgroundProcess:
     state is inherited) when this object is made, and ``warm_up(*warm_args)`` runs there
     first, so its imports overlap this process's own work; it then serves every job
     (module-level functions, picklable arguments and results) over a pipe, fed by one
-    thread here. ``ready`` says whether the warm-up is done. ``processes=0`` runs each job
-    at once in the caller (the serial reference), without ``warm_up``.
+    thread here. An ``urgent`` job goes ahead of every queued ordinary job (urgent jobs
+    keep their own order; a job already running is not interrupted): the network's
+    answers, which the caller waits for, need not queue behind previews. ``ready`` says
+    whether the warm-up is done. ``processes=0`` runs each job at once in the caller (the
+    serial reference), without ``warm_up``.
 
     ``close`` waits for the queued jobs, then the process ends at once (``os._exit``: no
     interpreter teardown, which takes ~0.5 s with torch). If this process dies first, the
@@ -92,15 +95,22 @@ class BackgroundProcess:
             raise ValueError(f"processes must be 0 (serial) or 1, got {processes}")
         self._process = self._conn = self._feeder = self._warm = None
         if processes:
+            import itertools
             import multiprocessing
+            import queue
+            import threading
 
             ctx = multiprocessing.get_context("spawn")
             self._conn, child = ctx.Pipe()
             self._process = ctx.Process(target=_serve, args=(child,), name="facenormals3d-worker", daemon=True)
             self._process.start()
             child.close()  # only the process holds its end: it sees EOF when this one dies
-            self._feeder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="facenormals3d-feeder")
-            self._warm = self.submit(warm_up if warm_up is not None else _nothing, *warm_args)
+            # (rank, submission number, future, job, args); rank 0 urgent, 1 ordinary, 2 stop.
+            self._queue: queue.PriorityQueue = queue.PriorityQueue()
+            self._order = itertools.count()
+            self._feeder = threading.Thread(target=self._feed, name="facenormals3d-feeder", daemon=True)
+            self._feeder.start()
+            self._warm = self.submit(warm_up if warm_up is not None else _nothing, *warm_args, urgent=True)
 
     @property
     def in_process(self) -> bool:
@@ -112,11 +122,27 @@ class BackgroundProcess:
         """True once the process has started and run its warm-up (always, in process)."""
         return self._warm is None or self._warm.done()
 
-    def submit(self, job: Callable[..., T], *args: Any) -> Future:
-        """Queue ``job(*args)``; its exception, if any, is raised by ``result()``."""
+    def submit(self, job: Callable[..., T], *args: Any, urgent: bool = False) -> Future:
+        """Queue ``job(*args)`` (``urgent``: ahead of the ordinary jobs still queued); its
+        exception, if any, is raised by ``result()``."""
         if self._feeder is None:
             return finished(job, *args)
-        return self._feeder.submit(self._call, job, args)
+        future: Future = Future()
+        self._queue.put((0 if urgent else 1, next(self._order), future, job, args))
+        return future
+
+    def _feed(self) -> None:
+        """The feeder thread: send the queued jobs one at a time, settle their futures."""
+        while True:
+            rank, _, future, job, args = self._queue.get()
+            if rank == 2:
+                return
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(self._call(job, args))
+            except BaseException as err:  # noqa: BLE001 - handed to the caller through the future
+                future.set_exception(err)
 
     def _call(self, job: Callable[..., T], args: tuple) -> T:
         self._conn.send((job, args))
@@ -128,7 +154,8 @@ class BackgroundProcess:
     def close(self) -> None:
         """Wait for every queued job, then end the process."""
         if self._feeder is not None:
-            self._feeder.shutdown(wait=True)
+            self._queue.put((2, next(self._order), None, None, None))  # after every queued job
+            self._feeder.join()
             try:
                 self._conn.send(None)
             except OSError:

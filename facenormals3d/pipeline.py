@@ -317,7 +317,8 @@ class Reconstructor:
         if helper is None:
             self.network = LocalNetwork(path, self.device, self.settings.threads)
         else:
-            helper.submit(load_in_helper, path, self.settings.device, self.settings.threads)
+            # Urgent, as the predictions: they go ahead of queued previews, never ahead of the load.
+            helper.submit(load_in_helper, path, self.settings.device, self.settings.threads, urgent=True)
             self.network = RemoteNetwork(helper, ModelConfig.from_dict(info["config"]))
         cfg = self.network.cfg
         meta = info.get("metadata", {})

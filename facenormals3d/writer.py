@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -42,7 +42,16 @@ def write_face(rec, folder: Path, previews: bool = True, renderer=None) -> dict[
     and the preview (``preview``: rendering and writing it, wherever that ran). Deferred
     pipeline work (:meth:`~facenormals3d.pipeline.Reconstruction.complete`) runs here, after
     the preview is handed to its renderer (the textures before it: the preview shows one).
+    The same as :func:`start_write_face` and then its ``finish()``.
     """
+    return start_write_face(rec, folder, previews, renderer)()
+
+
+def start_write_face(rec, folder: Path, previews: bool = True, renderer=None) -> Callable[[], dict[str, Any]]:
+    """:func:`write_face` without waiting for a ``renderer``: every file but ``report.json``
+    is written, the preview is on its way; returns ``finish()``, which waits for the preview
+    (rendering it here if the renderer's process is gone), writes ``report.json`` and
+    returns the report. Lets a writer thread go on with the next face meanwhile."""
     import time
 
     t0 = time.perf_counter()
@@ -84,18 +93,22 @@ def write_face(rec, folder: Path, previews: bool = True, renderer=None) -> dict[
     np.save(folder / "landmarks_photo.npy", rec.face.landmarks_photo)
     write_json(folder / "transform.json", rec.face.transform.to_dict())
     rec.timings["write"] = time.perf_counter() - t0 - not_writing
-    if previews:
-        seconds = None
-        if preview is not None:
-            try:
-                seconds = preview.result()
-            except (EOFError, BrokenPipeError, ConnectionResetError):
-                seconds = None  # the renderer's process is gone: render here
-        rec.timings["preview"] = seconds if seconds is not None else \
-            write_preview(folder / "preview.png", PreviewInputs.of(rec))
-    report = face_report(rec)
-    write_json(folder / "report.json", report)
-    return report
+
+    def finish() -> dict[str, Any]:
+        if previews:
+            seconds = None
+            if preview is not None:
+                try:
+                    seconds = preview.result()
+                except (EOFError, BrokenPipeError, ConnectionResetError):
+                    seconds = None  # the renderer's process is gone: render here
+            rec.timings["preview"] = seconds if seconds is not None else \
+                write_preview(folder / "preview.png", PreviewInputs.of(rec))
+        report = face_report(rec)
+        write_json(folder / "report.json", report)
+        return report
+
+    return finish
 
 
 def write_appearance(rec, folder: Path) -> str | None:

@@ -60,6 +60,30 @@ def test_background_process_runs_jobs_in_order_in_another_process_and_hands_back
     assert serial.submit(_pid_and, 4).result() == (os.getpid(), 40)
 
 
+_RUN_ORDER = []  # in the worker process: the jobs of _ordered, as they ran
+
+
+def _ordered(name, sleep=0.0):
+    time.sleep(sleep)
+    _RUN_ORDER.append(name)
+    return list(_RUN_ORDER)
+
+
+def test_urgent_jobs_go_ahead_of_queued_ordinary_ones_but_not_of_a_running_one():
+    with BackgroundProcess() as proc:
+        proc.submit(_ordered, "warm").result()
+        first = proc.submit(_ordered, "slow", 0.5)  # running while the rest are queued
+        while not first.running():
+            time.sleep(0.005)
+        later = [proc.submit(_ordered, "a"), proc.submit(_ordered, "b"),
+                 proc.submit(_ordered, "u1", urgent=True), proc.submit(_ordered, "u2", urgent=True)]
+        assert later[-1].result() == ["warm", "slow", "u1", "u2"]
+        assert later[1].result() == ["warm", "slow", "u1", "u2", "a", "b"]
+        assert first.done()
+    serial = BackgroundProcess(processes=0)  # in process: everything at once, in call order
+    assert serial.submit(_ordered, "x", urgent=True).result()[-1] == "x"
+
+
 def test_preview_rendered_in_the_renderer_process_is_the_same_bytes(tmp_path):
     from facenormals3d.writer import PreviewInputs, preview_renderer, write_preview
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
+from typing import Callable
 
 from facenormals3d.errors import ExitCode, FaceNormalsError
 
@@ -148,8 +149,10 @@ def run(args: argparse.Namespace) -> int:
                 # then, and with --serial, they are rendered here).
                 renderer = stack.enter_context(preview_renderer(args.threads, workers if len(args.photos) > 1 else 0))
             photos = stack.enter_context(ReadAhead(args.photos, load_photo, workers))
-            # With the helper a face's files wait for its preview there: a deeper queue lets
-            # this process go on with the next faces meanwhile.
+            # With the helper the writer bakes each face's textures and estimates its albedo
+            # (finish_face(defer_appearance=True)): a deeper queue lets this thread go on with
+            # the next faces meanwhile. (It does not wait for the previews: the photo's finish()
+            # does, before its report.json files.)
             writer = stack.enter_context(BackgroundWriter(depth=HELPER_WRITE_DEPTH if helper else 1,
                                                           threads=workers))
             if helper is not None:
@@ -426,7 +429,7 @@ def _face_results(job, stage: Path, outcomes: list) -> tuple[list[dict], list[di
         try:
             if isinstance(outcome, Exception):
                 raise outcome
-            faces.append(outcome.result())
+            faces.append(outcome.result()())  # the files, then the preview and report (_write_face)
         except Exception as err:  # noqa: BLE001 - one bad face must not lose the others
             shutil.rmtree(stage / f"face_{k}", ignore_errors=True)
             kind = "input" if isinstance(err, FaceNormalsError) else "internal"
@@ -438,12 +441,19 @@ def _face_results(job, stage: Path, outcomes: list) -> tuple[list[dict], list[di
     return faces, failed
 
 
-def _write_face(r, folder: Path, dest: Path, renderer, search) -> dict:
-    """Every file of one face (on the writer thread; the preview by ``renderer``, None:
-    none); the face's entry of the summary."""
-    from facenormals3d.writer import write_face
+def _write_face(r, folder: Path, dest: Path, renderer, search) -> Callable[[], dict]:
+    """Every file of one face but its report (on the writer thread; the preview by
+    ``renderer``, None: none); returns ``entry()``, which waits for the preview, writes
+    ``report.json`` and gives the face's entry of the summary (the writer thread goes on
+    with the next face meanwhile: :func:`~facenormals3d.writer.start_write_face`)."""
+    from facenormals3d.writer import start_write_face
     from facenormals3d.face import report as report_faces
 
-    report = write_face(r, folder, previews=renderer is not None, renderer=renderer)
-    return {"face": r.index, "folder": str(dest / folder.name), "vertices": report["mesh"]["vertices"],
-            "seconds": sum(r.timings.values()), **report_faces.face_entry(r.face, search)}
+    finish = start_write_face(r, folder, previews=renderer is not None, renderer=renderer)
+
+    def entry() -> dict:
+        report = finish()
+        return {"face": r.index, "folder": str(dest / folder.name), "vertices": report["mesh"]["vertices"],
+                "seconds": sum(r.timings.values()), **report_faces.face_entry(r.face, search)}
+
+    return entry

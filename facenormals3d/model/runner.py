@@ -79,9 +79,9 @@ class RemoteNetwork:
         self.cfg = cfg
 
     def submit(self, crop: np.ndarray, prior: np.ndarray | None, flip_average: bool) -> Future:
-        """:meth:`LocalNetwork.predict` in the helper, queued behind its earlier jobs: a future
-        of its result."""
-        return self.process.submit(_predict_in_helper, crop, prior, flip_average)
+        """:meth:`LocalNetwork.predict` in the helper, queued as urgent (behind the load and
+        earlier predictions, ahead of queued previews): a future of its result."""
+        return self.process.submit(_predict_in_helper, crop, prior, flip_average, urgent=True)
 
 
 #: The helper process's network (:func:`load_in_helper`). Empty in every other process.
