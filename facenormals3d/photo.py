@@ -57,10 +57,12 @@ def load_photo(path: str | Path, max_pixels: int = MAX_PIXELS) -> Photo:
                 if w * h > max_pixels:
                     raise InputError(path, f"image is {w}x{h} = {w * h / 1e6:.0f} megapixels, "
                                            f"above the limit of {max_pixels / 1e6:.0f} megapixels")
-                # In place: without an orientation tag the default returns a copy (a 48 MP
-                # photo is 144 MB an image).
-                ImageOps.exif_transpose(img, in_place=True)
-                pixels = _to_rgb8(img)
+                pixels = _decode_jpeg(path, img)
+                if pixels is None:
+                    # In place: without an orientation tag the default returns a copy (a 48 MP
+                    # photo is 144 MB an image).
+                    ImageOps.exif_transpose(img, in_place=True)
+                    pixels = _to_rgb8(img)
     except InputError:
         raise
     except Image.DecompressionBombError as err:
@@ -99,6 +101,37 @@ def from_array(pixels: np.ndarray, label: str = "<array>") -> Photo:
     if min(h, w) < MIN_SIDE:
         raise InputError(label, f"image is only {w}x{h} pixels; need at least {MIN_SIDE} on each side")
     return Photo(pixels=arr, path=label)
+
+
+#: EXIF orientation tag -> how to turn the stored pixels upright (as Pillow's exif_transpose).
+_UPRIGHT = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
+            5: lambda a: a.transpose(1, 0, 2), 6: lambda a: np.rot90(a, -1),
+            7: lambda a: a.transpose(1, 0, 2)[::-1, ::-1], 8: lambda a: np.rot90(a, 1)}
+
+
+def _decode_jpeg(path: Path, img) -> np.ndarray | None:
+    """An RGB JPEG (Pillow's opened but not decoded ``img``) decoded by OpenCV straight into
+    an upright ``H x W x 3`` uint8 array; None for anything else (Pillow decodes those).
+
+    Pillow hands its pixels to numpy through ``tobytes``, in chunks that are then joined:
+    measured here on the 48 MP test photo, the process peaked 0.47 GB above its start
+    (0.38-0.53 s) against 0.29 GB (0.21-0.26 s) this way, with the same pixels. A file
+    that does not end with the JPEG end marker goes to Pillow, which refuses a truncated
+    file (OpenCV would return its grey-filled rest).
+    """
+    if img.format != "JPEG" or img.mode != "RGB":
+        return None
+    with open(path, "rb") as f:
+        f.seek(-2, 2)
+        if f.read(2) != b"\xff\xd9":
+            return None
+    import cv2
+
+    pixels = cv2.imread(str(path), cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION)
+    if pixels is None or pixels.shape[:2] != (img.size[1], img.size[0]):
+        return None
+    turn = _UPRIGHT.get(img.getexif().get(0x0112))
+    return pixels if turn is None else np.ascontiguousarray(turn(pixels))
 
 
 def _to_rgb8(img) -> np.ndarray:

@@ -135,3 +135,25 @@ def test_large_header_under_pillows_guard_is_refused_by_our_limit(tmp_path):
     p.write_bytes(_png_header_only(12000, 10000))
     with pytest.raises(InputError, match=r"big\.png: image is 12000x10000 = 120 megapixels, above the limit"):
         load_photo(p)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_fast_jpeg_path_matches_pillows_decode_and_orientation(tmp_path, astronaut, orientation):
+    # RGB JPEGs are decoded by OpenCV (less memory); Pillow's decode and exif_transpose
+    # are the reference, for every EXIF orientation. A 60 x 40 crop: not square, so a
+    # wrong transpose changes the shape.
+    from PIL import ImageOps
+
+    from facenormals3d.photo import _decode_jpeg
+
+    img = Image.fromarray(astronaut[:40, :60])
+    exif = img.getexif()
+    exif[0x0112] = orientation
+    p = tmp_path / f"o{orientation}.jpg"
+    img.save(p, exif=exif, quality=90)
+    with Image.open(p) as opened:
+        assert _decode_jpeg(p, opened) is not None  # the fast path is the one under test
+        reference = np.asarray(ImageOps.exif_transpose(opened).convert("RGB"))
+    got = load_photo(p).pixels
+    assert got.shape == reference.shape
+    assert np.abs(got.astype(int) - reference).max() <= 1
