@@ -443,7 +443,7 @@ class Reconstructor:
     def _fitted_face(self, started: "StartedFace", defer_appearance: bool = False) -> Reconstruction:
         """The fitted face model + detail for one started face (see :meth:`reconstruct_face`)."""
         from facenormals3d.fit.dense import fit_dense
-        from facenormals3d.mesh.fitted import detail_displacement, fitted_mesh
+        from facenormals3d.mesh.fitted import detail_displacement, fitted_mesh, textured
         from facenormals3d.raster import orthographic_hits
         from facenormals3d.surface import vertex_normals
 
@@ -498,7 +498,7 @@ class Reconstructor:
         def bake() -> None:
             t = time.perf_counter()
             baked.append(self._bake(face, vertices, vn, normals, confidence, frame, started.person))
-            rec.mesh = fitted_mesh(vertices, model.triangles, model.triangle_uvs, baked[0].texture)
+            rec.mesh = textured(mesh, baked[0].texture)
             fitted.normal_map, fitted.person = baked[0].normal_map, baked[0].person
             info["texture_size"] = int(baked[0].texture.shape[0])
             timings["texture"] = timings.get("texture", 0.0) + time.perf_counter() - t

@@ -101,17 +101,25 @@ def smooth_on_mesh(values: np.ndarray, faces: np.ndarray, passes: int) -> np.nda
 def fitted_mesh(vertices: np.ndarray, faces: np.ndarray, corner_uvs: np.ndarray,
                 texture: np.ndarray | None = None) -> FaceMesh:
     """A :class:`FaceMesh` in the model topology with per-corner UVs and optional atlas texture."""
-    from facenormals3d.mesh.atlas import sample_points
-
     v = np.asarray(vertices, np.float32)
     f = np.asarray(faces, np.int32)
     uv = np.zeros((len(v), 2), np.float32)
     # Each vertex's UV from one of its corners (the last written wins: any corner is on the vertex).
     uv[f.reshape(-1)] = np.asarray(corner_uvs, np.float32).reshape(-1, 2)
-    colors = None
-    if texture is not None:
-        h, w = texture.shape[:2]
-        colors = np.clip(sample_points(texture, np.stack([uv[:, 0] * w, (1 - uv[:, 1]) * h], axis=1)), 0, 255
-                         ).astype(np.uint8)
-    return FaceMesh(vertices=v, faces=f, uvs=uv, vertex_normals=surface.vertex_normals(v, f).astype(np.float32),
-                    colors=colors, texture=texture, corner_uvs=np.asarray(corner_uvs, np.float32))
+    mesh = FaceMesh(vertices=v, faces=f, uvs=uv, vertex_normals=surface.vertex_normals(v, f).astype(np.float32),
+                    corner_uvs=np.asarray(corner_uvs, np.float32))
+    return mesh if texture is None else textured(mesh, texture)
+
+
+def textured(mesh: FaceMesh, texture: np.ndarray) -> FaceMesh:
+    """``mesh`` (from :func:`fitted_mesh`) with the atlas ``texture`` (``H x W x 3`` uint8)
+    and the vertex colours sampled from it at the vertices' UVs."""
+    import dataclasses
+
+    from facenormals3d.mesh.atlas import sample_points
+
+    h, w = texture.shape[:2]
+    uv = mesh.uvs
+    colors = np.clip(sample_points(texture, np.stack([uv[:, 0] * w, (1 - uv[:, 1]) * h], axis=1)), 0, 255
+                     ).astype(np.uint8)
+    return dataclasses.replace(mesh, colors=colors, texture=texture)
