@@ -281,12 +281,15 @@ def view_texels(raster: AtlasRaster, corners: np.ndarray, vertices: np.ndarray, 
     return TexelView(crop_xy=crop_xy, weight=weight)
 
 
-def facing_texels(raster: AtlasRaster, vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """``N`` bool: covered texels whose triangle faces the camera (+z)."""
+def facing_texels(raster: AtlasRaster, vertices: np.ndarray, faces: np.ndarray, mirrored: bool = False
+                  ) -> np.ndarray:
+    """``N`` bool: covered texels whose triangle faces the camera (+z). ``mirrored``: the
+    ``faces`` are the mirror images of the atlas's triangles (``mirror[triangles]``), whose
+    corners run the other way round."""
     v = np.asarray(vertices, np.float32)
     f = np.asarray(faces)
     nz = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])[:, 2]
-    return (nz > 0)[raster.triangle]
+    return ((nz < 0) if mirrored else (nz > 0))[raster.triangle]
 
 
 def bake_texture(raster: AtlasRaster, own: TexelView, mirror: TexelView | None, photo: np.ndarray,
