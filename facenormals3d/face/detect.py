@@ -444,6 +444,12 @@ class FaceFinder:
         by their eye line and then by a further 0, 90, 180 and 270 degrees. (Taking the
         short-range detector's score too let an upside-down fit of a held-out close-up
         through: it liked the upside-down view.)"""
+        return self._orientation_scores(image, landmarks, stop_above=None)
+
+    def _orientation_scores(self, image: np.ndarray, landmarks: np.ndarray, stop_above: float | None
+                            ) -> list[float]:
+        """:meth:`orientation_scores`; with ``stop_above``, only the upright score when it
+        exceeds that (no turned view can then beat it by the margin: scores are at most 1)."""
         s = self.settings
         roll = eye_line_roll(landmarks)
         centre, extent = _upright_box(landmarks, roll)
@@ -452,12 +458,16 @@ class FaceFinder:
             patch = warp_to_crop(image, square_crop(centre, s.orientation_context * extent,
                                                     roll + extra, 192))
             scores.append(max((sc for _, sc, _ in self._detect(patch, self._detector)), default=0.0))
+            if stop_above is not None and scores[0] > stop_above:
+                break
         return scores
 
     def _misoriented(self, image: np.ndarray, landmarks: np.ndarray) -> str:
         """'' when the detector likes the landmarks' upright view best (within a margin);
-        otherwise why not. Catches an upside-down face fitted as an upright one."""
-        scores = self.orientation_scores(image, landmarks)
+        otherwise why not. Catches an upside-down face fitted as an upright one. (The turned
+        views are skipped when the upright score is above 1 - margin: the verdict is the same,
+        and three detector runs fewer, ~20 ms a face.)"""
+        scores = self._orientation_scores(image, landmarks, stop_above=1.0 - self.settings.orientation_margin)
         best = int(np.argmax(scores))
         if scores[best] - scores[0] > self.settings.orientation_margin:
             return (f"the face looks turned by {90 * best} degrees against its landmarks "

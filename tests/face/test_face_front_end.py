@@ -197,3 +197,15 @@ def test_a_wider_second_framing_finds_a_close_up_the_first_one_doubts(ict_model)
     with FaceFinder(DetectSettings(rotations=())) as twice:
         faces = twice.search(image).faces
         assert len(faces) == 1 and abs(faces[0].roll_deg) < 45
+
+
+def test_orientation_check_stops_early_only_when_the_verdict_cannot_change(astronaut, finder):
+    # Scores are at most 1: an upright score above 1 - margin cannot be beaten by the margin,
+    # so the turned views are skipped; below it all four are scored, as orientation_scores does.
+    det = finder.find(astronaut)[0]
+    full = finder.orientation_scores(astronaut, det.landmarks)
+    assert len(full) == 4 and max(full) - full[0] <= finder.settings.orientation_margin
+    stop = full[0] - 1e-6
+    assert finder._orientation_scores(astronaut, det.landmarks, stop_above=stop) == full[:1]
+    assert finder._orientation_scores(astronaut, det.landmarks, stop_above=full[0]) == full
+    assert finder._misoriented(astronaut, det.landmarks) == ""
