@@ -7,8 +7,9 @@ outside the GIL), a :class:`BackgroundProcess` renders its preview in a second P
 process (PyTorch3D's CPU rasteriser keeps the GIL for its whole call: measured here, a
 Python loop on the main thread stalled 1.5 s during a 1.9 s rasterisation, so on a thread
 the preview held up the next face), and a :class:`ReadAhead` decodes the next photo while
-the current one is processed. Each runs in the order things were submitted, one at a
-time, so the files are the same bytes as a serial run's; at most ``depth`` items wait, so
+the current one is processed. Each runs one job at a time, in the order things were
+submitted (the background process runs its urgent jobs, the network's, before the queued
+ordinary ones), so the files are the same bytes as a serial run's; at most ``depth`` items wait, so
 memory stays bounded (a face's textures are ~35 MB).
 """
 

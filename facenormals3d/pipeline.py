@@ -443,8 +443,8 @@ class Reconstructor:
     def _fitted_face(self, started: "StartedFace", defer_appearance: bool = False) -> Reconstruction:
         """The fitted face model + detail for one started face (see :meth:`reconstruct_face`)."""
         from facenormals3d.fit.dense import fit_dense
+        from facenormals3d.fit.landmarks import fitted_view
         from facenormals3d.mesh.fitted import detail_displacement, fitted_mesh, textured
-        from facenormals3d.raster import orthographic_hits
         from facenormals3d.surface import vertex_normals
 
         face, source, index, timings = started.face, started.source, started.index, started.timings
@@ -471,8 +471,7 @@ class Reconstructor:
             t = time.perf_counter()
             res = fit_dense(self.fitter, lfit, target, tri, bary, detail_depth, confidence, frame)
             fit, dense = res.fit, {"ran": True, **res.summary(), **res.info}
-            base = fit.pose.apply(model.shape(fit.alpha, fit.beta))
-            depth_fit = orthographic_hits(base, model.triangles, frame)[0]
+            base, (depth_fit, _, _) = fitted_view(model, fit, frame)
             timings["fit_dense"] = time.perf_counter() - t
 
         t = time.perf_counter()
@@ -623,7 +622,8 @@ class Reconstructor:
             started.landmark_fit = fit_crop(self.fitter, face.landmarks_crop, size, name)
             if self.model_info.get("prior") == "fit":
                 lfit, _, frame = started.landmark_fit
-                prior = fitted_normals(self.fitter.model, lfit, frame, self._landmark_hits(started))
+                self._landmark_hits(started)
+                prior = fitted_normals(self.fitter.model, lfit, frame, (started.landmark_base, started.landmark_hits))
             timings["fit_landmarks"] = time.perf_counter() - t
         if self.network is not None:
             t = time.perf_counter()
@@ -631,14 +631,13 @@ class Reconstructor:
             timings["normals"] = time.perf_counter() - t
         return started
 
-    def _landmark_hits(self, started: "StartedFace") -> tuple:
-        """Set ``started.landmark_base`` and ``landmark_hits`` from its landmark fit; returns the hits."""
-        from facenormals3d.raster import orthographic_hits
+    def _landmark_hits(self, started: "StartedFace") -> None:
+        """Set ``started.landmark_base`` and ``landmark_hits`` from its landmark fit
+        (:func:`~facenormals3d.fit.landmarks.fitted_view`)."""
+        from facenormals3d.fit.landmarks import fitted_view
 
         lfit, _, frame = started.landmark_fit
-        started.landmark_base = lfit.pose.apply(self.fitter.model.shape(lfit.alpha, lfit.beta))
-        started.landmark_hits = orthographic_hits(started.landmark_base, self.fitter.model.triangles, frame)
-        return started.landmark_hits
+        started.landmark_base, started.landmark_hits = fitted_view(self.fitter.model, lfit, frame)
 
     def _normals(self, face: AlignedFace, coarse: CoarseFace, timings: dict[str, float],
                  pending: Future | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -241,10 +241,20 @@ def fit_crop(fitter: LandmarkFitter, landmarks_crop: np.ndarray, size: int,
     return fitter.fit(target, source), target, frame
 
 
-def fitted_normals(model: FaceModel, fit: LandmarkFit, frame: CropFrame, hits: tuple | None = None) -> np.ndarray:
-    """The fitted face's smooth normals seen in the crop: ``S x S x 3`` float32, NaN off the face.
-    ``hits``: the fitted face's :func:`~facenormals3d.raster.orthographic_hits`, if known."""
-    from facenormals3d.face.coarse import render_orthographic
+def fitted_view(model: FaceModel, fit: LandmarkFit, frame: CropFrame) -> tuple[np.ndarray, tuple]:
+    """The fitted face posed in the crop frame and seen from the camera: ``(vertices V x 3
+    float64 mm, hits)``, ``hits`` being :func:`~facenormals3d.raster.orthographic_hits` on the
+    grid of ``frame``."""
+    from facenormals3d.raster import orthographic_hits
 
     vertices = fit.pose.apply(model.shape(fit.alpha, fit.beta))
+    return vertices, orthographic_hits(vertices, model.triangles, frame)
+
+
+def fitted_normals(model: FaceModel, fit: LandmarkFit, frame: CropFrame, view: tuple | None = None) -> np.ndarray:
+    """The fitted face's smooth normals seen in the crop: ``S x S x 3`` float32, NaN off the face.
+    ``view``: :func:`fitted_view` of the same fit and frame, if the caller has it already."""
+    from facenormals3d.face.coarse import render_orthographic
+
+    vertices, hits = fitted_view(model, fit, frame) if view is None else view
     return render_orthographic(vertices, model.triangles, frame, hits)[1]
