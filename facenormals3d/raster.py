@@ -352,7 +352,7 @@ def rasterize_reference(q: np.ndarray, f: np.ndarray, size: int, device: str = "
 def _rasterize_binned(normalised: list[np.ndarray], f: np.ndarray, sizes: list[int], tile: int):
     """CPU: every view's tiles as one batch of tile-sized meshes through PyTorch3D's rasteriser."""
     import torch
-    from pytorch3d.renderer.mesh.rasterize_meshes import _RasterizeFaceVerts
+    from pytorch3d import _C
 
     corners, face_ids, tile_ids = [], [], []
     first_tile = 0
@@ -371,14 +371,17 @@ def _rasterize_binned(normalised: list[np.ndarray], f: np.ndarray, sizes: list[i
     tiles, first, counts = np.unique(tile_ids, return_index=True, return_counts=True)
     n = len(corners)
     if n:
-        # The function under PyTorch3D's rasterize_meshes(), given the packed faces directly
-        # (a Meshes of thousands of tiles costs more to build than the rasterisation). Its
-        # CPU kernel first writes every face's box and area into tensors element by element,
-        # each write a few dispatched torch calls: that costs more than the rasterisation
-        # (measured here: 5.6 us a face under no_grad, 2.7 us under inference_mode, which
-        # skips the autograd dispatch; the same numbers come out).
+        # PyTorch3D's rasterisation kernel, the call under its rasterize_meshes(), given the
+        # packed faces directly: a Meshes of thousands of tiles costs more to build than the
+        # rasterisation, and importing _C alone skips the renderer package. The kernel first
+        # writes every face's box and area into tensors element by element, each write a few
+        # dispatched torch calls: that costs more than the rasterisation (measured here:
+        # 5.6 us a face under no_grad, 2.7 us under inference_mode, which skips the autograd
+        # dispatch; the same numbers come out). Arguments: clipped-face neighbours (none),
+        # image size, blur radius, faces per pixel, bin size (0: naive, per tile),
+        # max faces per bin, perspective-correct, clip barycentrics, cull back faces.
         with torch.inference_mode():
-            p2f, _, bary, _ = _RasterizeFaceVerts.apply(
+            p2f, _, bary, _ = _C.rasterize_meshes(
                 torch.from_numpy(corners), torch.from_numpy(first), torch.from_numpy(counts),
                 torch.full((n,), -1, dtype=torch.int64), (tile, tile), 0.0, 1, 0, 0, False, False, False)
         p2f, bary = p2f[..., 0].numpy(), bary[..., 0, :].numpy()

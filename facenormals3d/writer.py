@@ -250,7 +250,7 @@ def start_renderer(threads: int) -> None:
     import numpy  # noqa: F401 - its OpenBLAS must be loaded to be limited
     import open3d  # noqa: F401 - hidden-face ray casts
     import torch
-    from pytorch3d.renderer.mesh import rasterize_meshes  # noqa: F401
+    from pytorch3d import _C  # noqa: F401 - the rasteriser's kernel
 
     from facenormals3d.device import keep_freed_memory, limit_blas_threads
 

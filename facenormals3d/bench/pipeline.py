@@ -40,7 +40,7 @@ DESCRIPTION = ("reconstruct as users meet it: cold start on one photo, a 12-face
 #: otherwise import (:mod:`facenormals3d.deferred`), as in ``reconstruct`` itself.
 IMPORT_FLOOR = ("import facenormals3d, numpy, scipy.ndimage, scipy.sparse, pyamg, cv2, PIL.Image, torch, open3d; "
                 "from mediapipe.python.solutions import face_detection, face_mesh; "
-                "from pytorch3d.renderer.mesh import rasterize_meshes")
+                "from pytorch3d import _C")
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repeats", type=int, default=3, help="warm timed runs per configuration (median kept)")

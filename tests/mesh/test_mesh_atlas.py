@@ -25,6 +25,17 @@ def test_sample_points_is_bilinear_with_pixel_centres():
     assert atlas.sample_points(img, np.array([[-5.0, -5.0]]), outside=-1.0)[0, 0] == -1.0
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.bool_, np.int32])
+def test_per_channel_is_numpys_repeat(dtype):
+    rng = np.random.default_rng(0)
+    w = (rng.random((5, 7)) * 4).astype(dtype)
+    for weight in (w, w[:, ::2], w[:0]):  # strided and empty too
+        for channels in (1, 3, 4):
+            out = atlas.per_channel(weight, channels)
+            ref = np.repeat(weight[..., None], channels, axis=-1)
+            assert out.dtype == ref.dtype and out.shape == ref.shape and np.array_equal(out, ref)
+
+
 def test_push_pull_fills_holes_and_keeps_known_texels():
     img = np.zeros((32, 32, 3), np.float32)
     w = np.zeros((32, 32), np.float32)
