@@ -141,3 +141,32 @@ def test_flip_negates_normal_x():
 def test_no_data_is_an_input_error(tmp_path):
     with pytest.raises(ValueError, match="at least one"):
         train(tiny_cfg(), DataSources(), tmp_path)
+
+
+def test_training_the_confidence_alone_keeps_every_other_number(tmp_path):
+    from dataclasses import replace
+
+    from facenormals3d.errors import InputError
+
+    train(tiny_cfg(steps=2), tiny_data(), tmp_path / "base")
+    base = export_weights(tmp_path / "base" / "checkpoint.pt", tmp_path / "base.safetensors")
+    cfg = tiny_cfg(steps=3, lr=1e-2, warmup_steps=1, train_only="confidence", init_weights=str(base))
+    cfg = replace(cfg, model=replace(cfg.model, confidence=True))
+    result = train(cfg, tiny_data(), tmp_path / "conf")
+    assert result.step == 3
+    before = load_weights(base).state_dict()
+    after = _weights(tmp_path / "conf" / "checkpoint.pt")
+    for name, value in before.items():  # weights and batch-norm statistics
+        if name.startswith("dec_normal.head."):
+            assert torch.equal(after[name][:3], value), name  # the normals' rows
+            assert not torch.equal(after[name][3:], torch.zeros_like(after[name][3:])), name  # learnt
+        else:
+            assert torch.equal(after[name], value), name
+    rows = [json.loads(line) for line in (tmp_path / "conf" / "log_train.jsonl").read_text().splitlines()]
+    assert all(r["loss"] == r["confidence_nll"] and r["latent"] == "" for r in rows)
+    val = [json.loads(line) for line in (tmp_path / "conf" / "log_val.jsonl").read_text().splitlines()]
+    for key in ("confidence_nll", "confident_mean_deg", "mean_deg", "expected_mean_deg"):
+        assert all(v[key] == v[key] for v in val), key
+    assert val[-1]["mean_deg"] == pytest.approx(val[-1]["mean"], abs=1e-6)  # the same frozen normals
+    with pytest.raises(InputError, match="--confidence"):
+        train(tiny_cfg(train_only="confidence", init_weights=str(base)), tiny_data(), tmp_path / "bad")

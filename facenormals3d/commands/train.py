@@ -34,6 +34,7 @@ FLAG_FIELDS = {
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from facenormals3d.console import add_common_options, add_device_option
+    from facenormals3d.training.config import TRAIN_ONLY
 
     p = sub.add_parser("train", help="train the cross-modal normal network (resumable, DDP-ready)",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -55,6 +56,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--coarse-normals", action="store_true",
                    help="prior-conditioned network: prior normals as 3 extra input channels (use with --prior)")
     p.add_argument("--confidence", action="store_true", help="add the per-pixel confidence (log kappa) output")
+    p.add_argument("--train-only", choices=TRAIN_ONLY, default=None,
+                   help="confidence: learn only the confidence output of the --init-weights network (with "
+                        "--confidence); its normals stay exactly the same, a step is one forward pass "
+                        "(TrainConfig.train_only; default all)")
     p.add_argument("--channels-last", action="store_true", help="channels-last memory format")
     p.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads per process")
@@ -88,6 +93,8 @@ def build_config(args: argparse.Namespace):
         model["coarse_normals"] = True
     if args.confidence:
         model["confidence"] = True
+    if args.train_only:
+        top["train_only"] = args.train_only
     if args.no_amp:
         top["amp"] = False
     unknown = set(top) - {f.name for f in fields(TrainConfig)}

@@ -8,6 +8,9 @@ from typing import Any
 
 from facenormals3d.model.config import ModelConfig
 
+#: What :attr:`TrainConfig.train_only` may name.
+TRAIN_ONLY = ("all", "confidence")
+
 #: Settings that may change when a run is resumed (how long and how often, not what is learnt).
 RUN_LENGTH_FIELDS = ("steps", "max_minutes", "val_every", "checkpoint_every", "log_every", "num_workers")
 
@@ -50,6 +53,12 @@ class TrainConfig:
     """Prior normals fed to a ``coarse_normals`` model: a name in
     :data:`facenormals3d.training.prior.PRIORS`, run on every training image in the data
     workers; "none" = the data brings ``coarse_normals`` itself."""
+    train_only: str = "all"
+    """``"all"``: train the whole network. ``"confidence"``: train the confidence head's
+    output channel alone (needs ``ModelConfig.confidence`` and ``init_weights``): every other
+    weight and the batch-norm statistics stay frozen, so the normals stay exactly those of
+    ``init_weights`` and a step costs one forward pass; the loss is the confidence term
+    alone and the best weights are those of the lowest validation confidence NLL."""
     init_weights: str | None = None
     """Start from these ``.safetensors`` weights (e.g. the shipped network): tensors of the
     same name and shape are copied; a first convolution with more input channels (a prior-

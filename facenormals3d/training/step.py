@@ -25,6 +25,8 @@ class Branches(nn.Module):
 
     def forward(self, paired: dict | None, images: dict | None, normals: dict | None) -> dict[str, torch.Tensor]:
         m, c = self.model, self.cfg
+        if c.train_only == "confidence":
+            return self._confidence_only(paired)
         out: dict[str, torch.Tensor] = {}
         photo_lat, photo_img, photo_mask = [], [], []
         norm_in, norm_mask = [], []
@@ -66,6 +68,19 @@ class Branches(nn.Module):
                    "confidence_nll": c.w_confidence}
         out["loss"] = sum(weights[k] * v for k, v in out.items())
         return out
+
+    def _confidence_only(self, paired: dict | None) -> dict[str, torch.Tensor]:
+        """The confidence term alone (``TrainConfig.train_only == "confidence"``), with the
+        frozen normals' errors for the log."""
+        if paired is None:
+            raise ValueError("training the confidence alone needs paired data")
+        pred, log_kappa, _ = self.model.image_to_normals_confidence(paired["image"], paired.get("coarse_normals"))
+        weight = pixel_weights(paired, self.cfg.w_hair)
+        nll = vmf_nll(pred.detach().float(), log_kappa.float(), paired["normals"], weight)
+        with torch.no_grad():
+            out = {"normal_l1": normal_l1(pred.float(), paired["normals"], weight),
+                   "normal_angular": normal_angular(pred.float(), paired["normals"], weight)}
+        return {**out, "confidence_nll": nll, "loss": nll}
 
 
 def pixel_weights(paired: dict, w_hair: float) -> torch.Tensor:

@@ -45,7 +45,7 @@ from facenormals3d.model.crossmodal import CrossModalNet
 from facenormals3d.outputs import write_json
 from facenormals3d.training.checkpoint import (CHECKPOINT_FORMAT, init_from_weights, load_checkpoint, rng_state,
                                                save_checkpoint, set_rng_state)
-from facenormals3d.training.config import RUN_LENGTH_FIELDS, TrainConfig
+from facenormals3d.training.config import RUN_LENGTH_FIELDS, TRAIN_ONLY, TrainConfig
 from facenormals3d.training.data import DataSources, fit_to_input, flip_batch, make_stream, to_device, with_prior
 from facenormals3d.training.step import LOSS_KEYS, Branches, lr_factor
 
@@ -125,6 +125,11 @@ class Trainer:
         np.random.seed(cfg.seed)
         if cfg.prior != "none" and not cfg.model.coarse_normals:
             raise InputError("--prior", "prior normals need a prior-conditioned model (--coarse-normals)")
+        if cfg.train_only not in TRAIN_ONLY:
+            raise InputError("--train-only", f"must be one of {', '.join(TRAIN_ONLY)}, got {cfg.train_only!r}")
+        if cfg.train_only == "confidence" and not (cfg.model.confidence and (cfg.init_weights or ckpt)):
+            raise InputError("--train-only", "confidence alone needs --confidence and --init-weights "
+                                             "(the trained network whose confidence is learnt)")
         self.data = with_prior(data, cfg.prior)
         model = CrossModalNet(cfg.model).to(self.device)
         if cfg.channels_last:
@@ -136,7 +141,7 @@ class Trainer:
             # Without one of the sources some parts get no gradient in a step.
             self.step_module = nn.parallel.DistributedDataParallel(self.step_module,
                                                                    find_unused_parameters=len(sources) < 3)
-        self.opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.opt = torch.optim.AdamW(**_trainable(model, cfg), lr=cfg.lr)
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda s: lr_factor(s, cfg))
         self.use_amp = cfg.amp and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
@@ -178,18 +183,21 @@ class Trainer:
         if self.rank != 0 or self.data.paired_val is None:
             return
         cfg, step = self.cfg, self.step
-        metrics, samples = validate(self.model, self.data.paired_val, cfg.val_samples, cfg.batch_size, self.device)
-        self.last_val = {"step": step, **metrics.row()}
+        metrics, samples, extra = validate(self.model, self.data.paired_val, cfg.val_samples, cfg.batch_size,
+                                           self.device)
+        self.last_val = {"step": step, **metrics.row(), **extra}
         _Logs(self.out).append("val", self.last_val)
         write_sample_grid(self.out / "samples" / f"val_{step:08d}.png", samples)
-        if metrics.mean < self.best:
+        score = extra["confidence_nll"] if cfg.train_only == "confidence" else metrics.mean
+        if score < self.best:
             from facenormals3d.model.weights import save_weights
 
-            self.best = metrics.mean
+            self.best = score
             # The train config travels with the weights: reconstruct reads which prior they need.
             save_weights(self.out / "best.safetensors", self.model,
                          {"steps": step, "val": self.last_val, "train_config": cfg.to_dict()})
-        log.info("step %d: validation mean angular error %.2f deg", step, metrics.mean)
+        log.info("step %d: validation mean angular error %.2f deg%s", step, metrics.mean,
+                 "".join(f", {k} {v:.3f}" for k, v in extra.items()))
 
     def train_step(self) -> tuple[dict[str, torch.Tensor], int]:
         """One optimizer step on a batch of every source: ``(losses, samples in it on all ranks)``."""
@@ -231,7 +239,7 @@ class Trainer:
         logs = _Logs(self.out)
         t_start = t_log = time.perf_counter()
         samples_since = 0
-        self.model.train()
+        self.model.train(cfg.train_only == "all")  # frozen parts keep their batch-norm statistics
         steps = range(self.step, cfg.steps)
         bar = steps if progress is None else progress(steps, total=cfg.steps)
         try:
@@ -268,6 +276,21 @@ class Trainer:
                 dist.barrier()
         return TrainResult(step=self.step, interrupted=self.step < cfg.steps, last_val=self.last_val,
                            checkpoint=self.ckpt_path)
+
+
+def _trainable(model: CrossModalNet, cfg: TrainConfig) -> dict[str, Any]:
+    """The optimizer's ``params`` and ``weight_decay`` for ``cfg.train_only``. For the
+    confidence alone: the normal decoder's output convolution, whose other rows get no
+    gradient (the confidence term reads detached features), and no weight decay, so
+    AdamW leaves them exactly as they are; every other weight is frozen."""
+    if cfg.train_only == "all":
+        return {"params": model.parameters(), "weight_decay": cfg.weight_decay}
+    head = model.dec_normal.head
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for p in head.parameters():
+        p.requires_grad_(True)
+    return {"params": list(head.parameters()), "weight_decay": 0.0}
 
 
 def train(cfg: TrainConfig, data: DataSources, out_dir: str | Path, device: str = "cpu",
