@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from facenormals3d.frame import CropFrame
-from facenormals3d.mesh.atlas import per_channel
+from facenormals3d.mesh.atlas import blend, per_channel
 from facenormals3d.raster import shadow_visibility
 from facenormals3d.render.lighting import (MIN_SHADING, Lighting, LightingSettings, fit_lighting, light_terms,
                                            masked_blur)
@@ -224,22 +224,16 @@ def _fill_dark(albedo: np.ndarray, conf: np.ndarray, raster, settings: LightingS
     """Replace albedo texels whose shading confidence ``conf`` (:func:`_shading_confidence`)
     is below 1 by a confidence-weighted Gaussian blur of the well-lit albedo around them
     (worked out on the :data:`SMOOTH_FACTOR` times smaller grid, where it is smooth anyway,
-    and upsampled). Returns the albedo (``albedo``'s own buffer, changed in place, unless
-    the fill is off) and the share of covered texels that took any fill."""
+    and upsampled). Returns the albedo (a new array; ``albedo`` itself when the fill is
+    off) and the share of covered texels that took any fill."""
     if settings.confident_shading[1] <= 0:
         return albedo, 0.0
-    c = per_channel(conf, 3)
-    level = _smooth_small(albedo * c, raster, settings.fill_sigma_texels)
+    level = _smooth_small(albedo * per_channel(conf, 3), raster, settings.fill_sigma_texels)
     weight = _smooth_small(conf, raster, settings.fill_sigma_texels)
     fill = _upsampled(level / np.maximum(weight, 1e-4), raster)
     # No well-lit texel near: the texel keeps its own albedo.
     np.copyto(fill, albedo, where=per_channel(_upsampled(weight, raster)[..., 0] <= 1e-4, 3))
-    # albedo + (1 - c) (fill - albedo), in place.
-    fill -= albedo
-    np.subtract(1.0, c, out=c)
-    fill *= c
-    albedo += fill
-    return albedo, float(np.mean(conf.reshape(-1)[raster.texel] < 1.0))
+    return blend(albedo, fill, conf), float(np.mean(conf.reshape(-1)[raster.texel] < 1.0))
 
 
 def _symmetric_levels(albedo: np.ndarray, raster, mirror_texel: np.ndarray, settings: LightingSettings

@@ -36,6 +36,18 @@ def test_per_channel_is_numpys_repeat(dtype):
             assert out.dtype == ref.dtype and out.shape == ref.shape and np.array_equal(out, ref)
 
 
+@pytest.mark.parametrize("channels", [1, 3, 4])
+def test_blend_is_the_weighted_sum(channels):
+    rng = np.random.default_rng(1)
+    a, b = (rng.random((2, 9, 13, channels)) * 255).astype(np.float32)
+    w = np.clip(rng.random((9, 13)) * 1.4 - 0.2, 0, 1).astype(np.float32)  # 0s and 1s too
+    out = atlas.blend(a, b, w)
+    ref = w[..., None] * a + (1 - w[..., None]) * b
+    assert out.shape == a.shape and out.dtype == np.float32
+    np.testing.assert_allclose(out, ref, rtol=1e-6, atol=1e-4)
+    assert np.array_equal(out[w == 1], a[w == 1]) and np.array_equal(out[w == 0], b[w == 0])
+
+
 def test_push_pull_fills_holes_and_keeps_known_texels():
     img = np.zeros((32, 32, 3), np.float32)
     w = np.zeros((32, 32), np.float32)
