@@ -531,12 +531,14 @@ class Reconstructor:
         if size not in self._atlas:
             from facenormals3d.data.ict import cache_dir
             from facenormals3d.mesh import atlas
+            from facenormals3d.raster import columns
 
             model = self.fitter.model
             raster, mirror_texel = atlas.cached_atlas(model.triangles, model.triangle_uvs, model.mirror,
                                                       2 * size, size, cache_dir())
-            corners = model.triangles[raster.triangle]
-            self._atlas[size] = (raster, corners, model.mirror[corners], mirror_texel)
+            # Column by column: view_texels' interpolation runs faster on that layout.
+            corners = columns(model.triangles, raster.triangle)
+            self._atlas[size] = (raster, corners, columns(model.mirror[corners]), mirror_texel)
         return self._atlas[size]
 
     def _bake(self, face: AlignedFace, vertices: np.ndarray, vn: np.ndarray, normals: np.ndarray,

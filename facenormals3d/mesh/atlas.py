@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from facenormals3d.frame import CropFrame
-from facenormals3d.raster import cast_down, interpolate, raycasting_scene
+from facenormals3d.raster import cast_down, columns, interpolate, raycasting_scene
 
 log = logging.getLogger(__name__)
 
@@ -83,10 +83,14 @@ class AtlasRaster:
     triangle: np.ndarray
     """``N`` int64 triangle of each covered texel."""
     bary: np.ndarray
-    """``N x 3`` float32 barycentric weights of its corners."""
+    """``N x 3`` float32 barycentric weights of its corners (stored column by column:
+    :func:`~facenormals3d.raster.columns`)."""
 
     _subsampled: dict = field(default_factory=dict, init=False, repr=False, compare=False)
     """:meth:`subsampled` results by factor and offset (they depend on the layout alone)."""
+
+    def __post_init__(self):
+        self.bary = columns(np.asarray(self.bary, np.float32))
 
     def covered(self) -> np.ndarray:
         """``height x width`` bool: the texels some triangle covers."""
@@ -266,9 +270,11 @@ def view_texels(raster: AtlasRaster, corners: np.ndarray, vertices: np.ndarray, 
     v = np.asarray(vertices, np.float32)
     per_vertex = np.concatenate([frame.to_pixels(v), v[:, 2:3], np.asarray(vertex_normals, np.float32)[:, 2:3]],
                                 axis=1)
-    idx = np.arange(len(corners)) if candidates is None else np.flatnonzero(candidates)
-    c = corners[idx]
-    b = raster.bary[idx]
+    if candidates is None:
+        idx, c, b = np.arange(len(corners)), corners, raster.bary
+    else:
+        idx = np.flatnonzero(candidates)
+        c, b = columns(corners, idx), columns(raster.bary, idx)
     q = interpolate(per_vertex, c, b)
     xy, z, n_z = q[:, :2], q[:, 2], q[:, 3]
     z_front = sample_points(np.nan_to_num(zbuffer, nan=-1e6).astype(np.float32), xy, nearest=True,
