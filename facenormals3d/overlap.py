@@ -202,9 +202,10 @@ def _serve(conn) -> None:
 class ReadAhead(Generic[T]):
     """``get(key)`` returns ``load(key)`` and starts loading the key after it in ``keys``.
 
-    Exceptions of ``load`` are raised by the ``get`` that asks for that key, as if it had
-    been called right there. ``threads=0`` loads on the caller's thread, on demand or ahead
-    when :meth:`load_next` says so.
+    With a thread, the first key starts loading at once (e.g. a photo decodes while the
+    caller imports and loads its models). Exceptions of ``load`` are raised by the ``get``
+    that asks for that key, as if it had been called right there. ``threads=0`` loads on
+    the caller's thread, on demand or ahead when :meth:`load_next` says so.
     """
 
     def __init__(self, keys: Sequence[Hashable], load: Callable[[Any], T], threads: int = 1):
@@ -213,6 +214,8 @@ class ReadAhead(Generic[T]):
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="facenormals3d-read") if threads else None
         self._ahead: dict[int, Future] = {}
         self._next = 0
+        if self._pool is not None and self._keys:
+            self._ahead[0] = self._pool.submit(self._load, self._keys[0])
 
     def get(self, key: Hashable) -> T:
         try:

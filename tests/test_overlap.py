@@ -128,6 +128,20 @@ def test_read_ahead_loads_the_next_key_and_raises_where_asked():
     assert sorted(loads[:2]) == ["a", "b"] and "d" in loads
 
 
+def test_read_ahead_starts_on_the_first_key_at_once():
+    import threading
+
+    started = threading.Event()
+
+    def load(key):
+        started.set()
+        return key.upper()
+
+    with ReadAhead(["a", "b"], load) as r:
+        assert started.wait(5.0)  # before any get()
+        assert r.get("a") == "A"
+
+
 def test_read_ahead_on_the_callers_thread_loads_the_next_key_when_told():
     # threads=0: nothing is loaded ahead unless load_next() says so, then on this thread;
     # its get() returns the result, or raises its exception, without loading again.

@@ -129,6 +129,9 @@ def run(args: argparse.Namespace) -> int:
         claimed: set[str] = set()
         workers = 0 if args.serial else 1
         with contextlib.ExitStack() as stack:
+            # The first photo decodes on its thread meanwhile the models load (OpenCV's and
+            # Pillow's decoders release the GIL).
+            photos = stack.enter_context(ReadAhead(args.photos, load_photo, workers))
             helper = ahead = None
             if workers and helper_ok:
                 # The network and the previews run in a helper process, so this one never
@@ -148,7 +151,6 @@ def run(args: argparse.Namespace) -> int:
                 # started (its imports take ~2.5 s of CPU, which pays back over a batch; until
                 # then, and with --serial, they are rendered here).
                 renderer = stack.enter_context(preview_renderer(args.threads, workers if len(args.photos) > 1 else 0))
-            photos = stack.enter_context(ReadAhead(args.photos, load_photo, workers))
             # With the helper the writer bakes each face's textures and estimates its albedo
             # (finish_face(defer_appearance=True)): a deeper queue lets this thread go on with
             # the next faces meanwhile. (It does not wait for the previews: the photo's finish()
