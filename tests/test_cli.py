@@ -139,3 +139,28 @@ def test_run_batch_finishes_each_input_after_the_next_one_and_records_in_order()
                      "finish b"]
     assert [r["value"] for r in result.succeeded] == ["a", "plain", "b"]
     assert [(f["input"], f["kind"]) for f in result.failed] == [("late", "internal"), ("bad", "input")]
+
+
+def test_reconstruct_imports_opencv_before_its_first_thread(tmp_path, astronaut_png):
+    # While OpenCV imports, its own folder is on sys.path; a helper process spawned then
+    # inherits that path and takes cv2/typing for Python's typing (it crashed about every
+    # other run on a JPEG). So reconstruct imports OpenCV before the photo reader's thread.
+    from PIL import Image
+
+    jpg = tmp_path / "face.jpg"
+    Image.open(astronaut_png).save(jpg, quality=90)
+    probe = (
+        "import sys\n"
+        "import facenormals3d.overlap as overlap\n"
+        "original = overlap.ReadAhead.__init__\n"
+        "def init(self, keys, load, threads=1):\n"
+        "    if threads and 'cv2' not in sys.modules:\n"
+        "        raise SystemExit('a reader thread started before OpenCV was imported')\n"
+        "    original(self, keys, load, threads)\n"
+        "overlap.ReadAhead.__init__ = init\n"
+        "from facenormals3d.cli import main\n"
+        f"sys.exit(main(['reconstruct', {str(jpg)!r}, '-o', {str(tmp_path / 'out')!r}, '-q', "
+        "'--normals', 'landmarks', '--no-previews']))\n")
+    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (tmp_path / "out" / "face" / "face_0" / "mesh.obj").is_file()

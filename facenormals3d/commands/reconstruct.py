@@ -130,7 +130,12 @@ def run(args: argparse.Namespace) -> int:
         workers = 0 if args.serial else 1
         with contextlib.ExitStack() as stack:
             # The first photo decodes on its thread meanwhile the models load (OpenCV's and
-            # Pillow's decoders release the GIL).
+            # Pillow's decoders release the GIL). Its decoders are imported here first: while
+            # OpenCV imports, its own folder is on sys.path, and a process spawned then (the
+            # helper below) inherits that path and takes cv2/typing for Python's typing.
+            import cv2  # noqa: F401
+            from PIL import Image  # noqa: F401
+
             photos = stack.enter_context(ReadAhead(args.photos, load_photo, workers))
             helper = ahead = None
             if workers and helper_ok:
