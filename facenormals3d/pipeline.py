@@ -118,6 +118,11 @@ class Reconstruction:
     """Model version, integration and refinement diagnostics, scale assumption."""
     fit: Any = None
     """:class:`FittedFace` for the fitted-model mesh (None for ``mesh="depth"``)."""
+    confidence: np.ndarray | None = None
+    """S x S float32 in [0, 1]: the network's trust in each pixel's normals (its confidence
+    output, :func:`~facenormals3d.model.infer.confidence_weight`; 0 outside the normals'
+    mask); None when the network has no confidence output or the normals are the landmark
+    face's."""
     deferred_texture: Any = None
     """Work left by ``finish_face(defer_appearance=True)``: baking the texture and normal map
     (``mesh.texture`` and colours, ``fit.normal_map``, ``info["texture_size"]``,
@@ -409,7 +414,7 @@ class Reconstructor:
         if self.settings.mesh == "fit":
             return self._fitted_face(started, defer_appearance)
         coarse = started.coarse
-        normals, mask, _ = self._normals(face, coarse, timings, started.normals)
+        normals, mask, learnt = self._normals(face, coarse, timings, started.normals)
         t = time.perf_counter()
         # The depth prior is the face the network's prior came from: the fitted face for a
         # ``prior: fit`` network (the landmark face where it leaves a pixel open), else the
@@ -438,7 +443,8 @@ class Reconstructor:
         timings["landmarks"] = time.perf_counter() - t
         return Reconstruction(source=source, index=index, face=face, coarse=coarse, normals=normals,
                               mask=mask, depth=np.where(mask, depth, np.nan).astype(np.float32),
-                              mesh=mesh, landmarks_mesh=landmarks_mesh, timings=timings, info=info)
+                              mesh=mesh, landmarks_mesh=landmarks_mesh, timings=timings, info=info,
+                              confidence=learnt)
 
     def _fitted_face(self, started: "StartedFace", defer_appearance: bool = False) -> Reconstruction:
         """The fitted face model + detail for one started face (see :meth:`reconstruct_face`)."""
@@ -453,14 +459,15 @@ class Reconstructor:
         coarse = started.coarse
         lfit, target, frame = started.landmark_fit
         s = frame.mm_per_pixel
-        normals, mask, confidence = self._normals(face, coarse, timings, started.normals)
+        normals, mask, learnt = self._normals(face, coarse, timings, started.normals)
 
         t = time.perf_counter()
         fit, dense = lfit, {"ran": False}
         base = started.landmark_base
         depth_fit, tri, bary = started.landmark_hits
         visible = mask & np.isfinite(depth_fit)
-        confidence = np.where(visible, confidence, 0).astype(np.float32)
+        # How much the fusion, the dense fit, the detail and the normal map trust each pixel's normals.
+        confidence = np.where(visible, 1.0 if learnt is None else learnt, 0).astype(np.float32)
         integ: dict[str, Any] = {}
         detail_depth = np.full((size, size), np.nan, np.float32)
         if (self.settings.dense_fit or self.settings.detail) and visible.sum() > 50:
@@ -491,7 +498,7 @@ class Reconstructor:
         rec = Reconstruction(source=source, index=index, face=face, coarse=coarse, normals=normals,
                              mask=visible, depth=detail_depth, mesh=mesh,
                              landmarks_mesh=model.landmark_points(mesh.vertices), timings=timings, info=info,
-                             fit=fitted)
+                             fit=fitted, confidence=learnt)
         baked = []  # the texture's _Baked, for the appearance
 
         def bake() -> None:
@@ -644,9 +651,9 @@ class Reconstructor:
     def _normals(self, face: AlignedFace, coarse: CoarseFace, timings: dict[str, float],
                  pending: Future | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(normals, mask, confidence)``: :meth:`predict_normals`'s normals and mask, and
-        ``S x S`` float32 trust in the normals in [0, 1] (0 outside ``mask``; the network's
-        :func:`~facenormals3d.model.infer.confidence_weight` where it has a confidence output,
-        else 1). ``pending``: the network's answer (``submit`` of
+        the network's trust in its normals, ``S x S`` float32 in [0, 1] (its
+        :func:`~facenormals3d.model.infer.confidence_weight`, 0 outside ``mask``; None when it
+        has no confidence output). ``pending``: the network's answer (``submit`` of
         :mod:`facenormals3d.model.runner`); None: the landmark face's normals. The time spent
         waiting for it is added to ``timings["normals"]``."""
         t = time.perf_counter()
@@ -657,7 +664,8 @@ class Reconstructor:
             normals = coarse.normals.copy()
         timings["normals"] = timings.get("normals", 0.0) + time.perf_counter() - t
         mask = face.mask & coarse.coverage & np.all(np.isfinite(normals), axis=-1)
-        confidence = mask.astype(np.float32) if confidence is None else np.where(mask, confidence, 0).astype(np.float32)
+        if confidence is not None:
+            confidence = np.where(mask, confidence, 0).astype(np.float32)
         return np.where(mask[..., None], normals, np.nan).astype(np.float32), mask, confidence
 
     def _integrate(self, normals: np.ndarray, mask: np.ndarray, prior_depth: np.ndarray,

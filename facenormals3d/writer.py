@@ -88,6 +88,8 @@ def start_write_face(rec, folder: Path, previews: bool = True, renderer=None) ->
     np.save(folder / "normals.npy", rec.normals)
     np.save(folder / "depth.npy", rec.depth)
     write_png(folder / "mask.png", rec.mask.astype(np.uint8) * 255)
+    if rec.confidence is not None:  # 255 = the normals fully trusted, 0 = not at all
+        write_png(folder / "confidence.png", (np.clip(rec.confidence, 0, 1) * 255 + 0.5).astype(np.uint8))
     np.save(folder / "landmarks7.npy", rec.landmarks7)
     np.save(folder / "landmarks.npy", rec.landmarks_mesh)
     np.save(folder / "landmarks_photo.npy", rec.face.landmarks_photo)

@@ -124,6 +124,24 @@ def test_reconstruct_weighs_the_normals_by_the_network_confidence(tmp_path, astr
     assert confidence[mask].std() > 0  # a real per-pixel map, not the mask
     out = rec.reconstruct_face(face, "astronaut", 0, timings)
     assert out.mesh.vertices.shape == rec.fitter.model.mean.shape and np.isfinite(out.mesh.vertices).all()
+    # The map travels with the result and is written as confidence.png (255 = fully trusted).
+    np.testing.assert_array_equal(out.confidence, confidence)
+    from PIL import Image
+
+    from facenormals3d.writer import write_face
+
+    (tmp_path / "face").mkdir()
+    write_face(out, tmp_path / "face", previews=False)
+    png = np.asarray(Image.open(tmp_path / "face" / "confidence.png"))
+    np.testing.assert_array_equal(png, (confidence * 255 + 0.5).astype(np.uint8))
+    # Without a confidence output there is no map and no file.
+    plain = save_weights(tmp_path / "plain.safetensors", CrossModalNet(ModelConfig(width=1 / 16, input_size=64)))
+    rec2 = Reconstructor(ReconstructSettings(weights=str(plain), textures=False, albedo=False, max_faces=1))
+    out2 = rec2.reconstruct_face(face, "astronaut", 0, dict(timings))
+    assert out2.confidence is None
+    (tmp_path / "plain").mkdir()
+    write_face(out2, tmp_path / "plain", previews=False)
+    assert not (tmp_path / "plain" / "confidence.png").exists()
 
 
 def test_confidence_loss_trains_only_the_confidence_channel():
