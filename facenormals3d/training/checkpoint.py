@@ -65,18 +65,34 @@ def init_from_weights(model: nn.Module, path: str | Path) -> dict[str, int]:
     """Copy matching tensors of a ``.safetensors`` file into ``model`` (see ``TrainConfig.init_weights``).
 
     Returns counts of tensors ``copied``, ``widened`` (input channels, or output channels such
-    as the confidence output, zero-padded) and ``skipped``.
+    as the confidence output, zero-padded) and ``skipped``. Weights of a narrower network
+    (``ModelConfig.width``; every other setting equal) are grown into ``model`` by
+    :func:`facenormals3d.model.widen.widen`, which keeps what they compute; then every tensor
+    counts as ``widened``.
     """
     from safetensors.torch import load_file
 
+    from facenormals3d.model.config import ModelConfig
     from facenormals3d.model.weights import read_sidecar, sha256_file
 
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "initial weights file not found")
-    if sha256_file(path) != read_sidecar(path)["sha256"]:
+    side = read_sidecar(path)
+    if sha256_file(path) != side["sha256"]:
         raise InputError(path, "SHA-256 does not match its .json sidecar")
     source = load_file(str(path), device="cpu")
+    src_cfg = ModelConfig.from_dict(side["config"])
+    if isinstance(model, CrossModalNet) and src_cfg.width < model.cfg.width:
+        from facenormals3d.model.widen import widen
+
+        narrow = CrossModalNet(src_cfg)
+        narrow.load_state_dict(source)
+        widen(narrow, model)
+        counts = {"copied": 0, "widened": len(model.state_dict()), "skipped": 0}
+        log.info("initial weights from %s, widened from width %g to %g: %s", path, src_cfg.width,
+                 model.cfg.width, counts)
+        return counts
     counts = {"copied": 0, "widened": 0, "skipped": 0}
     with torch.no_grad():
         for name, param in model.state_dict().items():
