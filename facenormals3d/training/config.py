@@ -63,7 +63,9 @@ class TrainConfig:
     """Start from these ``.safetensors`` weights (e.g. the shipped network): tensors of the
     same name and shape are copied; a first convolution with more input channels (a prior-
     conditioned model) gets their weights for the RGB channels and zeros for the prior's,
-    so training starts from the given network's behaviour. Ignored when resuming."""
+    so training starts from the given network's behaviour; weights of a narrower network
+    (smaller ``ModelConfig.width``) are widened into this one computing the same
+    (:mod:`facenormals3d.model.widen`). Ignored when resuming."""
     data_seed: int = 1
     """Seed of the synthetic data (``--synth``): with the model seed and this config it
     reproduces the run's data exactly."""
