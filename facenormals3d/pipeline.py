@@ -649,7 +649,7 @@ class Reconstructor:
         started.landmark_base, started.landmark_hits = fitted_view(self.fitter.model, lfit, frame)
 
     def _normals(self, face: AlignedFace, coarse: CoarseFace, timings: dict[str, float],
-                 pending: Future | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                 pending: Future | None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """``(normals, mask, confidence)``: :meth:`predict_normals`'s normals and mask, and
         the network's trust in its normals, ``S x S`` float32 in [0, 1] (its
         :func:`~facenormals3d.model.infer.confidence_weight`, 0 outside ``mask``; None when it
