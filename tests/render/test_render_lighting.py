@@ -282,3 +282,15 @@ def test_specular_strength_is_fitted_from_the_signed_residual():
     assert ks.mean() < 0.02
     shiny = _fit_specular(diffuse + 0.3 * lobe[:, None], diffuse, lobe, pixels, SIZE, LightingSettings())
     assert np.abs(shiny[lobe > 0.5] - 0.3).max() < 0.05
+
+
+def test_srgb8_to_linear_is_the_table_lookup():
+    from facenormals3d.data.albedo import srgb_to_linear
+    from facenormals3d.render.appearance import srgb8_to_linear
+
+    table = srgb_to_linear(np.arange(256) / 255.0).astype(np.float32)
+    rng = np.random.default_rng(0)
+    for shape in [(7, 5, 3), (7, 5), (3, 4, 4), (9,)]:
+        x = rng.integers(0, 256, shape).astype(np.uint8)
+        y = srgb8_to_linear(x)
+        assert y.dtype == np.float32 and y.shape == x.shape and np.array_equal(y, table[x])
