@@ -436,6 +436,8 @@ def sample_points(image: np.ndarray, xy: np.ndarray, nearest: bool = False,
     import cv2
 
     n = len(xy)
+    if n == 0:  # OpenCV refuses an empty map
+        return np.zeros((0, image.shape[2] if image.ndim == 3 else 1), image.dtype)
     cols = 1024
     pad = (-n) % cols
     m = np.concatenate([np.asarray(xy, np.float32), np.zeros((pad, 2), np.float32)]) - 0.5

@@ -80,6 +80,21 @@ def test_hidden_texels_are_not_sampled():
     zbuffer = np.full((64, 64), 10.0, np.float32)  # something 10 mm in front of the square
     assert atlas.view_texels(raster, f[raster.triangle], v, n, zbuffer, CropFrame(64, 1.0)).weight.max() == 0.0
 
+    assert atlas.sample_points(np.zeros((4, 4, 3), np.uint8), np.zeros((0, 2))).shape == (0, 3)
+
+
+def test_a_view_that_sees_no_texel_bakes_without_error():
+    """A mirror view hidden everywhere (a profile face) must not reach OpenCV with an empty map."""
+    v, f, uv, n = _square()
+    raster = atlas.rasterize_atlas(uv, 16, 16)
+    seen = atlas.view_texels(raster, f[raster.triangle], v, n, np.zeros((64, 64), np.float32), CropFrame(64, 1.0))
+    hidden = atlas.view_texels(raster, f[raster.triangle], v, n, np.full((64, 64), 10.0, np.float32),
+                               CropFrame(64, 1.0))
+    photo = np.full((64, 64, 3), 90, np.uint8)
+    for own, mirror in ((seen, hidden), (hidden, seen), (hidden, None)):
+        tex = atlas.bake_texture(raster, own, mirror, photo, np.array([[1.0, 0, 0], [0, 1.0, 0]]))
+        assert tex.shape == (16, 16, 3)
+
 
 def test_normal_map_is_flat_for_the_mesh_normal_and_tilts_with_u():
     v, f, uv, n = _square()
