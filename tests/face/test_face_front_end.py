@@ -144,6 +144,13 @@ def test_pyramid_is_bounded_and_maps_back():
     assert sum(v.pixels.size for v in views) < 12 * 1000 * 750 * 3
     whole = views[0]
     np.testing.assert_allclose(whole.to_photo(np.array([[300.0, 225.0]])), [[4000.0, 3000.0]])
+    # Both shrinks average: a smooth ramp keeps its values, a grey image its grey and shape.
+    ramp = np.tile(np.linspace(0, 255, 4000), (3000, 1)).astype(np.uint8)
+    for fast in (False, True):
+        small = boxes._shrink(np.dstack([ramp] * 3), 1000, fast=fast)
+        assert small.shape == (750, 1000, 3)
+        np.testing.assert_allclose(small[10, :, 0], np.linspace(0, 255, 1000), atol=1.5)
+        assert boxes._shrink(ramp, 1000, fast=fast).shape == (750, 1000)
     for turn in (0, 90, 180, 270):
         img = np.arange(12).reshape(3, 4)
         turned = boxes.turn_image(img, turn)
