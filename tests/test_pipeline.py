@@ -113,6 +113,13 @@ def test_python_api_gives_the_mesh_the_cli_wrote(cli_result, astronaut_png):
 
     assert recs[0].deferred_appearance is None
     np.testing.assert_array_equal(np.asarray(Image.open(face / "albedo.png")), recs[0].fit.appearance.albedo)
+    # The normals cover the fitted face's face region (forehead to chin), more than the
+    # landmarks' face oval; only the oval's normals shape the mesh (its depth).
+    r = recs[0]
+    oval = r.face.mask & r.coarse.coverage
+    if source == "network":
+        assert r.mask.sum() > 1.1 * (r.mask & oval).sum()
+    assert not np.isfinite(r.depth[~oval]).any() and np.isfinite(r.normals[r.mask]).all()
     tm = recs[0].to_trimesh()
     o3 = recs[0].to_open3d()
     assert len(o3.vertices) == len(recs[0].mesh.vertices) and len(tm.faces) == len(recs[0].mesh.faces)

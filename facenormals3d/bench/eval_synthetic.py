@@ -14,9 +14,11 @@ Scores:
 
 * normals: the method's normals in the crop (network normals for ``depth_mesh`` and
   ``fit_detail``; the landmark face's for ``mediapipe_mesh``; the fitted surface's own for
-  ``fit_landmarks``), warped onto the rendered image's grid, against the exact normals
-  inside both masks (pooled), overall and per face region (:mod:`facenormals3d.evaluate.regions`,
-  from the true landmarks); ``coverage`` = share of ground-truth face pixels predicted;
+  ``fit_landmarks``, on the same face region as the network's: the landmarks' face oval
+  and the fitted face's ``FACE_REGION_PARTS``), turned back with the crop and warped onto
+  the rendered image's grid, against the exact normals inside both masks (pooled), overall
+  and per face region (:mod:`facenormals3d.evaluate.regions`, from the true landmarks);
+  ``coverage`` = share of ground-truth face pixels predicted;
   the hair split: ``mean_deg_under_hair`` over pixels hair hides (the truth there is the
   skin under it), ``mean_deg_bare_skin``, and ``mean_deg_hair_faces`` pooled over the
   ``hair_faces`` images where hair (fringe, beard) hides >= 10 % of the face;
@@ -206,9 +208,15 @@ def _run(method: str, runners: dict, face, timings) -> tuple:
     normals, nmask = rec.normals, rec.mask
     if method == "fit_landmarks":
         from facenormals3d.face.coarse import render_orthographic
+        from facenormals3d.fit.model import FACE_REGION_PARTS
+        from facenormals3d.raster import orthographic_hits
 
-        normals = render_orthographic(rec.mesh.vertices, rec.mesh.faces, rec.frame)[1]
-        nmask = np.isfinite(normals[..., 0]) & face.mask
+        # The fitted surface's own normals, on the region the network's are kept on.
+        hits = orthographic_hits(rec.mesh.vertices, rec.mesh.faces, rec.frame)
+        normals = render_orthographic(rec.mesh.vertices, rec.mesh.faces, rec.frame, hits)[1]
+        tri = hits[1]
+        region = (tri >= 0) & np.isin(rec.fit.model.triangle_parts, FACE_REGION_PARTS)[tri]
+        nmask = np.isfinite(normals[..., 0]) & (face.mask | region)
     return rec.mesh.vertices, rec.mesh.faces, rec.landmarks7, normals, nmask
 
 

@@ -46,6 +46,10 @@ PART_MOUTH = 3
 PART_EYE_SOCKET = 4
 PART_EYEBALL = 5
 PART_NAMES = ("face", "face_outer", "head", "mouth", "eye_socket", "eyeball")
+#: The face region: the parts a face's normals are predicted and scored on (forehead to chin,
+#: cheek to cheek, the eyes; the region of the synthetic ground truth's mask,
+#: :mod:`facenormals3d.data.synth`).
+FACE_REGION_PARTS = (PART_FACE, PART_EYE_SOCKET, PART_EYEBALL)
 
 
 @dataclass
