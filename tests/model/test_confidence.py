@@ -124,8 +124,11 @@ def test_reconstruct_weighs_the_normals_by_the_network_confidence(tmp_path, astr
     assert confidence[mask].std() > 0  # a real per-pixel map, not the mask
     out = rec.reconstruct_face(face, "astronaut", 0, timings)
     assert out.mesh.vertices.shape == rec.fitter.model.mean.shape and np.isfinite(out.mesh.vertices).all()
-    # The map travels with the result and is written as confidence.png (255 = fully trusted).
-    np.testing.assert_array_equal(out.confidence, confidence)
+    # The map travels with the result (over the normals' face region, which holds the
+    # landmarks' mask) and is written as confidence.png (255 = fully trusted).
+    assert np.all(out.mask[mask]) and np.all(out.confidence[~out.mask] == 0)
+    np.testing.assert_array_equal(out.confidence[mask], confidence[mask])
+    confidence = out.confidence
     from PIL import Image
 
     from facenormals3d.writer import write_face
