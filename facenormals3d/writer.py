@@ -201,20 +201,20 @@ class PreviewInputs:
 def preview_image(inputs: PreviewInputs) -> np.ndarray:
     """One picture to judge a face by: crop | normals | grey front | two 3/4 views | textured.
 
-    PyTorch3D rasterises the three views (binned on CPU), each from the faces not hidden
-    in it (:func:`~facenormals3d.render.preview.rasterize_visible`: the same fragments from
-    about half the faces); the grey and the textured front panels are shaded from the same fragments.
+    PyTorch3D rasterises the three views (binned on CPU), each from the faces that face its
+    camera (:func:`~facenormals3d.render.preview.rasterize_front_faces`: about half the
+    faces); the grey and the textured front panels are shaded from the same fragments.
     """
     from facenormals3d.conventions import normals_to_preview
     from facenormals3d.raster import frame_mesh
-    from facenormals3d.render.preview import contact_sheet, rasterize_visible, shade
+    from facenormals3d.render.preview import contact_sheet, rasterize_front_faces, shade
     from facenormals3d.surface import vertex_normals
 
     size = PREVIEW_PANEL
     v, f = inputs.vertices, inputs.faces
     views = [frame_mesh(v, size=size), frame_mesh(v, yaw_deg=-THREE_QUARTER_YAW, size=size),
              frame_mesh(v, yaw_deg=THREE_QUARTER_YAW, size=size)]
-    fragments = rasterize_visible(v, f, views)
+    fragments = rasterize_front_faces(v, f, views)
     vn = vertex_normals(v, f)
     grey = [shade(v, f, frag, view, vertex_normals_=vn) for frag, view in zip(fragments, views)]
     textured = grey[0] if inputs.texture is None else shade(v, f, fragments[0], views[0],
@@ -250,7 +250,6 @@ def preview_renderer(threads: int = 1, processes: int = 1):
 def start_renderer(threads: int) -> None:
     """In a renderer process: import what a preview needs, fix the thread counts."""
     import numpy  # noqa: F401 - its OpenBLAS must be loaded to be limited
-    import open3d  # noqa: F401 - hidden-face ray casts
     import torch
     from pytorch3d import _C  # noqa: F401 - the rasteriser's kernel
 

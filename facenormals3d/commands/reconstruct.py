@@ -181,14 +181,15 @@ def run(args: argparse.Namespace) -> int:
     return int(code)
 
 
-#: The network helper process holds ~0.9 GB of its own (torch, PyTorch3D, open3d): with a
-#: photo larger than this the network and previews run in the reconstructing process, so that
-#: a 48 MP photo stays under 2 GB for all processes together. Measured on the 48 MP photo of
-#: `bench pipeline` (2026-12-06, resident sizes summed): one process 1.68 GB and 7.1-7.8 s;
-#: with the helper 1.95-1.97 GB and 5.6-6.0 s, faster but 2 % under the limit (the main
-#: process alone peaks at 1.07 GB; 0.17 GB of the helper are the CUDA libraries PyPI's
-#: torch maps even on a CPU). Earlier: 2.40 GB at 48 MP, 2.37 at 24 MP, 2.23 at 12 MP.
-HELPER_MAX_PIXELS = 16_000_000
+#: The network helper process holds ~0.7 GB of its own (torch, PyTorch3D): with a photo
+#: larger than this the network and previews run in the reconstructing process, so that
+#: all processes together stay under 2 GB. Measured on the 48 MP photo of `bench pipeline`
+#: (2026-12-06, resident sizes summed, an upper bound): with the helper 5.4-6.0 s and
+#: 1.77 GB, without it 6.8-6.9 s and 1.59-1.75 GB. (Before the previews stopped importing
+#: open3d for their hidden-face ray casts, the helper took 1.93-1.97 GB at 48 MP and was kept
+#: to 16 MP.) A photo's pixels cost 3 bytes each in the main process: 100 MP would add
+#: ~0.16 GB to the 48 MP figure.
+HELPER_MAX_PIXELS = 50_000_000
 
 #: Faces whose files may be queued or being written while the next faces are computed, with
 #: the network and previews in a helper process (each holds its textures: ~15 MB at the 512
