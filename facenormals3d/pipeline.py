@@ -453,7 +453,6 @@ class Reconstructor:
         """The fitted face model + detail for one started face (see :meth:`reconstruct_face`)."""
         from facenormals3d.fit.dense import fit_dense
         from facenormals3d.fit.landmarks import fitted_view
-        from facenormals3d.fit.model import FACE_REGION_PARTS
         from facenormals3d.mesh.fitted import detail_displacement, fitted_mesh, textured
         from facenormals3d.surface import vertex_normals
 
@@ -466,8 +465,7 @@ class Reconstructor:
         depth_fit, tri, bary = started.landmark_hits
         # Normals wherever the fitted face's face region shows (forehead to chin, the eyes),
         # not only inside the landmarks' face oval.
-        region = (tri >= 0) & np.isin(model.triangle_parts, FACE_REGION_PARTS)[tri]
-        normals, mask, learnt = self._normals(face, coarse, timings, started.normals, region)
+        normals, mask, learnt = self._normals(face, coarse, timings, started.normals, model.face_region(tri))
 
         t = time.perf_counter()
         fit, dense = lfit, {"ran": False}

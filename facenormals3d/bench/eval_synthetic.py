@@ -208,15 +208,12 @@ def _run(method: str, runners: dict, face, timings) -> tuple:
     normals, nmask = rec.normals, rec.mask
     if method == "fit_landmarks":
         from facenormals3d.face.coarse import render_orthographic
-        from facenormals3d.fit.model import FACE_REGION_PARTS
         from facenormals3d.raster import orthographic_hits
 
         # The fitted surface's own normals, on the region the network's are kept on.
         hits = orthographic_hits(rec.mesh.vertices, rec.mesh.faces, rec.frame)
         normals = render_orthographic(rec.mesh.vertices, rec.mesh.faces, rec.frame, hits)[1]
-        tri = hits[1]
-        region = (tri >= 0) & np.isin(rec.fit.model.triangle_parts, FACE_REGION_PARTS)[tri]
-        nmask = np.isfinite(normals[..., 0]) & (face.mask | region)
+        nmask = np.isfinite(normals[..., 0]) & (face.mask | rec.fit.model.face_region(hits[1]))
     return rec.mesh.vertices, rec.mesh.faces, rec.landmarks7, normals, nmask
 
 

@@ -111,6 +111,13 @@ class FaceModel:
         return (self.mean.astype(np.float64), self.identity.reshape(self.n_identity, -1).astype(np.float64),
                 self.expression.reshape(self.n_expression, -1).astype(np.float64))
 
+    def face_region(self, triangle: np.ndarray) -> np.ndarray:
+        """Bool, the shape of ``triangle``: where the seen triangle (a pixel's front-most
+        one, -1 for none, e.g. from :func:`~facenormals3d.raster.orthographic_hits`) is
+        part of the face region (:data:`FACE_REGION_PARTS`)."""
+        t = np.asarray(triangle)
+        return (t >= 0) & np.isin(self.triangle_parts, FACE_REGION_PARTS)[t]
+
     def landmark_points(self, vertices: np.ndarray) -> np.ndarray:
         """The 478 mediapipe landmarks on a surface of this topology: ``478 x 3`` (same frame)."""
         corners = np.asarray(vertices)[self.triangles[self.mediapipe_triangles]]  # 478 x 3 x 3

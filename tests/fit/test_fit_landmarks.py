@@ -41,6 +41,15 @@ def test_asset_shapes(model):
     assert np.mean(model.mirror[model.mirror] == np.arange(v)) > 0.9
 
 
+def test_face_region_is_the_seen_triangles_of_the_face_parts(model):
+    from facenormals3d.fit.model import FACE_REGION_PARTS, PART_HEAD, PART_MOUTH
+
+    parts = model.triangle_parts
+    pick = [int(np.flatnonzero(parts == p)[0]) for p in (*FACE_REGION_PARTS, PART_HEAD, PART_MOUTH)]
+    tri = np.array([pick + [-1]])  # one pixel per part, and one that sees nothing
+    np.testing.assert_array_equal(model.face_region(tri), [[True] * len(FACE_REGION_PARTS) + [False] * 3])
+
+
 def test_fit_recovers_known_coefficients(model, weak_prior_fitter):
     rng = np.random.default_rng(3)
     alpha = np.zeros(model.n_identity)
