@@ -609,12 +609,16 @@ class Reconstructor:
                         ) -> tuple[np.ndarray, np.ndarray, CoarseFace]:
         """Normals of one aligned face: ``(normals S x S x 3, mask S x S, coarse face)``.
 
-        ``mask`` is the face mask where the landmark face and the normals are defined;
-        ``normals`` is NaN outside it. Stage times are added to ``timings``.
+        ``mask`` is the face mask where the landmark face and the normals are defined, and
+        with a network that reads the fitted face (``prior: fit``) also the fitted face's face
+        region, as in :meth:`reconstruct_face`; ``normals`` is NaN outside it. Stage times are
+        added to ``timings``.
         """
         timings = {} if timings is None else timings
         started = self._start_normals(face, "<array>", 0, timings, fit=False)
-        normals, mask, _ = self._normals(face, started.coarse, timings, started.normals)
+        hits = started.landmark_hits
+        region = None if hits is None else self.fitter.model.face_region(hits[1])
+        normals, mask, _ = self._normals(face, started.coarse, timings, started.normals, region)
         return normals, mask, started.coarse
 
     def _start_normals(self, face: AlignedFace, source: str, index: int, timings: dict[str, float],

@@ -125,6 +125,18 @@ def test_python_api_gives_the_mesh_the_cli_wrote(cli_result, astronaut_png):
     assert len(o3.vertices) == len(recs[0].mesh.vertices) and len(tm.faces) == len(recs[0].mesh.faces)
 
 
+def test_predicted_normals_cover_the_face_region_as_reconstruct_does(astronaut):
+    """The normals command's maps (predict_normals) and reconstruct's cover the same face
+    region, more than the landmarks' face oval."""
+    with Reconstructor(ReconstructSettings(max_faces=1, textures=False, albedo=False)) as rec:
+        face, timings = rec.align(astronaut, "astronaut")[0]
+        normals, mask, coarse = rec.predict_normals(face)
+        r = rec.reconstruct_face(face, "astronaut", 0, timings)
+    oval = face.mask & coarse.coverage
+    assert mask.sum() > 1.1 * (mask & oval).sum() and np.isfinite(normals[mask]).all()
+    assert not (r.mask & ~mask).any() and r.mask.sum() > 0.95 * mask.sum()
+
+
 @pytest.fixture(scope="module")
 def group_runs(group_photo):
     """The group photo reconstructed by two Reconstructors: every face, and ``max_faces=2``
