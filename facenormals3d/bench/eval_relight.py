@@ -155,6 +155,9 @@ def score_pair(rec_a, rec_b, a, b, new_light) -> dict[str, float]:
     if app is None:
         raise InputError("reconstruction", "has no albedo (ReconstructSettings.albedo is off)")
     size, shape = rec_a.face.transform.size, a.mask.shape
+    # The engine's light is in the rendered image's camera frame; the mesh is in the levelled
+    # crop's (turned by the crop's roll).
+    new_light = new_light.rotated(rec_a.face.transform.rotation_to_crop())
     view = crop_view(rec_a.frame)
     mesh = rec_a.mesh
     common = dict(view=view, normal_map=fit.normal_map, rasterizer="auto")

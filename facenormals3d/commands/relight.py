@@ -19,10 +19,12 @@ TURNTABLE_FRAMES, TURNTABLE_SIZE, TURNTABLE_MS = 24, 320, 90
 def _epilog() -> str:
     from facenormals3d.render.relight import PRESETS
 
-    lines = ["light presets (--light NAME; directions in the camera frame: x right, y up, z towards the camera):"]
+    lines = ["light presets (--light NAME; directions in the photo's camera frame: x right, y up, z towards",
+             "the camera):"]
     lines += [f"  {name:<10} {text}" for name, (text, _) in PRESETS.items()]
     lines += ["", "--light FILE.json takes a lighting.json written by `reconstruct` (or the same layout:",
-              "  sh 9x3 irradiance, lights [{direction, color}], shininess).",
+              "  sh 9x3 irradiance, lights [{direction, color}], shininess), read in the photo's frame",
+              "  (reconstruct writes it in its face's levelled crop frame, turned by transform.json's roll_deg).",
               "--direction X,Y,Z: one white light from that direction plus a soft ambient.",
               "", "--blend quotient (default): the photo times (render under the new light) / (render under",
               "  the photo's fitted light), so hair, eyes and skin detail stay the photo's; --blend paste:",
@@ -152,6 +154,7 @@ def relight_face(photo, rec, lighting, shadows: bool = True, blend: str = "quoti
     if blend not in ("quotient", "paste"):
         raise InputError("--blend", f"must be quotient or paste, got {blend!r}")
     t = rec.face.transform
+    lighting = lighting.rotated(t.rotation_to_crop())  # from the photo's camera frame into the levelled crop's
     size = int(np.clip(round(t.size / t.scale), t.size, MAX_RENDER))
     view = crop_view(rec.frame.resized(size))
     fit, mesh = rec.fit, rec.mesh

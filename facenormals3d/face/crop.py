@@ -82,6 +82,13 @@ class CropTransform:
         out[..., 1] = -s * v[..., 0] + c * v[..., 1]
         return out
 
+    def rotation_to_crop(self) -> np.ndarray:
+        """``3 x 3`` rotation turning camera-space directions of the photo into the crop's
+        (x right, y up, z towards the camera): the inverse of :meth:`directions_to_photo`."""
+        a = np.radians(self.roll_deg)
+        c, s = np.cos(a), np.sin(a)
+        return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+
     def resized(self, size: int) -> "CropTransform":
         """The same square of the photo sampled at ``size`` pixels instead of :attr:`size`."""
         k = size / self.size

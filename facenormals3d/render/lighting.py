@@ -104,6 +104,23 @@ class Lighting:
             raise InputError(source, "lighting has non-finite values")
         return out
 
+    def rotated(self, rotation: np.ndarray) -> "Lighting":
+        """The same light seen in a frame turned by ``rotation`` (``3 x 3``, maps this frame's
+        directions to the new frame's: ``d' = R d``), e.g. from a photo's camera frame into
+        a levelled crop's (:meth:`facenormals3d.face.crop.CropTransform.rotation_to_crop`).
+
+        The directional lights turn with it; the SH irradiance ``E'(n) = E(R^T n)`` stays of
+        order 2 (rotations mix SH only within a band), solved exactly by least squares on
+        directions spread over the sphere."""
+        r = np.asarray(rotation, np.float64)
+        golden = np.pi * (3.0 - np.sqrt(5.0))
+        k = np.arange(64) + 0.5
+        z = 1.0 - 2.0 * k / 64
+        n = np.stack([np.sqrt(1 - z * z) * np.cos(golden * k), np.sqrt(1 - z * z) * np.sin(golden * k), z], 1)
+        turned = np.linalg.lstsq(sh_basis_np(n), sh_basis_np(n @ r) @ self.sh, rcond=None)[0]
+        return Lighting(sh=turned, lights=[DirectionalLight(r @ l.direction, l.color) for l in self.lights],
+                        shininess=self.shininess)
+
     def scaled(self, gain: np.ndarray) -> "Lighting":
         """The same light times a per-channel ``gain`` (``3``)."""
         g = np.asarray(gain, np.float64)

@@ -59,6 +59,27 @@ def test_fit_recovers_a_known_light_and_constant_albedo_on_a_sphere():
     assert np.degrees(np.arccos(np.clip(cos, -1, 1))) < 20
 
 
+def test_a_turned_light_shades_turned_normals_the_same():
+    """Lighting.rotated: the irradiance at R n under the turned light is the irradiance at n
+    (SH and directional lights); a crop's rotation_to_crop undoes directions_to_photo."""
+    from facenormals3d.face.crop import CropTransform
+
+    a = np.radians(20.0)
+    t = CropTransform(np.array([[np.cos(a), np.sin(a), 5.0], [-np.sin(a), np.cos(a), 3.0]]), 256)
+    r = t.rotation_to_crop()
+    rng = np.random.default_rng(0)
+    v = rng.normal(size=(50, 3))
+    np.testing.assert_allclose(t.directions_to_photo(v @ r.T), v, atol=1e-12)
+    light = true_light()
+    light.sh = rng.normal(size=(9, 3))  # every band, every m
+    turned = light.rotated(r)
+    n = rng.normal(size=(200, 3))
+    n /= np.linalg.norm(n, axis=1, keepdims=True)
+    np.testing.assert_allclose(light_terms(n @ r.T, turned)[0], light_terms(n, light)[0], atol=1e-10)
+    np.testing.assert_allclose(turned.lights[0].direction, r @ light.lights[0].direction)
+    np.testing.assert_allclose(light.rotated(np.eye(3)).sh, light.sh, atol=1e-12)
+
+
 def test_lighting_round_trips_through_json_and_rejects_bad_files():
     light = true_light()
     back = Lighting.from_dict(light.to_dict())
