@@ -73,7 +73,9 @@ class Lighting:
 
     def to_dict(self) -> dict[str, Any]:
         return {"format": "facenormals3d-lighting-v1",
-                "frame": "camera: x right, y up, z towards the camera; directions point towards the light",
+                "frame": ("camera: x right, y up, z towards the camera; directions point towards the light "
+                          "(reconstruct: the levelled crop's camera, the frame of mesh.obj, turned by "
+                          "transform.json's roll_deg from the photo's)"),
                 "colour_space": "linear RGB; sh are order-2 irradiance coefficients "
                                 "(basis of facenormals3d.render.shading)",
                 "sh": np.asarray(self.sh, float).tolist(),
