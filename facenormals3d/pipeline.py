@@ -32,7 +32,7 @@ OUTLINE_SMOOTHING = 4
 #: Weights used when none are given: the checkpoint shipped in ``assets/``.
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "assets" / "normalnet.safetensors"
 #: SHA-256 of the shipped weights, pinned in code: a swapped weights+sidecar pair is refused.
-DEFAULT_WEIGHTS_SHA256 = "b1b4f7f6a92e87f0d0875787f4d1c6ccf3b97749734b4766f25afa5ca3ca20bc"
+DEFAULT_WEIGHTS_SHA256 = "9066681719bc12ed8f6486b9d6b08229df291c7aeb0fc23598d417c9e5a3574c"
 
 
 @dataclass(frozen=True)

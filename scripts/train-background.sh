@@ -33,7 +33,7 @@ case "$mode" in
     resume=""
     [ -f "$run/checkpoint.pt" ] && resume="--resume"
     nohup "$py" train --synth "$ict" -o "$run" $resume --data-seed 2 \
-      --width 0.375 --input-size 128 --channels-last --threads "$threads" --num-workers "$workers" \
+      --width 0.5 --input-size 128 --channels-last --threads "$threads" --num-workers "$workers" \
       --batch-size 8 --steps 200000 --val-every 1000 --val-samples 96 --checkpoint-every 100 \
       --log-every 20 "$@" >> "$log" 2>&1 &
     ;;

@@ -101,11 +101,12 @@ def shipped_config() -> ModelConfig:
     """The configuration of the weights shipped in ``assets/`` (trained on 2 CPU cores).
 
     Chosen with ``facenormals3d bench network`` for a budget of a few hours on 2 CPU
-    cores: training costs ~16 GFLOP per paired sample at width 0.375 and input 128
-    (~63 at input 256, ~112 at width 0.5 / 256), so this trains on ~4x more samples than
-    a 256-input model in the same time. Inference at 256 x 256 (resized to 128 and back)
-    is ~25 ms, far under the 150 ms target. The shipped weights are prior-conditioned
+    cores: input 128 (crops resized from 256 and the normals back) trains on ~4x more
+    samples than input 256 in the same time. Width 0.375 until 2026-12-06 (~16 GFLOP per
+    paired training sample); since then width 0.5 (~28 GFLOP), grown from the 0.375 weights
+    by :mod:`facenormals3d.model.widen` when they had converged. Inference with flip average
+    ~41 ms a face on 2 cores (60 ms limit). The shipped weights are prior-conditioned
     (``coarse_normals``: RGB + the fitted face's normals, 6 input channels); a test checks
     that this matches ``assets/normalnet.json``.
     """
-    return ModelConfig(width=0.375, input_size=128, coarse_normals=True)
+    return ModelConfig(width=0.5, input_size=128, coarse_normals=True)
