@@ -7,10 +7,14 @@
 #       synthetic data rendered on the fly by data workers, never repeating (--synth);
 #       default RUN_DIR runs/normalnet-stream. EXTRA flags go to `facenormals3d train`
 #       (e.g. --coarse-normals --prior landmarks --confidence, --data-seed, --steps).
-#   scripts/train-background.sh shipped [RUN_DIR]
-#       reproduce the shipped weights: their training set from its data seed (4096 samples
-#       of `synth --seed 1`) and the train config recorded with the weights
-#       (assets/normalnet.json, metadata.train_config); default RUN_DIR runs/normalnet-v1.
+#   scripts/train-background.sh shipped RUN_DIR INIT_WEIGHTS
+#       re-run the shipped weights' last training stage: the train config recorded with them
+#       (assets/normalnet.json, metadata.train_config: data seed, synthetic settings, lr,
+#       schedule, prior) from INIT_WEIGHTS, the weights that stage started from (train checks
+#       their SHA-256 against the recorded one; assets/MODEL_CARD.md says which commit's
+#       assets/normalnet.safetensors they are). The shipped weights are the run's
+#       best.safetensors after step metadata.steps (stop it there: the schedule runs to the
+#       config's planned steps), up to floating-point non-determinism.
 #
 # Environment: ICT (default .cache/ICT-FaceKit), WORKERS (data worker processes, default 1),
 # THREADS (torch threads of the trainer, default 1). On 2 cores, 1 data worker + 1 trainer
@@ -38,23 +42,19 @@ case "$mode" in
       --log-every 20 "$@" >> "$log" 2>&1 &
     ;;
   shipped)
-    run="${1:-runs/normalnet-v1}"
-    data="$run/data"
+    run="${1:?usage: $0 shipped RUN_DIR INIT_WEIGHTS (see assets/MODEL_CARD.md)}"
+    init="${2:?usage: $0 shipped RUN_DIR INIT_WEIGHTS (the weights the shipped stage started from)}"
     mkdir -p "$run"
     log="$run/train.log"
-    if [ ! -f "$data/manifest.json" ]; then
-      echo "rendering the training set $data (seed 1, 4096 samples)" | tee -a "$log"
-      "$py" synth --ict-dir "$ict" -n 4096 -o "$data" --workers 2 --seed 1 >> "$log" 2>&1
-    fi
     config="$run/shipped_config.json"
     .venv/bin/python -c "import json,sys; json.dump(json.load(open('assets/normalnet.json'))['metadata']['train_config'], open(sys.argv[1], 'w'), indent=2)" "$config"
     resume=""
     [ -f "$run/checkpoint.pt" ] && resume="--resume"
-    nohup "$py" train --paired "$data" -o "$run" $resume --config "$config" --threads 2 \
-      >> "$log" 2>&1 &
+    nohup "$py" train --synth "$ict" -o "$run" $resume --config "$config" --init-weights "$init" \
+      --threads "$threads" --num-workers "$workers" >> "$log" 2>&1 &
     ;;
   *)
-    echo "usage: $0 stream [RUN_DIR] [TRAIN FLAGS...] | shipped [RUN_DIR]" >&2
+    echo "usage: $0 stream [RUN_DIR] [TRAIN FLAGS...] | shipped RUN_DIR INIT_WEIGHTS" >&2
     exit 2
     ;;
 esac

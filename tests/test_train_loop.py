@@ -170,3 +170,24 @@ def test_training_the_confidence_alone_keeps_every_other_number(tmp_path):
     assert val[-1]["mean_deg"] == pytest.approx(val[-1]["mean"], abs=1e-6)  # the same frozen normals
     with pytest.raises(InputError, match="--confidence"):
         train(tiny_cfg(train_only="confidence", init_weights=str(base)), tiny_data(), tmp_path / "bad")
+
+
+def test_init_weights_are_recorded_by_their_sha256_and_checked(tmp_path):
+    """A run records which weights it started from; its config refuses other weights."""
+    from dataclasses import replace
+
+    from facenormals3d.errors import InputError
+    from facenormals3d.model.weights import sha256_file
+
+    train(tiny_cfg(steps=1), tiny_data(), tmp_path / "a")
+    train(tiny_cfg(steps=2), tiny_data(), tmp_path / "b")
+    a = export_weights(tmp_path / "a" / "checkpoint.pt", tmp_path / "a.safetensors")
+    b = export_weights(tmp_path / "b" / "checkpoint.pt", tmp_path / "b.safetensors")
+    train(tiny_cfg(steps=1, init_weights=str(a)), tiny_data(), tmp_path / "from_a")
+    saved = TrainConfig.from_dict(json.loads((tmp_path / "from_a" / "train_config.json").read_text()))
+    assert saved.init_weights_sha256 == sha256_file(a)
+    train(saved, tiny_data(), tmp_path / "again")  # the same weights: accepted
+    with pytest.raises(InputError, match="SHA-256"):
+        train(replace(saved, init_weights=str(b)), tiny_data(), tmp_path / "other")
+    with pytest.raises(InputError, match="no such file"):
+        train(tiny_cfg(init_weights=str(tmp_path / "missing.safetensors")), tiny_data(), tmp_path / "missing")

@@ -66,6 +66,10 @@ class TrainConfig:
     so training starts from the given network's behaviour; weights of a narrower network
     (smaller ``ModelConfig.width``) are widened into this one computing the same
     (:mod:`facenormals3d.model.widen`). Ignored when resuming."""
+    init_weights_sha256: str | None = None
+    """SHA-256 of ``init_weights``, recorded when a run starts from them (the path alone does
+    not say which weights, e.g. ``assets/normalnet.safetensors`` of some commit). A run
+    started from a config that records one refuses other weights."""
     data_seed: int = 1
     """Seed of the synthetic data (``--synth``): with the model seed and this config it
     reproduces the run's data exactly."""

@@ -98,6 +98,21 @@ def _distributed(device_name: str) -> tuple[int, int, torch.device]:
     return dist.get_rank(), world, device
 
 
+def _init_weights_sha256(cfg: TrainConfig) -> str:
+    """SHA-256 of ``cfg.init_weights``; InputError when the file is missing or is not the
+    weights ``cfg.init_weights_sha256`` names."""
+    from facenormals3d.model.weights import sha256_file
+
+    path = Path(cfg.init_weights)
+    if not path.is_file():
+        raise InputError(str(path), "--init-weights: no such file")
+    sha = sha256_file(path)
+    if cfg.init_weights_sha256 and sha != cfg.init_weights_sha256:
+        raise InputError(str(path), f"--init-weights: SHA-256 {sha[:12]}... is not {cfg.init_weights_sha256[:12]}..., "
+                                    "the weights this train config started from")
+    return sha
+
+
 class Trainer:
     """One training run: the model, optimizer, scheduler, data streams and run folder, set up
     from ``cfg`` or (with ``resume``) from ``out_dir/checkpoint.pt``; :meth:`run` trains.
@@ -115,6 +130,8 @@ class Trainer:
         if ckpt is not None:
             saved = TrainConfig.from_dict(ckpt["train_config"])
             cfg = replace(saved, **{k: getattr(cfg, k) for k in RUN_LENGTH_FIELDS})
+        elif cfg.init_weights:
+            cfg = replace(cfg, init_weights_sha256=_init_weights_sha256(cfg))
         self.cfg = cfg
         if self.rank == 0:
             self.out.mkdir(parents=True, exist_ok=True)
