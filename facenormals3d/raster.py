@@ -98,6 +98,14 @@ class OrthoView:
         p = np.asarray(points, dtype=np.float64) @ self.rotation.T
         return (p - self.center) / self.half_extent
 
+    def facing(self, vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+        """``F`` float64: how much each triangle faces this camera, the z of its area vector
+        (from its counter-clockwise winding) in the rotated frame: > 0 faces the camera,
+        < 0 is seen from behind, 0 is edge-on."""
+        v = np.asarray(vertices, dtype=np.float64)
+        f = np.asarray(faces)
+        return (np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]]) @ self.rotation.T)[:, 2]
+
     def to_pixels(self, points: np.ndarray) -> np.ndarray:
         """``N x 3`` mesh points -> ``N x 2`` continuous pixel coordinates (x right, y down)."""
         q = self.normalise(points)

@@ -92,17 +92,9 @@ def render_mesh(vertices: np.ndarray, faces: np.ndarray, *, colors: np.ndarray |
                  lit=lit, background=background)
 
 
-def front_facing(vertices: np.ndarray, faces: np.ndarray, view: OrthoView) -> np.ndarray:
-    """``F`` bool: the faces whose corners run counter-clockwise in ``view`` (they face the
-    camera; faces with no area in the view are not counted)."""
-    q = view.normalise(np.asarray(vertices, dtype=np.float64))[:, :2]
-    a, b, c = q[faces[:, 0]], q[faces[:, 1]], q[faces[:, 2]]
-    return (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0]) > 0
-
-
 def rasterize_front_faces(vertices: np.ndarray, faces: np.ndarray, views: Sequence[OrthoView]) -> list:
     """PyTorch3D fragments of several views of one closed, outward-wound mesh (a fitted
-    head), each from only the faces that face its camera (:func:`front_facing`).
+    head), each from only the faces that face its camera (:meth:`OrthoView.facing` > 0).
 
     Returns ``(pix_to_face, bary)`` per view, as :func:`rasterize_views` with
     ``"pytorch3d"``, with face indices into ``faces``. Where the full mesh would show a
@@ -121,7 +113,7 @@ def rasterize_front_faces(vertices: np.ndarray, faces: np.ndarray, views: Sequen
     v, f = _check_mesh(vertices, faces)
     out = []
     for view in views:
-        keep = np.flatnonzero(front_facing(v, f, view))
+        keep = np.flatnonzero(view.facing(v, f) > 0)
         p2f, bary = rasterize_views(v, f[keep], [view], rasterizer="pytorch3d")[0]
         p2f = p2f.numpy()
         out.append((torch.from_numpy(np.where(p2f >= 0, keep[np.maximum(p2f, 0)], -1)), bary))
@@ -172,8 +164,7 @@ def shade(vertices: np.ndarray, faces: np.ndarray, fragments, view: OrthoView, *
         lambert = np.clip(n @ light, 0.0, None)
         rgb = rgb * (AMBIENT + DIFFUSE * lambert)[:, None]
     # Faces seen from behind (normal from the winding points away) get the back-face colour.
-    face_nz = (np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]]) @ view.rotation.T)[:, 2]
-    rgb[face_nz[face] < 0] = BACKFACE_RGB
+    rgb[view.facing(v, f)[face] < 0] = BACKFACE_RGB
     out = np.empty((h * w, 3), np.float32)
     out[:] = np.asarray([float(c) for c in background], np.float32)
     out[pix] = rgb

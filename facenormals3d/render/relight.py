@@ -117,8 +117,7 @@ def render_lit(vertices: np.ndarray, faces: np.ndarray, corner_uvs: np.ndarray, 
     p2f, bary = rasterize(v, f, view, device, rasterizer)
     p2f = p2f.cpu().numpy().reshape(-1)
     bary = bary.cpu().numpy().reshape(-1, 3).astype(np.float64)
-    face_n = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]]) @ view.rotation.T
-    cov = np.flatnonzero((p2f >= 0) & (face_n[np.maximum(p2f, 0), 2] > 0))
+    cov = np.flatnonzero((p2f >= 0) & (view.facing(v, f)[np.maximum(p2f, 0)] > 0))
     tri, b = p2f[cov], bary[cov]
     corners = f[tri]
 

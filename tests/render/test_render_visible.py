@@ -5,7 +5,7 @@ import torch
 import trimesh
 
 from facenormals3d.raster import frame_mesh, rasterize_views
-from facenormals3d.render.preview import front_facing, rasterize_front_faces
+from facenormals3d.render.preview import rasterize_front_faces
 
 
 def _closed_scene():
@@ -28,7 +28,7 @@ def test_front_faces_give_a_closed_meshs_fragments():
     full = rasterize_views(v, f, views, rasterizer="pytorch3d")
     got = rasterize_front_faces(v, f, views)
     for (p2f, bary), (ref_p2f, ref_bary), view in zip(got, full, views):
-        front = front_facing(v, f, view)
+        front = view.facing(v, f) > 0
         same = p2f == ref_p2f
         assert torch.equal(bary[same], ref_bary[same])
         differ = ref_p2f[~same].numpy()
@@ -37,15 +37,15 @@ def test_front_faces_give_a_closed_meshs_fragments():
         assert front[-2:].all()
 
 
-def test_front_facing_follows_the_winding_and_the_view():
+def test_facing_follows_the_winding_and_the_view():
     v = np.array([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
     ccw, cw = np.array([[0, 1, 2]]), np.array([[0, 2, 1]])
     view = frame_mesh(v, size=16)
-    assert front_facing(v, ccw, view)[0] and not front_facing(v, cw, view)[0]
+    assert view.facing(v, ccw)[0] > 0 > view.facing(v, cw)[0]
     behind = frame_mesh(v, yaw_deg=180, size=16)  # the camera goes round to the back
-    assert not front_facing(v, ccw, behind)[0] and front_facing(v, cw, behind)[0]
+    assert behind.facing(v, ccw)[0] < 0 < behind.facing(v, cw)[0]
     edge_on = np.array([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
-    assert not front_facing(edge_on, ccw, view)[0]
+    assert not view.facing(edge_on, ccw)[0] > 0
 
 
 def test_a_face_seen_from_behind_is_not_drawn():
