@@ -112,6 +112,14 @@ def tiles(w: int, h: int, tile: int, overlap: float) -> list[tuple[int, int, int
     return [(x, y, min(x + tile, w), min(y + tile, h)) for y in starts(h) for x in starts(w)]
 
 
+def grey(image: np.ndarray) -> np.ndarray:
+    """``H x W x 3`` uint8 RGB -> its luminance (ITU-R BT.601, OpenCV's weights) in all
+    three channels, ``H x W x 3`` uint8."""
+    import cv2
+
+    return cv2.cvtColor(cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
+
+
 def turn_image(image: np.ndarray, turn: int) -> np.ndarray:
     """``image`` turned ``turn`` degrees clockwise (a multiple of 90)."""
     if turn % 90:

@@ -21,6 +21,7 @@ def rotation_entry(face: AlignedFace, search: FaceSearch | None = None) -> dict[
              "crop_roll_deg": round(face.roll_deg, 1)}
     if search is not None:
         entry["turns_searched_deg"] = list(search.rotations_tried)
+        entry["grey_searched"] = bool(search.grey)
     return entry
 
 

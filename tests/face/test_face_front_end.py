@@ -206,6 +206,33 @@ def test_a_wider_second_framing_finds_a_close_up_the_first_one_doubts(ict_model)
         assert len(faces) == 1 and abs(faces[0].roll_deg) < 45
 
 
+@pytest.mark.ict
+def test_grey_copy_finds_a_face_coloured_light_hides(ict_model):
+    """A held-out render under strong coloured light: neither model finds the face in
+    colour; the grey copy's search finds it where the rendered face is."""
+    from facenormals3d.data.synth import SynthEngine
+
+    sample = SynthEngine(ict_model).render_index(781, 6, "test")
+    ys, xs = np.nonzero(sample.mask)
+    truth = np.array([xs.min(), ys.min(), xs.max(), ys.max()], float)
+    with FaceFinder(DetectSettings(rotations=(), grey_retry=False)) as colour:
+        assert not colour.search(sample.image).faces
+    with FaceFinder(DetectSettings(rotations=())) as both:
+        found = both.search(sample.image)
+    assert found.grey and len(found.faces) == 1
+    assert found.faces[0].extras["found_in"].endswith("(grey)")
+    assert boxes.iou(boxes.points_box(found.faces[0].landmarks), truth) > 0.7
+
+
+def test_grey_copy_is_the_luminance_in_every_channel():
+    img = np.zeros((2, 3, 3), np.uint8)
+    img[0, :, 0] = 255  # red
+    img[1, :, 1] = 255  # green
+    g = boxes.grey(img)
+    assert g.shape == img.shape and g.dtype == np.uint8
+    assert np.all(g[0] == 76) and np.all(g[1] == 150)  # 0.299 and 0.587 of 255
+
+
 def test_orientation_check_stops_early_only_when_the_verdict_cannot_change(astronaut, finder):
     # Scores are at most 1: an upright score above 1 - margin cannot be beaten by the margin,
     # so the turned views are skipped; below it all four are scored, as orientation_scores does.
