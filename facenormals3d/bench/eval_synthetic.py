@@ -208,12 +208,13 @@ def _run(method: str, runners: dict, face, timings) -> tuple:
     normals, nmask = rec.normals, rec.mask
     if method == "fit_landmarks":
         from facenormals3d.face.coarse import render_orthographic
+        from facenormals3d.pipeline import REGION_GROW_PX
         from facenormals3d.raster import orthographic_hits
 
         # The fitted surface's own normals, on the region the network's are kept on.
         hits = orthographic_hits(rec.mesh.vertices, rec.mesh.faces, rec.frame)
         normals = render_orthographic(rec.mesh.vertices, rec.mesh.faces, rec.frame, hits)[1]
-        nmask = np.isfinite(normals[..., 0]) & (face.mask | rec.fit.model.face_region(hits[1]))
+        nmask = np.isfinite(normals[..., 0]) & (face.mask | rec.fit.model.face_region(hits[1], REGION_GROW_PX))
     return rec.mesh.vertices, rec.mesh.faces, rec.landmarks7, normals, nmask
 
 

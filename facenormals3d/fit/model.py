@@ -111,12 +111,20 @@ class FaceModel:
         return (self.mean.astype(np.float64), self.identity.reshape(self.n_identity, -1).astype(np.float64),
                 self.expression.reshape(self.n_expression, -1).astype(np.float64))
 
-    def face_region(self, triangle: np.ndarray) -> np.ndarray:
+    def face_region(self, triangle: np.ndarray, grow: int = 0) -> np.ndarray:
         """Bool, the shape of ``triangle``: where the seen triangle (a pixel's front-most
         one, -1 for none, e.g. from :func:`~facenormals3d.raster.orthographic_hits`) is
-        part of the face region (:data:`FACE_REGION_PARTS`)."""
+        part of the face region (:data:`FACE_REGION_PARTS`). ``grow``: pixels (of an ``S x
+        S`` image) to widen it by, staying on the model's surface (``triangle`` >= 0)."""
         t = np.asarray(triangle)
-        return (t >= 0) & np.isin(self.triangle_parts, FACE_REGION_PARTS)[t]
+        seen = t >= 0
+        region = seen & np.isin(self.triangle_parts, FACE_REGION_PARTS)[t]
+        if grow > 0:
+            import cv2
+
+            kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
+            region = seen & cv2.dilate(region.view(np.uint8), kernel).astype(bool)
+        return region
 
     def landmark_points(self, vertices: np.ndarray) -> np.ndarray:
         """The 478 mediapipe landmarks on a surface of this topology: ``478 x 3`` (same frame)."""

@@ -50,6 +50,23 @@ def test_face_region_is_the_seen_triangles_of_the_face_parts(model):
     np.testing.assert_array_equal(model.face_region(tri), [[True] * len(FACE_REGION_PARTS) + [False] * 3])
 
 
+def test_face_region_grows_on_the_surface_only(model):
+    from facenormals3d.fit.model import FACE_REGION_PARTS, PART_HEAD
+
+    face = int(np.flatnonzero(model.triangle_parts == FACE_REGION_PARTS[0])[0])
+    head = int(np.flatnonzero(model.triangle_parts == PART_HEAD)[0])
+    tri = np.full((9, 9), head)
+    tri[:, 7:] = -1  # nothing seen there
+    tri[4, 4] = face
+    grown = model.face_region(tri, grow=2)
+    # OpenCV's 5 x 5 ellipse (a disc of radius 2) around the face pixel, nothing elsewhere.
+    disc = np.array([[0, 0, 1, 0, 0], [1, 1, 1, 1, 1], [1, 1, 1, 1, 1], [1, 1, 1, 1, 1], [0, 0, 1, 0, 0]], bool)
+    assert grown[2:7, 2:7].tolist() == disc.tolist() and grown.sum() == disc.sum()
+    grown = model.face_region(np.where(np.arange(9) >= 5, -1, tri), grow=2)
+    assert not grown[:, 5:].any() and grown[4, 3:5].all()  # never onto pixels that see nothing
+    np.testing.assert_array_equal(model.face_region(tri, grow=0), tri == face)
+
+
 def test_fit_recovers_known_coefficients(model, weak_prior_fitter):
     rng = np.random.default_rng(3)
     alpha = np.zeros(model.n_identity)
