@@ -18,7 +18,8 @@ Scores:
   and the fitted face's ``FACE_REGION_PARTS``), turned back with the crop and warped onto
   the rendered image's grid, against the exact normals inside both masks (pooled), overall
   and per face region (:mod:`facenormals3d.evaluate.regions`, from the true landmarks);
-  ``coverage`` = share of ground-truth face pixels predicted;
+  ``coverage`` = share of ground-truth face pixels predicted, averaged over the faces scored;
+  ``coverage_all`` the same over every sample, a face not found counting 0;
   the hair split: ``mean_deg_under_hair`` over pixels hair hides (the truth there is the
   skin under it), ``mean_deg_bare_skin``, and ``mean_deg_hair_faces`` pooled over the
   ``hair_faces`` images where hair (fringe, beard) hides >= 10 % of the face;
@@ -266,7 +267,8 @@ def _row(method: str, a: dict, n: int) -> dict[str, Any]:
                 **{f"under_{k}": v for k, v in m.under.items()},
                 **{f"mean_deg_{r}": float(errors[labels == k].mean()) if np.any(labels == k) else float("nan")
                    for k, r in enumerate(REGIONS)},
-                "coverage": float(np.mean(a["coverage"]))})
+                "coverage": float(np.mean(a["coverage"])),
+                "coverage_all": float(np.sum(a["coverage"]) / n)})
     # The hair split: pixels hair hides (the ground truth there is the skin under it) against
     # bare skin, and the faces with much hair over the face (fringes, beards) on their own.
     hair = np.concatenate(a["hair"])

@@ -37,7 +37,8 @@ SYNTHETIC_EPILOG = """methods: mediapipe_mesh (the raw landmark mesh), depth_mes
   (the face model fitted to the landmarks only), fit_detail (the default reconstruct mesh).
 normals: each method's crop normals are warped back onto the rendered image and compared
   with the exact normals inside both masks, pooled over all images; 'coverage' is the share of
-  true face pixels the method predicted. meshes: NoW protocol (similarity alignment) against
+  true face pixels the method predicted, averaged over the faces scored ('coverage_all': over
+  every sample, a face not found counting 0). meshes: NoW protocol (similarity alignment) against
   the posed ICT face area, 7 landmarks from the ICT iBUG-68 indices; mm averaged over images;
   visible_median_mm scores only the surface points the photo shows inside the face mask.
   seconds_per_face: the method's own stages after detection.

@@ -1,6 +1,7 @@
 """The synthetic benchmark: exact ground truth from the engine, the pipeline scored on it."""
 
 import numpy as np
+import pytest
 
 from facenormals3d.conventions import NOW_IBUG68
 from facenormals3d.bench.eval_synthetic import SyntheticEvalSettings, evaluate_synthetic, ground_truth_surface
@@ -35,6 +36,8 @@ def test_baseline_and_landmark_fit_score_on_held_out_faces(ict_dir):
             # Neither perfect nor useless.
             assert 3.0 < row["normal_mean_deg"] < 45.0
             assert 0.3 < row["coverage"] <= 1.0
+            # Over every sample a miss counts 0: the scored faces' mean scaled by their share.
+            assert row["coverage_all"] == pytest.approx(row["coverage"] * (2 - row["failed"]) / 2)
             assert 0.2 < row["mesh_median_mm"] < 15.0
             assert 0.1 < row["visible_median_mm"] < 15.0 and row["seconds_per_face"] > 0
             # The hair split partitions the same pixels: the pooled mean lies between its parts.
