@@ -155,9 +155,13 @@ def score_pair(rec_a, rec_b, a, b, new_light) -> dict[str, float]:
     if app is None:
         raise InputError("reconstruction", "has no albedo (ReconstructSettings.albedo is off)")
     size, shape = rec_a.face.transform.size, a.mask.shape
-    # The engine's light is in the rendered image's camera frame; the mesh is in the levelled
-    # crop's (turned by the crop's roll).
-    new_light = new_light.rotated(rec_a.face.transform.rotation_to_crop())
+    # The engine's light is in its render camera's frame: turned into the rendered crop's own
+    # camera's (what the crop shows), then into the levelled crop's (the mesh's frame).
+    from facenormals3d.data.geometry import image_camera_rotation
+
+    cam = a.params["camera"]["crop"]
+    own = image_camera_rotation(cam["focal"], cam["cx"], cam["cy"], cam["size"]).T
+    new_light = new_light.rotated(rec_a.face.transform.rotation_to_crop() @ own)
     view = crop_view(rec_a.frame)
     mesh = rec_a.mesh
     common = dict(view=view, normal_map=fit.normal_map, rasterizer="auto")

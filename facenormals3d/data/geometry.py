@@ -93,10 +93,35 @@ class Camera:
         d = np.stack([(u - self.cx) / self.focal, -(v - self.cy) / self.focal, -np.ones_like(u)], axis=-1)
         return d.astype(np.float32)
 
+    def image_rotation(self) -> np.ndarray:
+        """:func:`image_camera_rotation` of this camera's crop."""
+        return image_camera_rotation(self.focal, self.cx, self.cy, self.size)
+
     def to_dict(self) -> dict:
         return {"rotation": self.rotation.tolist(), "pivot": self.pivot.tolist(),
                 "position": self.position.tolist(), "focal": self.focal, "cx": self.cx,
                 "cy": self.cy, "size": self.size}
+
+
+def image_camera_rotation(focal: float, cx: float, cy: float, size: int) -> np.ndarray:
+    """``3 x 3`` rotation from the crop's own camera frame to the render camera's (its
+    columns: the own camera's x, y, z axes in the render camera's frame).
+
+    The crop is cut from a larger photo, so its principal point ``(cx, cy)`` (crop pixels)
+    lies off its centre, often outside it: the render camera looks past the face, by up to
+    ~17 deg (:attr:`GeometrySettings.off_axis_deg` on both axes). The crop's own camera is
+    the render camera turned about its centre, by the smallest turn, until its optical axis
+    passes through the crop's centre: the camera of a photo that is just this crop. A
+    method that sees only the crop cannot tell the two apart (the crop spans ~8 deg of the
+    render camera's view, so the turn's keystone is a fraction of a pixel), so the ground
+    truth it is held to is in this frame.
+    """
+    half = size / 2.0
+    axis = np.array([(half - cx) / focal, -(half - cy) / focal, -1.0])  # through the crop's centre
+    z = -axis / np.linalg.norm(axis)  # towards the camera, as +z is
+    v = np.cross([0.0, 0.0, 1.0], z)
+    vx = np.array([[0.0, -v[2], v[1]], [v[2], 0.0, -v[0]], [-v[1], v[0], 0.0]])
+    return np.eye(3) + vx + vx @ vx / (1.0 + z[2])  # Rodrigues: turns +z onto z
 
 
 def rotation_matrix(yaw_deg: float, pitch_deg: float, roll_deg: float) -> np.ndarray:

@@ -13,9 +13,12 @@ Determinism and splits
       "train" (5 / 5 / 90 %), so validation and test faces never appear in training.
 
 Ground truth (all ``S x S``, aligned pixel for pixel with the image)
-    normals  camera-frame unit shading normals (x right, y up, z toward the camera),
-             smooth across triangles (interpolated vertex normals) plus the mesoscale
-             detail layer; zero outside the mask.
+    normals  unit shading normals (x right, y up, z toward the camera) in the crop's own
+             camera frame (:func:`facenormals3d.data.geometry.image_camera_rotation`: the
+             render camera turned to look through the crop's centre; before 2026-12-06 they
+             were in the render camera's frame, off by up to ~17 deg that the crop cannot
+             show), smooth across triangles (interpolated vertex normals) plus the
+             mesoscale detail layer; zero outside the mask.
     mask     the face region a face mask covers at inference: the ICT "narrow face
              area" (forehead to chin, cheek to cheek, lips) plus the eyeballs and the
              eye-socket rims (inner eye corners) where they show; not the mouth interior
@@ -24,8 +27,8 @@ Ground truth (all ``S x S``, aligned pixel for pixel with the image)
     hair     how much of each pixel hair hides (0-1). Under hair the normals and the
              mask stay the skin's (see :mod:`facenormals3d.data.hair`); glasses frames,
              sunglasses and hands are opaque and leave the mask.
-    depth    positive distance along the optical axis (-z_camera) in mm wherever the
-             head is hit, 0 on the background.
+    depth    positive distance along the render camera's optical axis (-z_camera) in mm
+             wherever the head is hit, 0 on the background.
     albedo   linear RGB reflectance; shading: linear diffuse shading, so that
              ``albedo * shading`` is the diffuse part of the linear image before specular
              highlights, occluders and camera effects (0 on the background).
@@ -102,7 +105,8 @@ class Sample:
     image: np.ndarray
     """``S x S x 3`` uint8 sRGB photo."""
     normals: np.ndarray
-    """``S x S x 3`` float32 unit normals, camera frame; 0 outside the mask."""
+    """``S x S x 3`` float32 unit normals in the crop's own camera frame (see the module
+    docstring); 0 outside the mask."""
     mask: np.ndarray
     """``S x S`` bool face mask."""
     depth: np.ndarray
@@ -125,9 +129,9 @@ class Sample:
     """``S x S`` float32 in [0, 1]: how much of each pixel hair hides (the normals and the
     mask there stay the skin's; see :mod:`facenormals3d.data.hair`)."""
     vertices_camera: np.ndarray | None = None
-    """``V x 3`` float32 posed model vertices in the camera frame (mm, OpenGL: z < 0 in
-    front of the camera): the exact ground-truth surface for evaluation. Not written to
-    shards."""
+    """``V x 3`` float32 posed model vertices in the render camera's frame (mm, OpenGL: z < 0
+    in front of the camera; ``params["camera"]["crop"]`` projects them): the exact
+    ground-truth surface for evaluation. Not written to shards."""
 
 
 def _hash63(*values: int) -> int:
@@ -282,7 +286,9 @@ class SynthEngine:
             return out.reshape((size, size) + values.shape[1:])
 
         mask = to_map(face)
-        normal_map = to_map(px["normals"].astype(np.float32, copy=False) * face[:, None])
+        # Shaded in the render camera's frame; the truth is in the crop's own camera's.
+        own = (px["normals"] @ cam.image_rotation()).astype(np.float32)
+        normal_map = to_map(own * face[:, None])
         params.update(lighting=lighting, appearance=app, exposure=exposure,
                       skin={"oil": oil, "subsurface": sss, "mm_per_px": mm_per_px})
         return Sample(image=image, normals=normal_map, mask=mask, depth=hits.depth,

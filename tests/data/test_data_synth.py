@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from facenormals3d.data.fake_ict import write_fake_ict
+from facenormals3d.data.geometry import image_camera_rotation
 from facenormals3d.data.ict import load_ict
 from facenormals3d.data.synth import SynthEngine, SynthSettings, identity_id, identity_split
 from facenormals3d.face.crop import CropSettings, crop_from_points
@@ -32,7 +33,8 @@ def model(fake_dir):
 
 
 def depth_normals(sample) -> np.ndarray:
-    """Normals from central differences of the depth map, through the crop camera."""
+    """Normals from central differences of the depth map, through the crop camera (the
+    render camera's frame), turned into the crop's own camera's frame (the truth's)."""
     cam = sample.params["camera"]["crop"]
     size = sample.depth.shape[0]
     c = np.arange(size) + 0.5
@@ -44,7 +46,8 @@ def depth_normals(sample) -> np.ndarray:
     tu[:, 1:-1] = pts[:, 2:] - pts[:, :-2]
     tv[1:-1] = pts[2:] - pts[:-2]
     n = np.cross(tu, -tv)  # image v runs down; -tv points up
-    return n / np.maximum(np.linalg.norm(n, axis=-1, keepdims=True), 1e-12)
+    n = n / np.maximum(np.linalg.norm(n, axis=-1, keepdims=True), 1e-12)
+    return n @ image_camera_rotation(cam["focal"], cam["cx"], cam["cy"], cam["size"])
 
 
 def interior(mask: np.ndarray, margin: int = 3) -> np.ndarray:
@@ -66,6 +69,23 @@ def test_normals_agree_with_depth_finite_differences(model):
         err = angles_deg(s.normals[inner], depth_normals(s)[inner])
         assert np.median(err) < 2.5 and np.percentile(err, 95) < 6.0, (np.median(err), np.percentile(err, 95))
         assert np.all(s.normals[inner][:, 2] > 0)  # visible surface faces the camera (+z)
+
+
+def test_crop_own_camera_looks_through_the_crop_centre():
+    # A principal point at the crop's centre: the render camera is the crop's own.
+    np.testing.assert_allclose(image_camera_rotation(500.0, 64.0, 64.0, 128), np.eye(3), atol=1e-12)
+    focal, cx, cy, size = 1866.0, 490.0, -218.0, 256  # a seed-777 test render's crop
+    r = image_camera_rotation(focal, cx, cy, size)
+    np.testing.assert_allclose(r.T @ r, np.eye(3), atol=1e-12)
+    assert np.linalg.det(r) == pytest.approx(1.0)
+    # Its optical axis (-z) is the ray through the crop's centre pixel (x right, y up).
+    ray = np.array([(128 - cx) / focal, -(128 - cy) / focal, -1.0])
+    np.testing.assert_allclose(r @ [0.0, 0.0, -1.0], ray / np.linalg.norm(ray), atol=1e-12)
+    # The smallest turn: about the axis perpendicular to both optical axes, which stays put.
+    axis = np.cross([0.0, 0.0, 1.0], r[:, 2])
+    np.testing.assert_allclose(r @ axis, axis, atol=1e-12)
+    # The turn is the off-axis angle: ~15.5 deg here.
+    assert np.degrees(np.arccos(r[2, 2])) == pytest.approx(np.degrees(np.arctan(np.hypot(362, 346) / focal)))
 
 
 def test_normal_map_orientation_matches_the_convention(model):
