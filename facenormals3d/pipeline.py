@@ -38,7 +38,7 @@ REGION_GROW_PX = 3
 #: Weights used when none are given: the checkpoint shipped in ``assets/``.
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "assets" / "normalnet.safetensors"
 #: SHA-256 of the shipped weights, pinned in code: a swapped weights+sidecar pair is refused.
-DEFAULT_WEIGHTS_SHA256 = "9066681719bc12ed8f6486b9d6b08229df291c7aeb0fc23598d417c9e5a3574c"
+DEFAULT_WEIGHTS_SHA256 = "d12b7313278fb383d142df72d2e5bf5a473775c4298f2b499b1523c96da0a3ac"
 
 
 @dataclass(frozen=True)
