@@ -14,7 +14,9 @@ LAYOUT = """output layout, per photo OUT/<photo-stem>/:
   photo_mask.png                      where photo_normals is defined
   preview.png                         photo | normals over the photo, and each crop | its normals
 
-Normals are in camera space: x right, y up, z towards the camera. The crop is turned with
+Normals are in camera space: x right, y up, z towards the camera, the camera looking at the
+face (for a face far from the centre of a wide-angle photo, the photo's optical axis differs
+by the face's angle off it; not applied: it needs the focal length). The crop is turned with
 the face (its eye line horizontal); crop normals are in the crop's frame and are turned back
 by the face's roll when warped onto the photo.
 """
