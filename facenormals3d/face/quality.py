@@ -39,7 +39,7 @@ class FaceQuality:
     """Numbers to judge one face by (``quality`` in report.json and ``--json``)."""
 
     detection_score: float
-    """Face detector confidence in [0, 1]."""
+    """Face detector confidence in [0, 1] (0: found by the face mesh alone, no detector)."""
     landmark_confidence: float
     """The face mesh model's presence score on the fitted landmarks, [0, 1]."""
     yaw_deg: float
@@ -95,6 +95,8 @@ def quality_warnings(q: FaceQuality, settings: QualitySettings = QualitySettings
         out.append(f"small face ({q.face_px:.0f} px)")
     if q.blur > settings.max_blur:
         out.append(f"strong blur ({q.blur:.2f})")
+    if q.detection_score <= 0.0:
+        out.append("no detector found it (face mesh on the whole photo)")
     if q.landmark_confidence < settings.min_landmark_confidence:
         out.append(f"low landmark confidence ({q.landmark_confidence:.2f})")
     return out

@@ -8,6 +8,7 @@ import pytest
 from facenormals3d.face import boxes
 from facenormals3d.face.align import align_face
 from facenormals3d.face.crop import CropSettings, crop_from_points, warp_to_crop
+from facenormals3d.errors import NoFaceError
 from facenormals3d.face.detect import DetectSettings, FaceFinder
 from facenormals3d.face.pose import eye_line_roll
 from facenormals3d.face.quality import blur_measure
@@ -181,7 +182,8 @@ def test_close_up_faces_the_full_range_detector_misses_are_found(ict_model):
 
     engine = SynthEngine(ict_model)
     images = [engine.render_index(777, i, "test").image for i in (2, 20)]
-    with FaceFinder(DetectSettings(near_range=False, rotations=(), grey_retry=False)) as full_only:
+    with FaceFinder(DetectSettings(near_range=False, rotations=(), grey_retry=False,
+                                   whole_mesh_retry=0)) as full_only:
         assert all(not full_only.search(img).faces for img in images)
     with FaceFinder(DetectSettings(rotations=())) as both:
         for img in images:
@@ -222,6 +224,36 @@ def test_grey_copy_finds_a_face_coloured_light_hides(ict_model):
     assert found.grey and len(found.faces) == 1
     assert found.faces[0].extras["found_in"].endswith("(grey)")
     assert boxes.iou(boxes.points_box(found.faces[0].landmarks), truth) > 0.7
+
+
+@pytest.mark.ict
+def test_face_mesh_alone_finds_a_profile_both_detectors_miss(ict_model):
+    """A held-out profile render: neither detector finds it, in colour or grey; the face mesh
+    on the whole photo does, on the rendered face, with detection score 0 and a warning."""
+    from facenormals3d.data.synth import SynthEngine
+    from facenormals3d.face.quality import assess_face
+
+    sample = SynthEngine(ict_model).render_index(779, 8, "test")
+    ys, xs = np.nonzero(sample.mask)
+    truth = np.array([xs.min(), ys.min(), xs.max(), ys.max()], float)
+    with FaceFinder(DetectSettings(rotations=(), whole_mesh_retry=0)) as detectors:
+        assert not detectors.search(sample.image).faces
+    with FaceFinder(DetectSettings(rotations=())) as finder:
+        faces = finder.search(sample.image).faces
+        assert len(faces) == 1 and faces[0].score == 0.0 and faces[0].presence >= 0.5
+        assert faces[0].extras["found_in"].startswith("face mesh on the whole photo")
+        assert boxes.iou(boxes.points_box(faces[0].landmarks), truth) > 0.5
+        face = align_face(sample.image, faces[0])
+    q = assess_face(sample.image, face.landmarks_photo, face.transform, face.score, faces[0].presence)
+    assert any("no detector found it" in w for w in q.warnings)
+
+
+def test_photos_without_a_face_stay_without_one(finder):
+    import skimage.data
+
+    for img in (skimage.data.coffee(), skimage.data.rocket(), skimage.data.chelsea()):
+        with pytest.raises(NoFaceError):
+            finder.find(np.ascontiguousarray(img[..., :3]), "no-face photo")
 
 
 def test_grey_copy_is_the_luminance_in_every_channel():
