@@ -297,7 +297,7 @@ class FaceFinder:
             for face in accepted:
                 face.extras["found_in"] += " (grey)"
         if not accepted and s.whole_mesh_retry:
-            face, _ = self._fit_whole(image)
+            face = self._fit_whole(image)
             if face is not None:
                 accepted.append(face)
         accepted.sort(key=lambda f: -boxes.area(boxes.points_box(f.landmarks)))
@@ -430,26 +430,21 @@ class FaceFinder:
                             rotation=cand.rotation,
                             extras={"found_in": cand.source, "keypoint_error": round(error, 3)}), ""
 
-    def _fit_whole(self, image: np.ndarray) -> tuple[DetectedFace | None, str]:
+    def _fit_whole(self, image: np.ndarray) -> DetectedFace | None:
         """The face mesh alone on :attr:`DetectSettings.whole_mesh_retry` times the photo's
-        longer side around its centre, or ``(None, why not)``; no detection box, so its checks
-        are presence, face order and orientation, and its detection score is 0."""
+        longer side around its centre, or None; no detection box, so its checks are presence,
+        face order and orientation, and its detection score is 0."""
         s = self.settings
         h, w = image.shape[:2]
         square = square_crop(np.array([w / 2.0, h / 2.0]), s.whole_mesh_retry * max(h, w), 0.0, s.mesh_input)
         lm = self._landmarks(image, square)
         if lm is None:
-            return None, NO_LANDMARKS
+            return None
         presence = self.presence(image, lm)
-        if presence < s.min_presence:
-            return None, f"{LOW_PRESENCE} {presence:.2f}"
-        if not _face_order(lm):
-            return None, "landmarks not in a face's order (eyes, nose, mouth, chin)"
-        problem = self._misoriented(image, lm)
-        if problem:
-            return None, problem
+        if self._not_a_face(lm, presence) or self._misoriented(image, lm):
+            return None
         return DetectedFace(landmarks=lm, box=boxes.points_box(lm), score=0.0, presence=presence,
-                            extras={"found_in": "face mesh on the whole photo (no detection)"}), ""
+                            extras={"found_in": "face mesh on the whole photo (no detection)"})
 
     def _landmarks(self, image: np.ndarray, patch_crop: CropTransform) -> np.ndarray | None:
         """Face mesh on the patch ``patch_crop`` of ``image``: 478 x 3 photo pixels or None."""
@@ -480,8 +475,9 @@ class FaceFinder:
     def _implausible(self, lm: np.ndarray, cand: _Candidate, presence: float) -> str:
         """Why a fit is not a face ('' when it is plausible)."""
         s = self.settings
-        if presence < s.min_presence:
-            return f"{LOW_PRESENCE} {presence:.2f}"
+        problem = self._not_a_face(lm, presence)
+        if problem:
+            return problem
         _, extent = _upright_box(lm, eye_line_roll(lm))
         box_side = max(cand.box[2] - cand.box[0], cand.box[3] - cand.box[1])
         ratio = extent / max(box_side, 1e-6)
@@ -490,6 +486,13 @@ class FaceFinder:
         error = _keypoint_error(lm, cand.keypoints)
         if error > s.max_keypoint_error:
             return f"landmarks disagree with the detector's keypoints ({error:.2f} of the face)"
+        return ""
+
+    def _not_a_face(self, lm: np.ndarray, presence: float) -> str:
+        """Why landmarks are not a face whatever found them ('' when they may be): low
+        presence, or not in a face's order."""
+        if presence < self.settings.min_presence:
+            return f"{LOW_PRESENCE} {presence:.2f}"
         if not _face_order(lm):
             return "landmarks not in a face's order (eyes, nose, mouth, chin)"
         return ""
