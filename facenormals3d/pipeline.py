@@ -472,8 +472,7 @@ class Reconstructor:
         depth_fit, tri, bary = started.landmark_hits
         # Normals wherever the fitted face's face region shows (forehead to chin, the eyes),
         # not only inside the landmarks' face oval.
-        normals, mask, learnt = self._normals(face, coarse, timings, started.normals,
-                                              model.face_region(tri, REGION_GROW_PX))
+        normals, mask, learnt = self._normals(face, coarse, timings, started.normals, tri)
 
         t = time.perf_counter()
         fit, dense = lfit, {"ran": False}
@@ -625,8 +624,8 @@ class Reconstructor:
         timings = {} if timings is None else timings
         started = self._start_normals(face, "<array>", 0, timings, fit=False)
         hits = started.landmark_hits
-        region = None if hits is None else self.fitter.model.face_region(hits[1], REGION_GROW_PX)
-        normals, mask, _ = self._normals(face, started.coarse, timings, started.normals, region)
+        normals, mask, _ = self._normals(face, started.coarse, timings, started.normals,
+                                         None if hits is None else hits[1])
         return normals, mask, started.coarse
 
     def _start_normals(self, face: AlignedFace, source: str, index: int, timings: dict[str, float],
@@ -671,14 +670,16 @@ class Reconstructor:
         started.landmark_base, started.landmark_hits = fitted_view(self.fitter.model, lfit, frame)
 
     def _normals(self, face: AlignedFace, coarse: CoarseFace, timings: dict[str, float],
-                 pending: Future | None, region: np.ndarray | None = None
+                 pending: Future | None, triangle: np.ndarray | None = None
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """``(normals, mask, confidence)``: :meth:`predict_normals`'s normals and mask, and
         the network's trust in its normals, ``S x S`` float32 in [0, 1] (its
         :func:`~facenormals3d.model.infer.confidence_weight`, 0 outside ``mask``; None when it
         has no confidence output). ``pending``: the network's answer (``submit`` of
-        :mod:`facenormals3d.model.runner`); None: the landmark face's normals. ``region``
-        (``S x S`` bool): pixels to keep besides the landmarks' face mask. The time spent
+        :mod:`facenormals3d.model.runner`); None: the landmark face's normals. ``triangle``
+        (``S x S``, -1 = none): the fitted face's triangle each pixel sees; its face region
+        (:meth:`~facenormals3d.fit.model.FaceModel.face_region`, grown by
+        :data:`REGION_GROW_PX`) is kept besides the landmarks' face mask. The time spent
         waiting for it is added to ``timings["normals"]``."""
         t = time.perf_counter()
         confidence = None
@@ -688,8 +689,8 @@ class Reconstructor:
             normals = coarse.normals.copy()
         timings["normals"] = timings.get("normals", 0.0) + time.perf_counter() - t
         mask = face.mask & coarse.coverage
-        if region is not None:
-            mask = mask | region
+        if triangle is not None:
+            mask = mask | self.fitter.model.face_region(triangle, REGION_GROW_PX)
         mask &= np.all(np.isfinite(normals), axis=-1)
         if confidence is not None:
             confidence = np.where(mask, confidence, 0).astype(np.float32)

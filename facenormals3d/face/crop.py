@@ -73,18 +73,14 @@ class CropTransform:
         """Camera-space directions (``... x 3``: x right, y up, z towards the camera, e.g.
         normals) seen in the crop -> the same directions in the photo's camera frame: the
         crop's in-plane rotation is undone, z and lengths are unchanged."""
-        v = np.asarray(vectors, dtype=np.float64)
-        a = np.radians(self.roll_deg)
-        # Image frame (y down) turned by +roll from crop to photo = y-up frame turned by -roll.
-        c, s = np.cos(a), np.sin(a)
-        out = v.copy()
-        out[..., 0] = c * v[..., 0] + s * v[..., 1]
-        out[..., 1] = -s * v[..., 0] + c * v[..., 1]
-        return out
+        # Row vectors times the rotation into the crop: its inverse applied to each.
+        return np.asarray(vectors, dtype=np.float64) @ self.rotation_to_crop()
 
     def rotation_to_crop(self) -> np.ndarray:
         """``3 x 3`` rotation turning camera-space directions of the photo into the crop's
-        (x right, y up, z towards the camera): the inverse of :meth:`directions_to_photo`."""
+        (x right, y up, z towards the camera): the inverse of :meth:`directions_to_photo`
+        (the image frame, y down, turned by +roll from crop to photo is the y-up frame turned
+        by -roll)."""
         a = np.radians(self.roll_deg)
         c, s = np.cos(a), np.sin(a)
         return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
