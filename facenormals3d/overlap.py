@@ -9,7 +9,9 @@ Python loop on the main thread stalled 1.5 s during a 1.9 s rasterisation, so on
 the preview held up the next face), and a :class:`ReadAhead` decodes the next photo while
 the current one is processed. Each runs one job at a time, in the order things were
 submitted (the background process runs its urgent jobs, the network's, before the queued
-ordinary ones), so the files are the same bytes as a serial run's; at most ``depth`` items wait, so
+ordinary ones; a caller about to wait for the writer may run the writer's jobs not yet begun
+itself: :meth:`BackgroundWriter.run_here`). Every job writes its own files, so they are the
+same bytes as a serial run's; at most ``depth`` items wait, so
 memory stays bounded (a face's textures are ~35 MB).
 """
 
@@ -36,12 +38,15 @@ class BackgroundWriter:
     """Runs submitted jobs one at a time, in order, on one worker thread.
 
     ``submit`` blocks while ``depth`` jobs are already waiting or running, so results that
-    are still to be written never pile up. ``threads=0`` runs each job at once on the
-    caller's thread (the serial reference). Use as a context manager: leaving it waits for
-    every job.
+    are still to be written never pile up. A caller about to wait for some jobs can run
+    those the worker has not started yet itself (:meth:`run_here`), so that its idle core
+    takes a share of the queue. ``threads=0`` runs each job at once on the caller's thread
+    (the serial reference). Use as a context manager: leaving it waits for every job.
     """
 
     def __init__(self, depth: int = 1, threads: int = 1):
+        import threading
+
         if depth < 1:
             raise ValueError(f"depth must be >= 1, got {depth}")
         if threads not in (0, 1):
@@ -49,6 +54,8 @@ class BackgroundWriter:
         self.depth = depth
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="facenormals3d-writer") if threads else None
         self._pending: list[Future] = []
+        self._queued: dict[Future, tuple] = {}  # not started yet: future -> (job, args, kwargs)
+        self._lock = threading.Lock()
 
     def submit(self, job: Callable[..., T], *args: Any, **kwargs: Any) -> Future:
         """Queue ``job(*args, **kwargs)``; its exception, if any, is raised by ``result()``."""
@@ -57,9 +64,33 @@ class BackgroundWriter:
         self._pending = [f for f in self._pending if not f.done()]
         while len(self._pending) >= self.depth:
             self._pending.pop(0).exception()  # wait for the oldest; its owner reads the result
-        future = self._pool.submit(job, *args, **kwargs)
+        future: Future = Future()
+        with self._lock:
+            self._queued[future] = (job, args, kwargs)
+        self._pool.submit(self._start, future)
         self._pending.append(future)
         return future
+
+    def run_here(self, futures: Sequence[Any]) -> None:
+        """Run, on the caller's thread and in the given order, those of ``futures`` (this
+        writer's; anything else is passed over) that the worker has not started yet; each
+        job still runs once, on one thread or the other. For a caller that would otherwise
+        wait idle for them: the 48 MP photo's faces 0 and 1 (1024 atlases) are then written at
+        once, one on each core."""
+        for future in futures:
+            self._start(future)
+
+    def _start(self, future: Future) -> None:
+        """Run ``future``'s job here unless another thread has taken it."""
+        with self._lock:
+            queued = self._queued.pop(future, None) if isinstance(future, Future) else None
+        if queued is None or not future.set_running_or_notify_cancel():
+            return
+        job, args, kwargs = queued
+        try:
+            future.set_result(job(*args, **kwargs))
+        except BaseException as err:  # noqa: BLE001 - handed to the caller through the future
+            future.set_exception(err)
 
     def close(self) -> None:
         """Wait for every job and stop the worker."""

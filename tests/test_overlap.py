@@ -35,6 +35,33 @@ def test_writer_runs_jobs_in_order_off_the_caller_thread_and_hands_back_errors()
     assert serial.submit(job, 4).result() == 40 and seen[-1][1] == threading.current_thread().name
 
 
+def test_writer_run_here_takes_the_jobs_not_begun_onto_the_caller_thread_each_run_once():
+    release, begun, runs = threading.Event(), threading.Event(), []
+
+    def job(k):
+        runs.append((k, threading.current_thread().name))
+        if k == 0:
+            begun.set()
+            assert release.wait(5)
+        if k == 2:
+            raise ValueError("bad face")
+        return k * 10
+
+    with BackgroundWriter(depth=4) as w:
+        futures = [w.submit(job, k) for k in range(4)]
+        assert begun.wait(5)  # the worker holds job 0: jobs 1-3 are not begun
+        w.run_here([futures[1], "an earlier failure", futures[2], futures[3]])
+        release.set()
+        here = threading.current_thread().name
+        assert sorted(runs[1:]) == [(1, here), (2, here), (3, here)]
+        assert [f.result() for f in (futures[0], futures[1], futures[3])] == [0, 10, 30]
+        with pytest.raises(ValueError, match="bad face"):
+            futures[2].result()
+        w.run_here(futures)  # all done: nothing runs twice
+    assert sorted(k for k, _ in runs) == [0, 1, 2, 3]
+    assert runs[0][1].startswith("facenormals3d-writer")
+
+
 def _pid_and(k):
     import os
 
