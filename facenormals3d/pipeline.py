@@ -35,6 +35,12 @@ OUTLINE_SMOOTHING = 4
 #: region 0.969 -> 0.979 / 0.955 -> 0.968, mean error 12.63 -> 12.65 / 12.16 -> 12.15 deg.
 REGION_GROW_PX = 3
 
+#: Weights' training priors (``train_config.prior``, :data:`facenormals3d.training.prior.PRIORS`)
+#: that are the fitted face's normals. Either way the network here reads this pipeline's
+#: landmark fit; ``fit`` was trained on a fit with weaker priors (identity 6, expression 10
+#: against 64 and 20): on the test renders that costs its normals -0.01 to +0.05 deg.
+FIT_PRIORS = ("fit", "fit-v2")
+
 #: Weights used when none are given: the checkpoint shipped in ``assets/``.
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "assets" / "normalnet.safetensors"
 #: SHA-256 of the shipped weights, pinned in code: a swapped weights+sidecar pair is refused.
@@ -308,7 +314,7 @@ class Reconstructor:
         # face's normals (``prior: fit``), whatever the mesh.
         self.fitter = None
         self._atlas: dict[int, tuple] = {}  # per atlas height: raster, corners, mirror corners and texels
-        if settings.mesh == "fit" or self.model_info.get("prior") == "fit":
+        if settings.mesh == "fit" or self._prior_is_fit():
             from facenormals3d.fit.landmarks import LandmarkFitter
             from facenormals3d.fit.model import load_face_model
 
@@ -339,7 +345,7 @@ class Reconstructor:
         meta = info.get("metadata", {})
         # A prior-conditioned network reads the prior it was trained with (training/prior.py).
         prior = meta.get("train_config", {}).get("prior", "landmarks") if cfg.coarse_normals else None
-        if prior not in (None, "landmarks", "fit"):
+        if prior not in (None, "landmarks", *FIT_PRIORS):
             raise FaceNormalsError(f"{path}: trained with prior {prior!r}, which reconstruct cannot compute")
         self.model_info.update({"weights": str(path), "sha256": info["sha256"],
                                 "config": info["config"], "version": meta.get("version"), "prior": prior})
@@ -639,7 +645,7 @@ class Reconstructor:
 
         name = f"{source} face {index}"
         size = face.transform.size
-        fit = fit or self.model_info.get("prior") == "fit"
+        fit = fit or self._prior_is_fit()
         if fit:
             check_fit_landmarks(face.landmarks_crop, name)
         t = time.perf_counter()
@@ -650,7 +656,7 @@ class Reconstructor:
         if fit:
             t = time.perf_counter()
             started.landmark_fit = fit_crop(self.fitter, face.landmarks_crop, size, name)
-            if self.model_info.get("prior") == "fit":
+            if self._prior_is_fit():
                 lfit, _, frame = started.landmark_fit
                 self._landmark_hits(started)
                 prior = fitted_normals(self.fitter.model, lfit, frame, (started.landmark_base, started.landmark_hits))
@@ -660,6 +666,11 @@ class Reconstructor:
             started.normals = self.network.submit(face.crop, prior, self.settings.flip_average)
             timings["normals"] = time.perf_counter() - t
         return started
+
+    def _prior_is_fit(self) -> bool:
+        """Whether the network reads the fitted face's normals (its weights' prior is one of
+        :data:`FIT_PRIORS`)."""
+        return self.model_info.get("prior") in FIT_PRIORS
 
     def _landmark_hits(self, started: "StartedFace") -> None:
         """Set ``started.landmark_base`` and ``landmark_hits`` from its landmark fit

@@ -192,3 +192,14 @@ def test_fitted_prior_is_the_fitted_face_seen_in_the_crop(astronaut):
     import pickle
 
     assert pickle.loads(pickle.dumps(prior))._finder is None  # picklable into data workers
+
+
+def test_fitted_priors_are_pinned_and_the_newest_is_the_pipelines_landmark_fit():
+    from facenormals3d.fit.landmarks import LandmarkFitSettings
+    from facenormals3d.pipeline import FIT_PRIORS
+    from facenormals3d.training.prior import PRIORS
+
+    assert set(FIT_PRIORS) <= set(PRIORS)
+    old, new, pipeline = PRIORS["fit"](), PRIORS["fit-v2"](), LandmarkFitSettings()
+    assert (old.identity_prior, old.expression_prior) == (6.0, 10.0)  # what runs recorded as "fit" used
+    assert (new.identity_prior, new.expression_prior) == (pipeline.identity_prior, pipeline.expression_prior)

@@ -52,7 +52,9 @@ class TrainConfig:
     prior: str = "none"
     """Prior normals fed to a ``coarse_normals`` model: a name in
     :data:`facenormals3d.training.prior.PRIORS`, run on every training image in the data
-    workers; "none" = the data brings ``coarse_normals`` itself."""
+    workers ("landmarks", "fit": the fitted face with the landmark fit's priors until
+    2026-12-06, "fit-v2": with reconstruct's since); "none" = the data brings
+    ``coarse_normals`` itself."""
     train_only: str = "all"
     """``"all"``: train the whole network. ``"confidence"``: train the confidence head's
     output channel alone (needs ``ModelConfig.confidence`` and ``init_weights``): every other

@@ -27,6 +27,7 @@ not depend on where the crop's square lies.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Callable
 
 import numpy as np
@@ -81,6 +82,11 @@ class FittedPrior:
     in each process and dropped when pickled.
     """
 
+    identity_prior: float
+    expression_prior: float
+    """The landmark fit's priors (:class:`~facenormals3d.fit.landmarks.LandmarkFitSettings`),
+    pinned per registered name (:data:`PRIORS`) so that a run's recorded prior name
+    reproduces its data whatever the pipeline's defaults become."""
     min_score: float = 0.5
     """Minimum face-detection confidence."""
     _finder: object = field(default=None, init=False, repr=False, compare=False)
@@ -94,13 +100,14 @@ class FittedPrior:
     def __call__(self, image: np.ndarray) -> np.ndarray | None:
         from facenormals3d.errors import InputError
         from facenormals3d.face.detect import DetectSettings, FaceFinder
-        from facenormals3d.fit.landmarks import LandmarkFitter, fit_crop, fitted_normals
+        from facenormals3d.fit.landmarks import LandmarkFitSettings, LandmarkFitter, fit_crop, fitted_normals
         from facenormals3d.fit.model import load_face_model
 
         img = _check_image(image)
         if self._finder is None:
             self._finder = FaceFinder(DetectSettings(min_score=self.min_score))
-            self._fitter = LandmarkFitter(load_face_model())
+            self._fitter = LandmarkFitter(load_face_model(), LandmarkFitSettings(
+                identity_prior=self.identity_prior, expression_prior=self.expression_prior))
         try:
             landmarks = self._finder.find(img)[0].landmarks
             fit, _, frame = fit_crop(self._fitter, landmarks, img.shape[0])
@@ -119,7 +126,10 @@ def _check_image(image: np.ndarray) -> np.ndarray:
 #: Prior functions by name (``facenormals3d train --prior NAME``); each entry builds one.
 PRIORS: dict[str, Callable[[], PriorFn]] = {
     "landmarks": LandmarkPrior,
-    "fit": FittedPrior,
+    # The landmark fit's priors until 2026-12-06 (every shipped prior-conditioned stage so far).
+    "fit": partial(FittedPrior, identity_prior=6.0, expression_prior=10.0),
+    # reconstruct's landmark fit since then (stronger priors: meshes 5 % closer on the test renders).
+    "fit-v2": partial(FittedPrior, identity_prior=64.0, expression_prior=20.0),
 }
 
 
