@@ -44,7 +44,7 @@ FIT_PRIORS = ("fit", "fit-v2")
 #: Weights used when none are given: the checkpoint shipped in ``assets/``.
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "assets" / "normalnet.safetensors"
 #: SHA-256 of the shipped weights, pinned in code: a swapped weights+sidecar pair is refused.
-DEFAULT_WEIGHTS_SHA256 = "d12b7313278fb383d142df72d2e5bf5a473775c4298f2b499b1523c96da0a3ac"
+DEFAULT_WEIGHTS_SHA256 = "99f5569b6cabeba0766dcf129e2d849a7d7f4acd86bfeee7d2cbae70e627a24b"
 
 
 @dataclass(frozen=True)

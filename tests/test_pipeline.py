@@ -218,11 +218,11 @@ def test_texture_size_follows_the_faces_resolution_in_the_photo(astronaut):
 
 
 def test_every_mode_feeds_the_network_the_prior_it_was_trained_with(astronaut):
-    # The shipped network reads the fitted face's normals (train config ``prior: fit``). The
+    # The shipped network reads the fitted face's normals (train config ``prior: fit-v2``). The
     # normals command (predict_normals) and --mesh depth must give it that prior too, not the
     # landmark face's: then all three see the same input and return the same normals.
     with Reconstructor(ReconstructSettings(albedo=False, textures=False)) as rec:
-        assert rec.model_info["prior"] == "fit"
+        assert rec.model_info["prior"] == "fit-v2"
         face, timings = rec.align(astronaut)[0]
         fitted = rec.reconstruct_face(face, timings=timings)
         normals, mask, _ = rec.predict_normals(face)
