@@ -185,10 +185,10 @@ def run(args: argparse.Namespace) -> int:
 #: larger than this the network and previews run in the reconstructing process, so that
 #: all processes together stay under 2 GB. Measured on the 48 MP photo of `bench pipeline`
 #: (2026-12-06, resident sizes summed, an upper bound): with the helper 5.4-6.0 s and
-#: 1.77 GB, without it 6.8-6.9 s and 1.59-1.75 GB. (Since the main thread writes the faces the
-#: writer has not begun when it would wait for them, :meth:`BackgroundWriter.run_here`, two
-#: faces' atlases are baked at once: 5.4-5.8 s and 1.79-1.86 GB, against 5.6-6.3 s and
-#: 1.72-1.73 GB in the same session.) (Before the previews stopped importing
+#: 1.77 GB, without it 6.8-6.9 s and 1.59-1.75 GB. Since the main thread writes the faces the
+#: writer has not begun when it would wait for them (``BackgroundWriter.run_here``), two faces'
+#: atlases are baked at once: 5.4-5.8 s and 1.79-1.86 GB, against 5.6-6.3 s and 1.72-1.73 GB
+#: in the same session. (Before the previews stopped importing
 #: open3d for their hidden-face ray casts, the helper took 1.93-1.97 GB at 48 MP and was kept
 #: to 16 MP.) A photo's pixels cost 3 bytes each in the main process: 100 MP would add
 #: ~0.16 GB to the 48 MP figure.
