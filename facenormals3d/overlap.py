@@ -72,12 +72,15 @@ class BackgroundWriter:
         return future
 
     def run_here(self, futures: Sequence[Any]) -> None:
-        """Run, on the caller's thread and in the given order, those of ``futures`` (this
-        writer's; anything else is passed over) that the worker has not started yet; each
-        job still runs once, on one thread or the other. For a caller that would otherwise
-        wait idle for them: the 48 MP photo's faces 0 and 1 (1024 atlases) are then written at
-        once, one on each core."""
-        for future in futures:
+        """Run, on the caller's thread, those of ``futures`` (this writer's; anything else is
+        passed over) that the worker has not started yet, last first: the worker takes them
+        from the front, the caller from the back. Each job still runs once, on one thread or
+        the other. For a caller that would otherwise wait idle for them: on the 48 MP photo
+        (faces largest first) the caller writes the small face, then the second large one,
+        while the worker writes the first, so the previews can start sooner (7 interleaved
+        runs: 4.91 s median against 5.21 in the given order, 5.6-6.3 s with the worker
+        alone)."""
+        for future in reversed(futures):
             self._start(future)
 
     def _start(self, future: Future) -> None:
