@@ -8,7 +8,8 @@ on. ``reconstruct`` detects the face, finds mediapipe's 478 landmarks and crops 
 (levelled by the eye line). Per render this prints the network's mean angular error (deg)
 against the truth on the render's grid, on the pixels both ways predict and the truth covers:
 
-* ``pipeline``: ``Reconstructor`` (the normals of ``reconstruct``), warped back onto the render;
+* ``pipeline``: ``Reconstructor.predict_normals`` (the normals of ``reconstruct``), warped
+  back onto the render;
 * ``direct``: the network run on the render itself, with the prior its weights were trained
   with (``train_config.prior``) computed on the render by ``training.prior``;
 * ``round_trip``: ``direct`` warped into the pipeline's crop and back (what the resampling
@@ -32,6 +33,7 @@ import numpy as np
 def main() -> None:
     from facenormals3d.data.ict import load_ict
     from facenormals3d.data.synth import SynthEngine
+    from facenormals3d.errors import InputError
     from facenormals3d.evaluate.metrics import angular_error_deg
     from facenormals3d.face.crop import normals_on_photo, warp_to_crop
     from facenormals3d.model.runner import LocalNetwork
@@ -56,12 +58,12 @@ def main() -> None:
         for i in range(args.n):
             sample = engine.render_index(args.seed, i, "test")
             try:
-                face, timings = rec.align(sample.image, f"render {i}")[0]
-            except Exception as err:  # noqa: BLE001 - a miss: reported and skipped
+                face, _ = rec.align(sample.image, f"render {i}")[0]
+                normals, mask, _ = rec.predict_normals(face)  # reconstruct's normals, without the mesh
+            except InputError as err:  # a miss: reported and skipped
                 print(f"{i}: skipped ({type(err).__name__})")
                 continue
-            r = rec.reconstruct_face(face, f"render {i}", 0, timings)
-            via, via_mask = normals_on_photo([(r.normals, r.mask & np.isfinite(r.normals[..., 0]), face.transform)],
+            via, via_mask = normals_on_photo([(normals, mask & np.isfinite(normals[..., 0]), face.transform)],
                                              sample.mask.shape)
             prior_normals = prior(sample.image)
             if prior_normals is None:

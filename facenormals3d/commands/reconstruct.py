@@ -190,8 +190,8 @@ def run(args: argparse.Namespace) -> int:
 #: atlases are baked at once: 5.4-5.8 s and 1.79-1.86 GB, against 5.6-6.3 s and 1.72-1.73 GB
 #: in the same session; taken last first, 4.70-5.19 s and 1.73-1.90 GB. (Before the previews
 #: stopped importing open3d for their hidden-face ray casts, the helper took 1.93-1.97 GB at
-#: 48 MP and was kept to 16 MP.) A photo's pixels cost 3 bytes each in the main process: 100 MP would add
-#: ~0.16 GB to the 48 MP figure.
+#: 48 MP and was kept to 16 MP.) A photo's pixels cost 3 bytes each in the main process:
+#: 100 MP would add ~0.16 GB to the 48 MP figure.
 HELPER_MAX_PIXELS = 50_000_000
 
 #: Faces whose files may be queued or being written while the next faces are computed, with
