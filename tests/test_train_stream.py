@@ -203,3 +203,98 @@ def test_fitted_priors_are_pinned_and_the_newest_is_the_pipelines_landmark_fit()
     old, new, pipeline = PRIORS["fit"](), PRIORS["fit-v2"](), LandmarkFitSettings()
     assert (old.identity_prior, old.expression_prior) == (6.0, 10.0)  # what runs recorded as "fit" used
     assert (new.identity_prior, new.expression_prior) == (pipeline.identity_prior, pipeline.expression_prior)
+
+
+class StubFrontEnd(prior_mod._FrontEndPrior):
+    """Landmarks given up front (or none); the prior records the crop landmarks it gets."""
+
+    def __init__(self, landmarks):
+        super().__init__()
+        self.given, self.seen = landmarks, []
+
+    def landmarks(self, image):
+        return self.given
+
+    def from_landmarks(self, landmarks, size):
+        self.seen.append(landmarks)
+        return np.tile(np.array([0.0, 0.0, 1.0], np.float32), (size, size, 1))
+
+
+class Constant(torch.utils.data.Dataset):
+    """One 96 px render: a colour ramp, the constant normal ``NORMAL`` on every pixel."""
+
+    def __len__(self):
+        return 1
+
+    def __getitem__(self, i):
+        ys, xs = torch.meshgrid(torch.linspace(0, 1, 96), torch.linspace(0, 1, 96), indexing="ij")
+        image = torch.stack([xs, ys, 0.5 * (xs + ys)])
+        normals = torch.tensor(NORMAL, dtype=torch.float32).view(3, 1, 1).expand(3, 96, 96).clone()
+        return {"image": image, "normals": normals, "mask": torch.ones(1, 96, 96), "hair": torch.zeros(1, 96, 96),
+                "identity": torch.tensor(i), "seed": torch.tensor(i)}
+
+
+NORMAL = (0.6, 0.0, 0.8)
+
+
+def tilted_landmarks(roll_deg: float) -> np.ndarray:
+    """The shipped face model's 478 landmarks, frontal, 0.4 px per mm, turned ``roll_deg``
+    clockwise in the image, centred in a 96 px image (pixels, y down)."""
+    from facenormals3d.fit.model import load_face_model
+
+    model = load_face_model()
+    lm = model.landmark_points(model.mean).astype(np.float64)
+    xy = (lm[:, :2] - lm[:, :2].mean(0)) * np.array([0.4, -0.4])
+    a = np.radians(roll_deg)
+    turn = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    return np.column_stack([xy @ turn.T + 48.0, lm[:, 2] * 0.4])
+
+
+def test_front_end_framing_crops_as_reconstruct_and_turns_the_truth_with_it():
+    from facenormals3d.face.align import face_crop
+    from facenormals3d.face.crop import CropSettings
+    from facenormals3d.face.pose import eye_line_roll
+    from facenormals3d.face.texture import sample_face
+    from facenormals3d.training.prior import FrontEndFramed
+
+    landmarks = tilted_landmarks(25.0)
+    stub = StubFrontEnd(landmarks)
+    item = FrontEndFramed(Constant(), stub, 64)[0]
+    transform = face_crop(landmarks, CropSettings(size=64))
+    assert abs(transform.roll_deg - 25.0) < 1.0  # levelled by the eye line
+    rgb = (Constant()[0]["image"].permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
+    np.testing.assert_allclose(item["image"].permute(1, 2, 0).numpy() * 255,
+                               sample_face(rgb, transform).pixels, atol=1e-3)
+    # The photo's x direction points at +roll in the upright crop (y up): the normal turns with it.
+    r = np.radians(transform.roll_deg)
+    want = np.array([NORMAL[0] * np.cos(r), NORMAL[0] * np.sin(r), NORMAL[2]])
+    mask = item["mask"][0].numpy() > 0
+    got = item["normals"].permute(1, 2, 0).numpy()
+    assert mask.mean() > 0.5
+    np.testing.assert_allclose(got[mask], np.broadcast_to(want, got[mask].shape), atol=1e-4)
+    assert not got[~mask].any()
+    # The prior is built from the same landmarks in the crop: level there.
+    assert abs(eye_line_roll(stub.seen[0])) < 1e-6
+    assert item["prior_mask"].all() and item["coarse_normals"].shape == (3, 64, 64)
+
+
+def test_front_end_framing_without_a_face_keeps_the_engines_crop_and_no_prior():
+    from facenormals3d.training.prior import FrontEndFramed
+
+    item = FrontEndFramed(Constant(), StubFrontEnd(None), 64)[0]
+    centre = Constant()[0]["image"][:, 16:80, 16:80]
+    np.testing.assert_allclose(item["image"].numpy(), np.floor(centre.numpy() * 255 + 0.5) / 255, atol=1e-6)
+    assert item["mask"].all() and not item["prior_mask"].any()
+
+
+def test_front_end_framing_needs_a_prior_and_a_margin():
+    from facenormals3d.errors import InputError
+    from facenormals3d.training.data import with_prior
+
+    data = DataSources(paired_train=Endless())
+    with pytest.raises(InputError, match="needs a prior"):
+        with_prior(data, TrainConfig(prior="none", framing="front-end"))
+    with pytest.raises(InputError, match="margin"):
+        with_prior(data, TrainConfig(prior="fit-v2", framing="front-end", synth={"size": 32, "margin": 1.0}))
+    with pytest.raises(InputError, match="framing"):
+        with_prior(data, TrainConfig(prior="fit-v2", framing="sideways"))

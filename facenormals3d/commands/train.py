@@ -29,7 +29,12 @@ FLAG_FIELDS = {
     "max_minutes": "max_minutes", "seed": "seed", "num_workers": "num_workers",
     "latent_weight": "w_latent", "width": "model.width", "input_size": "model.input_size",
     "data_seed": "data_seed", "prior": "prior", "hair_weight": "w_hair", "init_weights": "init_weights",
+    "framing": "framing",
 }
+
+#: ``SynthSettings.margin`` of ``--framing front-end`` runs (room for the pipeline's crop:
+#: on test renders it was up to 20 % wider than the engine's and 8 % off centre).
+FRONT_END_MARGIN = 1.3
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -53,6 +58,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                       ("data-seed", int), ("prior", str), ("hair-weight", float), ("init-weights", str)):
         p.add_argument(f"--{flag}", type=typ, default=None,
                        help=f"TrainConfig.{FLAG_FIELDS[flag.replace('-', '_')]} (default from the config)")
+    p.add_argument("--framing", choices=("model", "front-end"), default=None,
+                   help="synthetic crops framed by the engine's rule on the model's landmarks (model), or "
+                        "as reconstruct crops a photo, on the landmarks mediapipe finds (front-end: renders "
+                        f"with margin {FRONT_END_MARGIN}, needs --prior; TrainConfig.framing, default model)")
     p.add_argument("--coarse-normals", action="store_true",
                    help="prior-conditioned network: prior normals as 3 extra input channels (use with --prior)")
     p.add_argument("--confidence", action="store_true", help="add the per-pixel confidence (log kappa) output")
@@ -115,6 +124,8 @@ def build_data(args: argparse.Namespace, size: int, cfg):
         from facenormals3d.data.synth import SynthSettings
 
         settings = SynthSettings.from_dict(cfg.synth) if cfg.synth else SynthSettings()
+        if cfg.framing == "front-end" and settings.margin == 1.0:
+            settings = dc_replace(settings, margin=FRONT_END_MARGIN)
         data.paired_train = SynthStreamDataset(args.synth, seed=cfg.data_seed, split="train", settings=settings)
         data.paired_val = SynthDataset(args.synth, n=cfg.val_samples, seed=cfg.data_seed, split="val",
                                        settings=settings)

@@ -17,7 +17,7 @@ intrinsics (``f``, ``cx``, ``cy``) and rays are cast for the crop pixels only.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -263,13 +263,16 @@ def sample_pose(rng: np.random.Generator, s: GeometrySettings) -> tuple[float, f
 
 def make_camera(rng: np.random.Generator, s: GeometrySettings, landmarks_model: np.ndarray,
                 pivot: np.ndarray, pose: tuple[float, float, float],
-                crop: CropSettings = CropSettings()) -> tuple[Camera, dict]:
+                crop: CropSettings = CropSettings(), margin: float = 1.0) -> tuple[Camera, dict]:
     """Place the head, frame the crop from its landmarks, jitter it.
 
     Args:
         landmarks_model: ``68 x 3`` landmark positions of this face (model frame).
         pivot: model-frame point the head turns about.
         pose: (yaw, pitch, roll) in degrees.
+        crop: the crop rule; ``crop.size`` is the rendered image's side.
+        margin: the image shows this many times the rule's square around its centre (the
+            jitter is in units of that square, so a margin only adds a border).
 
     Returns:
         The camera and a dict of the drawn parameters (for the sample record).
@@ -282,14 +285,13 @@ def make_camera(rng: np.random.Generator, s: GeometrySettings, landmarks_model: 
     cam = Camera(rotation=rotation, pivot=pivot, position=position, focal=PHOTO_FOCAL_PX,
                  cx=0.0, cy=0.0, size=crop.size)
     photo_pts = cam.project(cam.to_camera(landmarks_model))
-    transform = crop_from_points(photo_pts[list(CROP_POINTS_IBUG68)], crop)
+    transform = crop_from_points(photo_pts[list(CROP_POINTS_IBUG68)], replace(crop, scale=crop.scale * margin))
     k = float(1.0 + rng.uniform(-s.crop_scale_jitter, s.crop_scale_jitter))
-    shift = rng.uniform(-s.crop_shift_jitter, s.crop_shift_jitter, size=2) * crop.size
+    shift = rng.uniform(-s.crop_shift_jitter, s.crop_shift_jitter, size=2) * crop.size / margin
     half = crop.size / 2.0
     # Jitter = scale by k about the crop centre, then shift; composed after the crop rule.
     jitter = np.array([[k, 0.0, (1 - k) * half + shift[0]], [0.0, k, (1 - k) * half + shift[1]]])
-    m = jitter[:, :2] @ transform.matrix
-    m = np.hstack([m, jitter[:, :2] @ transform.matrix[:, 2:3] + jitter[:, 2:3]])
+    m = np.hstack([jitter[:, :2] @ transform.matrix[:, :2], jitter[:, :2] @ transform.matrix[:, 2:3] + jitter[:, 2:3]])
     cam.focal = float(m[0, 0] * PHOTO_FOCAL_PX)
     cam.cx, cam.cy = float(m[0, 2]), float(m[1, 2])
     params = {"yaw": pose[0], "pitch": pose[1], "roll": pose[2], "distance_mm": distance,

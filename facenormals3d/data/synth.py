@@ -61,6 +61,11 @@ class SynthSettings:
 
     size: int = 256
     """Crop side in pixels."""
+    margin: float = 1.0
+    """The render shows ``margin`` times the crop rule's square around the same centre, at
+    the same pixels per mm (side :attr:`render_side`): room for cropping it again as
+    ``reconstruct`` does (training's front-end framing, :mod:`facenormals3d.training.prior`).
+    1 = the render is the crop."""
     geometry: geometry.GeometrySettings = field(default_factory=geometry.GeometrySettings)
     """Shape, pose and camera ranges."""
     images_per_identity: int = 1
@@ -86,6 +91,11 @@ class SynthSettings:
     camera_effects: bool = True
     """Colour cast, blur, defocus / motion blur / low resolution, vignetting, noise, gamma,
     sharpening and JPEG."""
+
+    @property
+    def render_side(self) -> int:
+        """Side of the rendered image in pixels: ``size`` times :attr:`margin`, rounded."""
+        return int(round(self.size * self.margin))
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -251,7 +261,7 @@ class SynthEngine:
         shading *= exposure
         linear_face *= exposure
 
-        size = s.size
+        size = s.render_side
         landmarks = cam.project(vc[self.model.landmarks].astype(np.float64)).astype(np.float32)
         if s.background:
             img, params["background"] = effects.background(rng, size)
@@ -306,7 +316,7 @@ class SynthEngine:
         verts = geometry.deform(m.neutral, m.identity_basis, m.expression_basis, id_coef, expr)
         pose = geometry.sample_pose(rng, s.geometry)
         cam, cam_params = geometry.make_camera(rng, s.geometry, verts[m.landmarks], self.pivot, pose,
-                                               CropSettings(size=s.size))
+                                               CropSettings(size=s.render_side), s.margin)
         vc = cam.to_camera(verts).astype(np.float32)
         face_normals = geometry.triangle_normals(vc, m.triangles)
         keep = geometry.visible_triangles(vc, m.triangles, face_normals, cam)

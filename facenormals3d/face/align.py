@@ -56,12 +56,17 @@ class AlignedFace:
         return self.transform.roll_deg
 
 
+def face_crop(landmarks: np.ndarray, settings: CropSettings = CropSettings()) -> CropTransform:
+    """The crop ``reconstruct`` makes of a face with these ``478 x 2`` (or ``x 3``) photo-pixel
+    landmarks: the shared crop rule on :data:`CROP_POINTS_MEDIAPIPE`, levelled by the eye line."""
+    return crop_from_points(landmarks[list(CROP_POINTS_MEDIAPIPE), :2], settings, eye_line_roll(landmarks))
+
+
 def align_face(image: np.ndarray, face: DetectedFace, settings: CropSettings = CropSettings(),
                quality: QualitySettings = QualitySettings()) -> AlignedFace:
     """Crop ``image`` (``H x W x 3`` uint8) around ``face`` with the shared crop rule,
-    turned so the face is upright, and assess its quality."""
-    roll = eye_line_roll(face.landmarks)
-    transform = crop_from_points(face.landmarks[list(CROP_POINTS_MEDIAPIPE), :2], settings, roll)
+    turned so the face is upright (:func:`face_crop`), and assess its quality."""
+    transform = face_crop(face.landmarks, settings)
     lm_crop = transform.to_crop(face.landmarks)
     view = sample_face(image, transform)
     return AlignedFace(crop=view.pixels, transform=transform,

@@ -55,6 +55,12 @@ class TrainConfig:
     workers ("landmarks", "fit": the fitted face with the landmark fit's priors until
     2026-12-06, "fit-v2": with reconstruct's since); "none" = the data brings
     ``coarse_normals`` itself."""
+    framing: str = "model"
+    """How the synthetic training crops are framed: ``"model"``: the engine's crop rule on the
+    face model's own landmarks (with jitter); ``"front-end"``: as ``reconstruct`` crops a
+    photo, on the landmarks mediapipe finds (needs ``--synth`` data rendered with
+    ``SynthSettings.margin`` > 1 and a prior;
+    :class:`facenormals3d.training.prior.FrontEndFramed`)."""
     train_only: str = "all"
     """``"all"``: train the whole network. ``"confidence"``: train the confidence head's
     output channel alone (needs ``ModelConfig.confidence`` and ``init_weights``): every other

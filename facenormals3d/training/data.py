@@ -190,16 +190,27 @@ def fit_to_input(batch: dict, size: int) -> dict:
     return out
 
 
-def with_prior(data: DataSources, prior: str) -> DataSources:
-    """``data`` with the named prior (see :mod:`facenormals3d.training.prior`) added to every
-    photo source's items as ``coarse_normals``; unchanged for ``"none"``."""
-    if prior == "none":
+def with_prior(data: DataSources, cfg: "TrainConfig") -> DataSources:
+    """``data`` with the config's prior (see :mod:`facenormals3d.training.prior`) added to
+    every photo source's items as ``coarse_normals``; with ``framing == "front-end"`` the
+    paired items are also cropped as ``reconstruct`` crops
+    (:class:`~facenormals3d.training.prior.FrontEndFramed`). Unchanged for prior ``"none"``."""
+    if cfg.framing not in ("model", "front-end"):
+        raise InputError("train config", f"framing must be model or front-end, not {cfg.framing!r}")
+    if cfg.prior == "none":
+        if cfg.framing == "front-end":
+            raise InputError("train config", "framing front-end needs a prior (--prior)")
         return data
-    from facenormals3d.training.prior import WithPrior, make_prior
+    from facenormals3d.training.prior import FrontEndFramed, WithPrior, make_prior
 
-    fn = make_prior(prior)
+    fn = make_prior(cfg.prior)
     wrap = {k: WithPrior(getattr(data, k), fn) for k in ("paired_train", "paired_val", "images")
             if getattr(data, k) is not None}
+    if cfg.framing == "front-end":
+        if not cfg.synth or cfg.synth.get("margin", 1.0) <= 1.0:
+            raise InputError("train config", "framing front-end needs --synth data rendered with a margin")
+        wrap.update({k: FrontEndFramed(getattr(data, k), fn, cfg.synth["size"])
+                     for k in ("paired_train", "paired_val") if getattr(data, k) is not None})
     return replace(data, **wrap)
 
 

@@ -38,48 +38,62 @@ PriorFn = Callable[[np.ndarray], "np.ndarray | None"]
 
 
 @dataclass
-class LandmarkPrior:
-    """The landmark face (:mod:`facenormals3d.face.coarse`) of the faces mediapipe finds.
-
-    The largest face found is used. The mediapipe graphs are built on the first call in
-    each process (they cannot be pickled into data workers) and dropped when pickled.
-    """
+class _FrontEndPrior:
+    """What both priors share: mediapipe's landmarks of the largest face found, then a face
+    from them (:meth:`from_landmarks`). The mediapipe graphs (and any other heavy state) are
+    built on the first call in each process (they cannot be pickled into data workers) and
+    dropped when pickled."""
 
     min_score: float = 0.5
     """Minimum face-detection confidence (as ``DetectSettings.min_score``)."""
     _finder: object = field(default=None, init=False, repr=False, compare=False)
 
     def __getstate__(self) -> dict:
-        state = dict(self.__dict__)
-        state["_finder"] = None
-        return state
+        return {k: (None if k.startswith("_") else v) for k, v in self.__dict__.items()}
 
     def __call__(self, image: np.ndarray) -> np.ndarray | None:
+        img = _check_image(image)
+        landmarks = self.landmarks(img)
+        return None if landmarks is None else self.from_landmarks(landmarks, img.shape[0])
+
+    def landmarks(self, image: np.ndarray) -> np.ndarray | None:
+        """``478 x 3`` pixel landmarks of the largest face in ``image`` (``H x W x 3`` uint8),
+        or None when no face is found."""
         from facenormals3d.errors import NoFaceError
-        from facenormals3d.face.coarse import coarse_face
         from facenormals3d.face.detect import DetectSettings, FaceFinder
 
-        img = _check_image(image)
         if self._finder is None:
             self._finder = FaceFinder(DetectSettings(min_score=self.min_score))
         try:
-            faces = self._finder.find(img)
+            return self._finder.find(image)[0].landmarks
         except NoFaceError:
             return None
+
+    def from_landmarks(self, landmarks: np.ndarray, size: int) -> np.ndarray | None:
+        """The prior normals (``size x size x 3``, see the module doc) of the face with these
+        ``478 x 3`` landmarks in the ``size`` crop's pixels; None for degenerate landmarks."""
+        raise NotImplementedError
+
+
+@dataclass
+class LandmarkPrior(_FrontEndPrior):
+    """The landmark face (:mod:`facenormals3d.face.coarse`) of the faces mediapipe finds."""
+
+    def from_landmarks(self, landmarks: np.ndarray, size: int) -> np.ndarray | None:
+        from facenormals3d.face.coarse import coarse_face
+
         try:
-            return coarse_face(faces[0].landmarks, img.shape[0]).normals
+            return coarse_face(landmarks, size).normals
         except ValueError:  # degenerate landmarks (coinciding eye corners)
             return None
 
 
-@dataclass
-class FittedPrior:
+@dataclass(kw_only=True)
+class FittedPrior(_FrontEndPrior):
     """The face model fitted to the landmarks mediapipe finds (landmark-only fit), as at inference.
 
     The same functions as :meth:`facenormals3d.pipeline.Reconstructor._fitted_face` use
     (:func:`facenormals3d.fit.landmarks.fit_crop`, :func:`~facenormals3d.fit.landmarks.fitted_normals`).
-    Heavy state (mediapipe graphs, the model's landmark bases) is built on the first call
-    in each process and dropped when pickled.
     """
 
     identity_prior: float
@@ -87,31 +101,19 @@ class FittedPrior:
     """The landmark fit's priors (:class:`~facenormals3d.fit.landmarks.LandmarkFitSettings`),
     pinned per registered name (:data:`PRIORS`) so that a run's recorded prior name
     reproduces its data whatever the pipeline's defaults become."""
-    min_score: float = 0.5
-    """Minimum face-detection confidence."""
-    _finder: object = field(default=None, init=False, repr=False, compare=False)
     _fitter: object = field(default=None, init=False, repr=False, compare=False)
 
-    def __getstate__(self) -> dict:
-        state = dict(self.__dict__)
-        state["_finder"] = state["_fitter"] = None
-        return state
-
-    def __call__(self, image: np.ndarray) -> np.ndarray | None:
+    def from_landmarks(self, landmarks: np.ndarray, size: int) -> np.ndarray | None:
         from facenormals3d.errors import InputError
-        from facenormals3d.face.detect import DetectSettings, FaceFinder
         from facenormals3d.fit.landmarks import LandmarkFitSettings, LandmarkFitter, fit_crop, fitted_normals
         from facenormals3d.fit.model import load_face_model
 
-        img = _check_image(image)
-        if self._finder is None:
-            self._finder = FaceFinder(DetectSettings(min_score=self.min_score))
+        if self._fitter is None:
             self._fitter = LandmarkFitter(load_face_model(), LandmarkFitSettings(
                 identity_prior=self.identity_prior, expression_prior=self.expression_prior))
         try:
-            landmarks = self._finder.find(img)[0].landmarks
-            fit, _, frame = fit_crop(self._fitter, landmarks, img.shape[0])
-        except InputError:  # no face, or degenerate landmarks
+            fit, _, frame = fit_crop(self._fitter, landmarks, size)
+        except InputError:  # degenerate landmarks
             return None
         return fitted_normals(self._fitter.model, fit, frame)
 
@@ -141,15 +143,16 @@ def make_prior(name: str) -> PriorFn:
 
 
 def prior_item(prior: PriorFn, image: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Run ``prior`` on an item's ``3 x S x S`` float image in [0, 1].
+    """Run ``prior`` on an item's ``3 x S x S`` float image in [0, 1]: :func:`prior_tensors`."""
+    rgb = _to_uint8(image)
+    return prior_tensors(prior(rgb), rgb.shape[0])
 
-    Returns ``coarse_normals`` (``3 x S x S`` float32, 0 where the prior has no surface
+
+def prior_tensors(normals: np.ndarray | None, size: int) -> dict[str, torch.Tensor]:
+    """A prior's normals (``size x size x 3``, NaN off its surface; None: no face found) as
+    item keys: ``coarse_normals`` (``3 x S x S`` float32, 0 where the prior has no surface
     or no face was found: the network's "unknown") and ``prior_mask`` (``1 x S x S``
-    float32, 1 where the prior is defined).
-    """
-    rgb = (image.detach().clamp(0, 1).permute(1, 2, 0).numpy() * 255.0 + 0.5).astype(np.uint8)
-    size = rgb.shape[0]
-    normals = prior(np.ascontiguousarray(rgb))
+    float32, 1 where the prior is defined)."""
     if normals is None:
         normals = np.full((size, size, 3), np.nan, dtype=np.float32)
     normals = np.asarray(normals, dtype=np.float32)
@@ -159,6 +162,12 @@ def prior_item(prior: PriorFn, image: torch.Tensor) -> dict[str, torch.Tensor]:
     n = np.where(valid[..., None], normals, 0.0).astype(np.float32)
     return {"coarse_normals": torch.from_numpy(np.ascontiguousarray(n.transpose(2, 0, 1))),
             "prior_mask": torch.from_numpy(valid[None].astype(np.float32))}
+
+
+def _to_uint8(image: torch.Tensor) -> np.ndarray:
+    """``3 x H x W`` float image in [0, 1] -> ``H x W x 3`` uint8 (C order)."""
+    rgb = (image.detach().clamp(0, 1).permute(1, 2, 0).numpy() * 255.0 + 0.5).astype(np.uint8)
+    return np.ascontiguousarray(rgb)
 
 
 class WithPrior(Dataset):
@@ -183,3 +192,69 @@ class WithPrior(Dataset):
         item = dict(self.dataset[index])
         item.update(prior_item(self.prior, item["image"]))
         return item
+
+
+class FrontEndFramed(Dataset):
+    """Items of ``dataset`` cropped as ``reconstruct`` crops a photo, plus their prior.
+
+    ``dataset`` renders with room around the engine's crop (``SynthSettings.margin`` > 1).
+    Per item, mediapipe finds the face on the whole render, the crop is the pipeline's
+    (:func:`facenormals3d.face.align.face_crop`: its crop points, levelled by the eye line)
+    and ``prior`` is built from the same landmarks in that crop, so the network trains on
+    the framing, the roll and the prior it meets at inference. The image is resampled as
+    ``reconstruct`` resamples a photo (outside pixels filled); the ground truth with it:
+    normals bilinearly, renormalised and turned with the crop; the mask by nearest
+    neighbour, cut to the render; hair bilinearly. Where no face is found the centre
+    ``size`` square is used (the engine's own crop) with no prior, as :class:`WithPrior`
+    does.
+
+    The truth stays in the engine crop's own camera frame (see
+    :mod:`facenormals3d.data.synth`); the new crop's centre is a few per cent of the crop
+    away from it, so the normals lean by that angle as seen from the camera (well under a
+    degree at most distances; about 2 deg for a 5 % shift at the closest, 350 mm).
+
+    Items: ``image``, ``normals``, ``mask``, ``hair``, ``identity``, ``seed`` and the keys
+    of :func:`prior_tensors`, all maps ``size x size``.
+    """
+
+    def __init__(self, dataset: Dataset, prior: _FrontEndPrior, size: int):
+        self.dataset, self.prior, self.size = dataset, prior, int(size)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getattr__(self, name: str):
+        if name in ("dataset", "prior", "size"):
+            raise AttributeError(name)
+        return getattr(self.dataset, name)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        from facenormals3d.face.align import face_crop
+        from facenormals3d.face.crop import CropSettings, CropTransform, warp_to_crop
+        from facenormals3d.face.texture import sample_face
+
+        item = self.dataset[index]
+        rgb = _to_uint8(item["image"])
+        side, size = rgb.shape[0], self.size
+        landmarks = self.prior.landmarks(rgb)
+        if landmarks is None:
+            off = (side - size) / 2.0
+            transform = CropTransform(np.array([[1.0, 0.0, -off], [0.0, 1.0, -off]]), size)
+        else:
+            transform = face_crop(landmarks, CropSettings(size=size))
+        image = sample_face(rgb, transform).pixels
+        hwc = {k: item[k].permute(1, 2, 0).numpy() for k in ("normals", "mask", "hair")}
+        normals = warp_to_crop(hwc["normals"], transform, order=1) @ transform.rotation_to_crop().T
+        mask = warp_to_crop((hwc["mask"][..., 0] > 0.5).astype(np.uint8), transform, order=0) > 0
+        length = np.linalg.norm(normals, axis=-1, keepdims=True)
+        mask &= length[..., 0] > 0.5
+        normals = np.where(mask[..., None], normals / np.maximum(length, 1e-6), 0.0).astype(np.float32)
+        hair = warp_to_crop(hwc["hair"][..., 0], transform, order=1).astype(np.float32)
+        prior = None if landmarks is None else self.prior.from_landmarks(transform.to_crop(landmarks), size)
+        out = {"image": torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float() / 255.0,
+               "normals": torch.from_numpy(np.ascontiguousarray(normals.transpose(2, 0, 1))),
+               "mask": torch.from_numpy(mask[None].astype(np.float32)),
+               "hair": torch.from_numpy(np.clip(hair, 0.0, 1.0)[None]),
+               "identity": item["identity"], "seed": item["seed"]}
+        out.update(prior_tensors(prior, size))
+        return out

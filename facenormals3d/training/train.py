@@ -147,7 +147,7 @@ class Trainer:
         if cfg.train_only == "confidence" and not (cfg.model.confidence and (cfg.init_weights or ckpt)):
             raise InputError("--train-only", "confidence alone needs --confidence and --init-weights "
                                              "(the trained network whose confidence is learnt)")
-        self.data = with_prior(data, cfg.prior)
+        self.data = with_prior(data, cfg)
         model = CrossModalNet(cfg.model).to(self.device)
         if cfg.channels_last:
             model = model.to(memory_format=torch.channels_last)

@@ -183,3 +183,18 @@ def test_real_model_smoke(ict_model):
     for index in range(2, 4):
         hit = engine.render_index(0, index).depth > 0
         assert (ndimage.binary_fill_holes(hit) & ~hit).sum() <= 3
+
+
+def test_a_margin_renders_more_around_the_same_crop(model):
+    """``margin`` widens the render about the crop's centre at the same pixels per mm: the
+    same face lands at the same place, shifted by the added border."""
+    from dataclasses import replace
+
+    narrow = SynthEngine(model, PLAIN).render_index(3, 0)
+    wide_settings = replace(PLAIN, margin=1.5)
+    assert wide_settings.render_side == 192
+    wide = SynthEngine(model, wide_settings).render_index(3, 0)
+    assert wide.image.shape == (192, 192, 3) and wide.normals.shape == (192, 192, 3)
+    np.testing.assert_allclose(wide.landmarks68 - 32.0, narrow.landmarks68, atol=1e-3)
+    inner = wide.mask[32:160, 32:160]
+    assert (inner == narrow.mask).mean() > 0.99
