@@ -44,7 +44,7 @@ FIT_PRIORS = ("fit", "fit-v2")
 #: Weights used when none are given: the checkpoint shipped in ``assets/``.
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "assets" / "normalnet.safetensors"
 #: SHA-256 of the shipped weights, pinned in code: a swapped weights+sidecar pair is refused.
-DEFAULT_WEIGHTS_SHA256 = "99f5569b6cabeba0766dcf129e2d849a7d7f4acd86bfeee7d2cbae70e627a24b"
+DEFAULT_WEIGHTS_SHA256 = "e81689c4b67b50a76116809827fecfcb8a8a6380d292b8d432fa735f10802688"
 
 
 @dataclass(frozen=True)
