@@ -298,3 +298,7 @@ def test_front_end_framing_needs_a_prior_and_a_margin():
         with_prior(data, TrainConfig(prior="fit-v2", framing="front-end", synth={"size": 32, "margin": 1.0}))
     with pytest.raises(InputError, match="framing"):
         with_prior(data, TrainConfig(prior="fit-v2", framing="sideways"))
+    from facenormals3d.training.prior import FrontEndFramed
+
+    with pytest.raises(InputError, match="mediapipe"):  # a prior that cannot take given landmarks
+        FrontEndFramed(Constant(), fake_prior, 64)

@@ -21,7 +21,9 @@ Where to plug in another prior (e.g. the fitted morphable face)
 The crop frame: a synthetic sample is already a crop made by the shared crop rule (on the
 model's landmarks, plus jitter), and the rule is axis-aligned (scale and shift only), so
 the landmark face is built directly in the sample's pixels; its orthographic normals do
-not depend on where the crop's square lies.
+not depend on where the crop's square lies. With ``TrainConfig.framing == "front-end"``
+(:class:`FrontEndFramed`) the sample is cropped again as ``reconstruct`` crops a photo and
+the prior is built from the same landmarks in that crop.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from typing import Callable
 import numpy as np
 import torch
 from torch.utils.data import Dataset
+
+from facenormals3d.errors import InputError
 
 PriorFn = Callable[[np.ndarray], "np.ndarray | None"]
 
@@ -104,7 +108,6 @@ class FittedPrior(_FrontEndPrior):
     _fitter: object = field(default=None, init=False, repr=False, compare=False)
 
     def from_landmarks(self, landmarks: np.ndarray, size: int) -> np.ndarray | None:
-        from facenormals3d.errors import InputError
         from facenormals3d.fit.landmarks import LandmarkFitSettings, LandmarkFitter, fit_crop, fitted_normals
         from facenormals3d.fit.model import load_face_model
 
@@ -194,7 +197,7 @@ class WithPrior(Dataset):
         return item
 
 
-class FrontEndFramed(Dataset):
+class FrontEndFramed(WithPrior):
     """Items of ``dataset`` cropped as ``reconstruct`` crops a photo, plus their prior.
 
     ``dataset`` renders with room around the engine's crop (``SynthSettings.margin`` > 1).
@@ -218,15 +221,11 @@ class FrontEndFramed(Dataset):
     """
 
     def __init__(self, dataset: Dataset, prior: _FrontEndPrior, size: int):
-        self.dataset, self.prior, self.size = dataset, prior, int(size)
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getattr__(self, name: str):
-        if name in ("dataset", "prior", "size"):
-            raise AttributeError(name)
-        return getattr(self.dataset, name)
+        if not isinstance(prior, _FrontEndPrior):
+            raise InputError("train config", "framing front-end needs a prior built from mediapipe's "
+                             f"landmarks (landmarks, fit, fit-v2), not {type(prior).__name__}")
+        super().__init__(dataset, prior)
+        self.size = int(size)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         from facenormals3d.face.align import face_crop

@@ -111,6 +111,12 @@ def test_landmarks_land_where_faces_have_them(model):
     again = crop_from_points(lm[list(CROP_POINTS_IBUG68)], CropSettings(size=128))
     k = s.params["camera"]["crop_jitter"]["scale"]
     assert abs(again.scale * k - 1.0) < 0.02
+    # The jitter scales about the crop's centre, then shifts: the rule's centre lands at the
+    # render's centre plus the recorded shift (until 2026-12-06 the shift was never applied).
+    shift = np.array(s.params["camera"]["crop_jitter"]["shift_px"])
+    centre = again.to_photo(np.array([[64.0, 64.0]]))[0]
+    np.testing.assert_allclose(centre, 64.0 + shift, atol=0.05)
+    assert np.array(s.params["camera"]["photo_to_crop"]).shape == (2, 3)
     # Landmarks sit on the rendered head: their pixels were hit.
     px = np.clip(lm.astype(int), 0, 127)
     assert (s.depth[px[:, 1], px[:, 0]] > 0).mean() > 0.95
