@@ -115,7 +115,8 @@ class FaceModel:
         """Bool, the shape of ``triangle``: where the seen triangle (a pixel's front-most
         one, -1 for none, e.g. from :func:`~facenormals3d.raster.orthographic_hits`) is
         part of the face region (:data:`FACE_REGION_PARTS`). ``grow``: pixels (of an ``S x
-        S`` image) to widen it by, staying on the model's surface (``triangle`` >= 0)."""
+        S`` image) to widen it by, staying on the model's surface (``triangle`` >= 0) and off
+        the mouth's inside (:data:`PART_MOUTH`: an open mouth stays open)."""
         t = np.asarray(triangle)
         seen = t >= 0
         region = seen & np.isin(self.triangle_parts, FACE_REGION_PARTS)[t]
@@ -123,7 +124,8 @@ class FaceModel:
             import cv2
 
             kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
-            region = seen & cv2.dilate(region.view(np.uint8), kernel).astype(bool)
+            onto = seen & (self.triangle_parts != PART_MOUTH)[t]  # never across an open mouth
+            region = region | (onto & cv2.dilate(region.view(np.uint8), kernel).astype(bool))
         return region
 
     def landmark_points(self, vertices: np.ndarray) -> np.ndarray:

@@ -65,6 +65,12 @@ def test_face_region_grows_on_the_surface_only(model):
     grown = model.face_region(np.where(np.arange(9) >= 5, -1, tri), grow=2)
     assert not grown[:, 5:].any() and grown[4, 3:5].all()  # never onto pixels that see nothing
     np.testing.assert_array_equal(model.face_region(tri, grow=0), tri == face)
+    from facenormals3d.fit.model import PART_MOUTH
+
+    mouth = int(np.flatnonzero(model.triangle_parts == PART_MOUTH)[0])
+    tri[:4] = mouth  # an open mouth above the face pixel: the region does not spread into it
+    grown = model.face_region(tri, grow=2)
+    assert not grown[:4].any() and grown[4, 2:7].all() and grown[6, 4]
 
 
 def test_fit_recovers_known_coefficients(model, weak_prior_fitter):
