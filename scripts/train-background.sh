@@ -6,7 +6,7 @@
 #   scripts/train-background.sh stream  [RUN_DIR] [EXTRA TRAIN FLAGS...]
 #       synthetic data rendered on the fly by data workers, never repeating (--synth);
 #       default RUN_DIR runs/normalnet-stream. EXTRA flags go to `facenormals3d train`
-#       (e.g. --coarse-normals --prior landmarks --confidence, --data-seed, --steps).
+#       (e.g. --coarse-normals --prior fit-v2 --framing front-end --confidence, --data-seed, --steps).
 #   scripts/train-background.sh shipped RUN_DIR INIT_WEIGHTS
 #       re-run the shipped weights' last training stage: the train config recorded with them
 #       (assets/normalnet.json, metadata.train_config: data seed, synthetic settings, lr,
