@@ -39,7 +39,7 @@ FRONT_END_MARGIN = 1.3
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from facenormals3d.console import add_common_options, add_device_option
-    from facenormals3d.training.config import TRAIN_ONLY
+    from facenormals3d.training.config import FRAMINGS, TRAIN_ONLY
 
     p = sub.add_parser("train", help="train the cross-modal normal network (resumable, DDP-ready)",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -58,7 +58,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                       ("data-seed", int), ("prior", str), ("hair-weight", float), ("init-weights", str)):
         p.add_argument(f"--{flag}", type=typ, default=None,
                        help=f"TrainConfig.{FLAG_FIELDS[flag.replace('-', '_')]} (default from the config)")
-    p.add_argument("--framing", choices=("model", "front-end"), default=None,
+    p.add_argument("--framing", choices=FRAMINGS, default=None,
                    help="synthetic crops framed by the engine's rule on the model's landmarks (model), or "
                         "as reconstruct crops a photo, on the landmarks mediapipe finds (front-end: renders "
                         f"with margin {FRONT_END_MARGIN}, needs --prior; TrainConfig.framing, default model)")

@@ -10,6 +10,8 @@ from facenormals3d.model.config import ModelConfig
 
 #: What :attr:`TrainConfig.train_only` may name.
 TRAIN_ONLY = ("all", "confidence")
+#: How synthetic training crops may be framed (``TrainConfig.framing``).
+FRAMINGS = ("model", "front-end")
 
 #: Settings that may change when a run is resumed (how long and how often, not what is learnt).
 RUN_LENGTH_FIELDS = ("steps", "max_minutes", "val_every", "checkpoint_every", "log_every", "num_workers")

@@ -195,8 +195,10 @@ def with_prior(data: DataSources, cfg: "TrainConfig") -> DataSources:
     every photo source's items as ``coarse_normals``; with ``framing == "front-end"`` the
     paired items are also cropped as ``reconstruct`` crops
     (:class:`~facenormals3d.training.prior.FrontEndFramed`). Unchanged for prior ``"none"``."""
-    if cfg.framing not in ("model", "front-end"):
-        raise InputError("train config", f"framing must be model or front-end, not {cfg.framing!r}")
+    from facenormals3d.training.config import FRAMINGS
+
+    if cfg.framing not in FRAMINGS:
+        raise InputError("train config", f"framing must be one of {', '.join(FRAMINGS)}, not {cfg.framing!r}")
     if cfg.prior == "none":
         if cfg.framing == "front-end":
             raise InputError("train config", "framing front-end needs a prior (--prior)")

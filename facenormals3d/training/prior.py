@@ -229,7 +229,7 @@ class FrontEndFramed(WithPrior):
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         from facenormals3d.face.align import face_crop
-        from facenormals3d.face.crop import CropSettings, CropTransform, warp_to_crop
+        from facenormals3d.face.crop import CropSettings, square_crop, warp_to_crop
         from facenormals3d.face.texture import sample_face
 
         item = self.dataset[index]
@@ -237,8 +237,7 @@ class FrontEndFramed(WithPrior):
         side, size = rgb.shape[0], self.size
         landmarks = self.prior.landmarks(rgb)
         if landmarks is None:
-            off = (side - size) / 2.0
-            transform = CropTransform(np.array([[1.0, 0.0, -off], [0.0, 1.0, -off]]), size)
+            transform = square_crop(np.array([side / 2.0, side / 2.0]), size, 0.0, size)
         else:
             transform = face_crop(landmarks, CropSettings(size=size))
         image = sample_face(rgb, transform).pixels
