@@ -227,6 +227,29 @@ def test_grey_copy_finds_a_face_coloured_light_hides(ict_model):
 
 
 @pytest.mark.ict
+def test_grey_copy_is_searched_when_only_an_upside_down_face_is_found(ict_model):
+    """A held-out render under neon light: in colour only a small face in the background is
+    found, upside down; the grey copy's search finds the main face, upright, where it is
+    rendered, and it comes first (largest)."""
+    from facenormals3d.data.synth import SynthEngine
+
+    sample = SynthEngine(ict_model).render_index(777, 27, "test")
+    ys, xs = np.nonzero(sample.mask)
+    truth = np.array([xs.min(), ys.min(), xs.max(), ys.max()], float)
+    with FaceFinder(DetectSettings(grey_retry=False)) as colour:
+        faces = colour.search(sample.image).faces
+        assert len(faces) == 1 and abs(faces[0].roll_deg) > 135
+        assert boxes.iou(boxes.points_box(faces[0].landmarks), truth) < 0.2
+    with FaceFinder(DetectSettings()) as both:
+        found = both.search(sample.image)
+    assert found.grey and len(found.faces) == 2
+    main, turned = found.faces
+    assert main.extras["found_in"].endswith("(grey)") and abs(main.roll_deg) < 45
+    assert not turned.extras["found_in"].endswith("(grey)")
+    assert boxes.iou(boxes.points_box(main.landmarks), truth) > 0.7
+
+
+@pytest.mark.ict
 def test_face_mesh_alone_finds_a_turned_face_both_detectors_miss(ict_model):
     """A held-out render turned 43 deg away: neither detector finds it, in colour or grey; the face mesh
     on the whole photo does, on the rendered face, with detection score 0 and a warning."""
