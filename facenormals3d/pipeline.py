@@ -48,7 +48,7 @@ FIT_PRIORS = ("fit", "fit-v2")
 #: Weights used when none are given: the checkpoint shipped in ``assets/``.
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "assets" / "normalnet.safetensors"
 #: SHA-256 of the shipped weights, pinned in code: a swapped weights+sidecar pair is refused.
-DEFAULT_WEIGHTS_SHA256 = "e81689c4b67b50a76116809827fecfcb8a8a6380d292b8d432fa735f10802688"
+DEFAULT_WEIGHTS_SHA256 = "532930e65fb58f8bfc2bf1d5805dd11d05cd614861cd6056dc65612daf2b2e4b"
 
 
 @dataclass(frozen=True)
