@@ -124,10 +124,10 @@ class DetectSettings:
     """Clockwise turns (degrees) tried when the upright search fails; () = never."""
     grey_retry: bool = True
     """Search the photo's grey copy when nothing passes in colour, or when every face found
-    lies beyond :attr:`turned_roll_deg` (as the turned search, the likely upright face is
-    missing: on held-out render 27 of seed 777 the colour search finds only a small face in
-    the background, upside down, and the grey copy the main face under neon light; of 150
-    renders, seeds 777-785, and the shared real photos no other one has only turned faces).
+    lies beyond :attr:`turned_roll_deg`; then, as for the turned search, an upright face is
+    likely missing. On held-out render 27 of seed 777 the colour search finds only a small
+    face in the background, upside down, and the grey copy the main face under neon light;
+    no other of 150 renders (seeds 777-785) or of the shared real photos has only turned faces.
     On 90 held-out synthetic renders (seeds 777, 779, 781; many under coloured light) the
     nothing-found retry found 2 of the 9 faces the colour search missed, and no other count
     changed on the shared real photos. A photo with no face pays the search twice
