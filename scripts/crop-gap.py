@@ -87,7 +87,8 @@ def main() -> None:
                 continue
             row = [angular_error_deg(x[both], sample.normals[both]).mean() for x in (via, direct, back)]
             scores.append(row)
-            print(f"{i}: pipeline {row[0]:.2f} direct {row[1]:.2f} round_trip {row[2]:.2f} outside {1 - face.crop_known.mean():.2f} roll {face.roll_deg:.1f} "
+            print(f"{i}: pipeline {row[0]:.2f} direct {row[1]:.2f} round_trip {row[2]:.2f} "
+                  f"outside {1 - face.crop_known.mean():.2f} roll {face.roll_deg:.1f} "
                   f"scale {face.transform.scale:.3f}", flush=True)
     if scores:
         m = np.mean(scores, axis=0)

@@ -20,8 +20,9 @@
    the detector prefers the landmarks' upright view of the face to the same view turned
    by 90, 180 or 270 degrees (an upside-down face can pass every other check).
 4. **Rotations.** When nothing passes, a confident detection fails the checks, or a face
-   lies on its side or upside down (:attr:`DetectSettings.turned_roll_deg`), the shrunk photo is searched again turned by 90, 180 and 270 degrees; what is found there
-   is mapped back and fitted the same way.
+   lies on its side or upside down (:attr:`DetectSettings.turned_roll_deg`), the shrunk
+   photo is searched again turned by 90, 180 and 270 degrees; what is found there is
+   mapped back and fitted the same way.
 5. **Grey.** When still nothing passes, or every face found lies on its side or upside
    down, the photo's luminance (as grey RGB) is searched the same way
    (:attr:`DetectSettings.grey_retry`): strongly coloured light hides faces from both
@@ -299,7 +300,7 @@ class FaceFinder:
         accepted: list[DetectedFace] = []
         rejected: list[tuple[_Candidate, str]] = []
         tried = self._search_turns(image, accepted, rejected)
-        grey = s.grey_retry and not any(abs(f.roll_deg) <= s.turned_roll_deg for f in accepted)
+        grey = s.grey_retry and all(self._lies_turned(f) for f in accepted)
         if grey:
             in_colour = len(accepted)
             self._search_turns(boxes.grey(image), accepted, rejected)
@@ -336,7 +337,12 @@ class FaceFinder:
         or upside down (the detector misses most such faces, so the others are likely
         missing)."""
         return (not accepted or bool(self._failed_detections(accepted, rejected))
-                or any(abs(f.roll_deg) > self.settings.turned_roll_deg for f in accepted))
+                or any(self._lies_turned(f) for f in accepted))
+
+    def _lies_turned(self, face: DetectedFace) -> bool:
+        """Whether ``face`` lies on its side or upside down (its eye line turned beyond
+        :attr:`DetectSettings.turned_roll_deg`)."""
+        return abs(face.roll_deg) > self.settings.turned_roll_deg
 
     # -- candidates -------------------------------------------------------------------
 
