@@ -202,6 +202,33 @@ def _tree(root: Path) -> dict:
     return out
 
 
+def _difference(name: str, a, b) -> str:
+    """Where two versions of one file differ: for images and arrays, how many pixels and
+    where (so a rare mismatch in CI says which pixels moved), else that the content does."""
+    import io
+
+    from PIL import Image
+
+    if name.endswith((".png", ".npy")):
+        x, y = ((np.asarray(Image.open(io.BytesIO(v))) if name.endswith(".png") else np.load(io.BytesIO(v)))
+                for v in (a, b))
+        if x.shape != y.shape:
+            return f"{name}: shapes {x.shape} vs {y.shape}"
+        diff = ~((x == y) | (np.isnan(x) & np.isnan(y)) if x.dtype.kind == "f" else x == y)
+        diff = diff.reshape(diff.shape[0], diff.shape[1], -1).any(axis=-1) if diff.ndim >= 2 else diff
+        where = np.argwhere(diff)
+        return f"{name}: {len(where)} pixels differ, first (row, col) {where[:8].tolist()}"
+    return f"{name}: content differs"
+
+
+def _assert_same_files(serial: dict, other: dict, run: str) -> None:
+    """Every file of ``serial`` is in ``other`` with the same content (see :func:`_tree`);
+    the failure lists every differing file."""
+    assert serial.keys() == other.keys(), (run, sorted(serial.keys() ^ other.keys()))
+    differing = [_difference(name, serial[name], other[name]) for name in serial if serial[name] != other[name]]
+    assert not differing, (run, differing)
+
+
 def test_overlapped_run_writes_the_same_files_as_a_serial_run(astronaut, tmp_path, capsys):
     from PIL import Image
 
@@ -233,10 +260,7 @@ def test_overlapped_run_writes_the_same_files_as_a_serial_run(astronaut, tmp_pat
     serial = _tree(tmp_path / "serial")
     assert "a/face_0/preview.png" in serial and "b/overlay.png" in serial
     for run in ("overlap", "processes"):
-        other = _tree(tmp_path / run)
-        assert serial.keys() == other.keys(), run
-        for name in serial:
-            assert serial[name] == other[name], (run, name)
+        _assert_same_files(serial, _tree(tmp_path / run), run)
 
 
 
@@ -265,9 +289,7 @@ def test_one_photo_with_the_network_in_a_helper_writes_the_serial_runs_files(ast
     assert run.stdout.strip().splitlines()[-1] == "False"  # torch stayed in the helper
     serial, helper = _tree(tmp_path / "serial"), _tree(tmp_path / "helper")
     assert "pair/face_1/preview.png" in serial
-    assert serial.keys() == helper.keys()
-    for name in serial:
-        assert serial[name] == helper[name], name
+    _assert_same_files(serial, helper, "helper")
 
 
 def test_photos_started_ahead_with_the_helper_fail_alone_and_in_order(astronaut, tmp_path, capsys):
@@ -293,9 +315,8 @@ def test_photos_started_ahead_with_the_helper_fail_alone_and_in_order(astronaut,
     assert [f["input"] for f in summary["failed"]] == [str(photos[1])]
     assert "broken.jpg: not a readable image" in summary["failed"][0]["error"]
     serial, ahead = _tree(tmp_path / "serial"), _tree(tmp_path / "ahead")
-    assert serial.keys() == ahead.keys() and "b/face_0/preview.png" in serial
-    for name in serial:
-        assert serial[name] == ahead[name], name
+    assert "b/face_0/preview.png" in serial
+    _assert_same_files(serial, ahead, "ahead")
 
 
 def test_default_photo_workers_are_bounded_by_cores_and_memory(monkeypatch):
