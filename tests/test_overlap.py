@@ -214,9 +214,12 @@ def _difference(name: str, a, b) -> str:
                 for v in (a, b))
         if x.shape != y.shape:
             return f"{name}: shapes {x.shape} vs {y.shape}"
-        diff = ~((x == y) | (np.isnan(x) & np.isnan(y)) if x.dtype.kind == "f" else x == y)
-        diff = diff.reshape(diff.shape[0], diff.shape[1], -1).any(axis=-1) if diff.ndim >= 2 else diff
-        where = np.argwhere(diff)
+        same = x == y
+        if x.dtype.kind == "f":
+            same |= np.isnan(x) & np.isnan(y)
+        if same.ndim > 2:  # a pixel differs when any of its channels does
+            same = same.reshape(same.shape[0], same.shape[1], -1).all(axis=-1)
+        where = np.argwhere(~same)
         return f"{name}: {len(where)} pixels differ, first (row, col) {where[:8].tolist()}"
     return f"{name}: content differs"
 
