@@ -56,6 +56,23 @@ def test_stream_reads_consecutive_indices_and_resumes_where_it_stopped():
     assert seen == [9, 10, 11] and batch["identity"].tolist() == [9, 10, 11]
 
 
+class ThreadCounts(Endless):
+    """Item i reports the OpenBLAS and OpenCV thread counts of the process that made it."""
+
+    def __getitem__(self, i):
+        import cv2
+
+        from facenormals3d.device import _loaded_openblas
+
+        blas = [get() for _, get in _loaded_openblas()]
+        return {"blas": torch.tensor(max(blas) if blas else 1), "cv2": torch.tensor(cv2.getNumThreads())}
+
+
+def test_data_workers_run_blas_and_opencv_on_one_thread():
+    batch = StreamBatches(ThreadCounts(), batch_size=2, rank=0, world=1, workers=1).next()
+    assert batch["blas"].tolist() == [1, 1] and batch["cv2"].tolist() == [1, 1]
+
+
 def test_ranks_read_disjoint_items():
     seen0, seen1 = [], []
     for seen, rank in ((seen0, 0), (seen1, 1)):
