@@ -18,7 +18,9 @@
 #
 # Environment: ICT (default .cache/ICT-FaceKit), WORKERS (data worker processes, default 1),
 # THREADS (torch threads of the trainer, default 1). On 2 cores, 1 data worker + 1 trainer
-# thread measured best for the shipped network size (see the README's training notes).
+# thread keep both cores busy at the shipped network size: ~5 samples/s with
+# --framing front-end --prior fit-v2 (2026-12-06; ~2.4 before the workers' OpenBLAS ran on
+# one thread, when the worker's spinning BLAS threads took the trainer's core).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode="${1:-stream}"
