@@ -103,10 +103,12 @@ def shipped_config() -> ModelConfig:
     Chosen with ``facenormals3d bench network`` for a budget of a few hours on 2 CPU
     cores: input 128 (crops resized from 256 and the normals back) trains on ~4x more
     samples than input 256 in the same time. Width 0.375 until 2026-12-06 (~16 GFLOP per
-    paired training sample); since then width 0.5 (~28 GFLOP), grown from the 0.375 weights
-    by :mod:`facenormals3d.model.widen` when they had converged. Inference with flip average
-    ~41 ms a face on 2 cores (60 ms limit). The shipped weights are prior-conditioned
+    paired training sample), then width 0.5 (~28 GFLOP), and since 2026-12-07 width 0.5625
+    (~35 GFLOP, 12.3 M parameters), each grown from the narrower weights by
+    :mod:`facenormals3d.model.widen` when they had flattened. Inference with flip average
+    33 ms a face on 2 cores against 28 ms at 0.5 (``bench network``, 2026-12-07; 60 ms
+    limit; ~41 ms at 0.5 on a slower machine earlier). The shipped weights are prior-conditioned
     (``coarse_normals``: RGB + the fitted face's normals, 6 input channels); a test checks
     that this matches ``assets/normalnet.json``.
     """
-    return ModelConfig(width=0.5, input_size=128, coarse_normals=True)
+    return ModelConfig(width=0.5625, input_size=128, coarse_normals=True)
