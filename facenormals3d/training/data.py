@@ -61,6 +61,8 @@ class BatchStream:
         # Own generator: a new iterator must not draw from the global RNG, or a resumed
         # run (which builds its iterators at another step) would drift from a straight one.
         gen = torch.Generator().manual_seed(self.sampler.seed + self.epoch)
+        if self.workers:
+            _opencv_on_one_thread()
         return iter(DataLoader(self.dataset, batch_size=self.batch_size, sampler=order, drop_last=True,
                                num_workers=self.workers, worker_init_fn=_data_worker_init, generator=gen))
 
@@ -105,6 +107,8 @@ class StreamBatches:
 
     def next(self) -> dict[str, Any]:
         if self._it is None:
+            if self.workers:
+                _opencv_on_one_thread()
             self._it = iter(DataLoader(self.dataset, batch_size=self.batch_size, sampler=_Endless(self._indices),
                                        num_workers=self.workers, worker_init_fn=_data_worker_init,
                                        prefetch_factor=4 if self.workers else None,
@@ -131,20 +135,29 @@ class _Endless(torch.utils.data.Sampler):
 
 
 def _data_worker_init(_worker_id: int) -> None:
-    """One thread per data worker for OpenCV and OpenBLAS too (torch already sets its own).
+    """One OpenBLAS thread per data worker (torch already sets its own).
 
     numpy's OpenBLAS otherwise starts a thread per core, whose spinning beside the trainer
     made the landmark fit's small solves slow: on 2 cores with training running, one item
     of the front-end framed stream took 0.24-0.33 s with the default threads and 0.20-0.21 s
-    with one (2026-12-06, system CPU 3 s -> 0.5 s over 16 items).
+    with one (2026-12-06, system CPU 3 s -> 0.5 s over 16 items). OpenCV is set to one
+    thread in the parent before the workers fork (:func:`_opencv_on_one_thread`), not here.
     """
-    import cv2
     import scipy.linalg  # noqa: F401  (loads scipy's OpenBLAS so that it is limited too)
 
     from facenormals3d.device import limit_blas_threads
 
-    cv2.setNumThreads(1)
     limit_blas_threads(1)
+
+
+def _opencv_on_one_thread() -> None:
+    """OpenCV on one thread in this process, before data workers fork from it (they inherit
+    it). Changing OpenCV's thread count in a forked worker deadlocks once the parent's OpenCV
+    thread pool has run: under pytest-xdist ``cv2.setNumThreads(1)`` in a worker hung in
+    ``pthread_cond_destroy`` (2026-12-07)."""
+    import cv2
+
+    cv2.setNumThreads(1)
 
 
 def make_stream(dataset: Dataset, cfg: "TrainConfig", rank: int, world: int):
