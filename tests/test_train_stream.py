@@ -73,9 +73,13 @@ def test_data_workers_run_blas_and_opencv_on_one_thread():
 
     # OpenCV's thread pool has run in this process (as after other tests): a worker that
     # changed OpenCV's thread count after the fork deadlocked here.
-    cv2.setNumThreads(2)
-    cv2.GaussianBlur(np.zeros((1024, 1024, 3), np.uint8), (0, 0), 3.0)
-    batch = StreamBatches(ThreadCounts(), batch_size=2, rank=0, world=1, workers=1).next()
+    before = cv2.getNumThreads()
+    try:
+        cv2.setNumThreads(2)
+        cv2.GaussianBlur(np.zeros((1024, 1024, 3), np.uint8), (0, 0), 3.0)
+        batch = StreamBatches(ThreadCounts(), batch_size=2, rank=0, world=1, workers=1).next()
+    finally:
+        cv2.setNumThreads(before)  # the stream set this process to one thread
     assert batch["blas"].tolist() == [1, 1] and batch["cv2"].tolist() == [1, 1]
 
 
