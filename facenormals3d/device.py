@@ -131,7 +131,7 @@ def limit_blas_threads(n: int) -> int:
 
 
 #: glibc ``mallopt`` parameters (``<malloc.h>``).
-_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
+_M_TRIM_THRESHOLD, _M_MMAP_MAX, _M_ARENA_MAX = -1, -4, -8
 
 
 def keep_freed_memory() -> bool:
@@ -145,8 +145,16 @@ def keep_freed_memory() -> bool:
     reuses them. Measured in ``reconstruct`` (2 cores): system time per face in a warm
     process 0.24 -> 0.04 s; one photo from a cold start ~5.0 -> ~4.6 s. The cost: memory
     the process has freed is returned to the OS only when it exits, so its resident size
-    stays at its peak (which is what ``bench pipeline`` reports anyway). Process-wide; for
-    short-lived worker and command processes, not for a library host.
+    stays at its peak (which is what ``bench pipeline`` reports anyway).
+
+    Every thread also allocates from the one main heap (at most one malloc arena): glibc
+    otherwise gives a thread that allocates while another holds the heap its own arena,
+    whose heaps are 64 MB mmaps, so a full-atlas array baked on the writer thread was mapped
+    afresh and unmapped again each time, whatever the settings above. Measured on the 48 MP
+    photo of ``bench pipeline`` (2 cores, 8 interleaved runs each, 2026-12-07): median 3.63
+    s against 4.02 s, system time 1.02 s against 1.61 s. Threads then share the heap's lock;
+    ours allocate large arrays, rarely. Process-wide: call it before the process starts its
+    threads; for short-lived worker and command processes, not for a library host.
     """
     import ctypes
 
@@ -155,4 +163,5 @@ def keep_freed_memory() -> bool:
     except (OSError, AttributeError):  # not glibc (macOS, musl without mallopt)
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    return bool(mallopt(_M_MMAP_MAX, 0)) & bool(mallopt(_M_TRIM_THRESHOLD, 2 ** 31 - 1))
+    return (bool(mallopt(_M_MMAP_MAX, 0)) & bool(mallopt(_M_TRIM_THRESHOLD, 2 ** 31 - 1))
+            & bool(mallopt(_M_ARENA_MAX, 1)))

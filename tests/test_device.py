@@ -83,3 +83,43 @@ def test_keep_freed_memory_lets_a_large_array_reuse_freed_pages():
     _, fresh = faults("default")
     assert fresh > 8000
     assert reused < 500
+
+
+_FAULTS_OF_AN_ARRAY_REUSED_ON_A_THREAD = """
+import resource, sys, threading
+import numpy as np
+from facenormals3d.device import keep_freed_memory
+kept = keep_freed_memory() if sys.argv[1] == "keep" else None
+np.ones(40 << 20, np.uint8)  # 40 MB on this thread, freed at once
+faults = []
+def job():
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    np.ones(40 << 20, np.uint8)
+    faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+t = threading.Thread(target=job)
+t.start()
+t.join()
+print(kept, faults[0])
+"""
+
+
+def test_keep_freed_memory_lets_a_thread_reuse_pages_freed_on_another():
+    """The same across threads (the writer thread's atlases): a 40 MB array freed on the
+    main thread, then one made on a new thread. By default the thread gets its own malloc
+    arena and faults in every page anew; with one heap for every thread it reuses them."""
+    import os
+    import subprocess
+    import sys
+
+    def faults(mode: str) -> tuple[str, int]:
+        out = subprocess.run([sys.executable, "-c", _FAULTS_OF_AN_ARRAY_REUSED_ON_A_THREAD, mode], check=True,
+                             capture_output=True, text=True,
+                             env={**os.environ, "NUMPY_MADVISE_HUGEPAGE": "0"}).stdout.split()
+        return out[0], int(out[1])
+
+    kept, reused = faults("keep")
+    if kept != "True":
+        pytest.skip("mallopt is not available (not glibc)")
+    _, fresh = faults("default")
+    assert fresh > 8000
+    assert reused < 500

@@ -10,8 +10,9 @@ machine; ratios hold):
 * **batch of 12 faces**: one ``reconstruct`` process over six single-face 512^2 photos and a
   six-face group photo (all built here from the astronaut portrait), every file written,
   wall clock per face including start-up;
-* **48 MP photo**: one ``reconstruct`` process on the 48 MP photo of ``bench faces`` (three
-  faces), wall clock and the child's peak resident memory;
+* **48 MP photo**: ``reconstruct`` processes on the 48 MP photo of ``bench faces`` (three
+  faces; as many as ``--cold-repeats``), the median wall clock and the largest peak resident
+  memory;
 * **warm, per stage**: one face in a warm process (network and, as the in-process
   reference, the landmark baseline), with writing and the preview timed apart.
 
@@ -44,7 +45,7 @@ IMPORT_FLOOR = ("import facenormals3d, numpy, scipy.ndimage, scipy.sparse, pyamg
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repeats", type=int, default=3, help="warm timed runs per configuration (median kept)")
-    p.add_argument("--cold-repeats", type=int, default=3, help="fresh processes for the cold and floor timings")
+    p.add_argument("--cold-repeats", type=int, default=3, help="fresh processes for the cold, floor and 48 MP timings")
     p.add_argument("--refine-iterations", type=int, default=0,
                    help="also time the refinement with this many iterations (default 0: skip)")
     p.add_argument("--no-48mp", action="store_true", help="skip the 48 MP photo")
@@ -214,14 +215,19 @@ def _processes(args: argparse.Namespace, tmp: Path) -> tuple[list[dict], list[di
 
         big = tmp / "48mp.jpg"
         expected = build_photo(big)
-        r = _fresh_process(["reconstruct", str(big), "-o", str(tmp / "big_out"), *common])
-        got = _faces_written(tmp / "big_out")
-        rows.append({"run": "48 MP photo", "wall_s": round(r["wall_s"], 3), "x_floor": round(r["wall_s"] / floor, 2),
-                     "faces": f"{got}/{expected}", "s_per_face": round(r["wall_s"] / max(got, 1), 3),
-                     "peak_rss_gb": round(r["peak_rss_gb"], 3), "tree_rss_gb": round(r["tree_rss_gb"], 3)})
-        targets += [target("48 MP photo end to end (cold process, every file), seconds", r["wall_s"], 4.0),
+        runs = [_fresh_process(["reconstruct", str(big), "-o", str(tmp / f"big_out{k}"), *common])
+                for k in range(max(1, args.cold_repeats))]
+        wall = statistics.median(r["wall_s"] for r in runs)
+        peak, tree = max(r["peak_rss_gb"] for r in runs), max(r["tree_rss_gb"] for r in runs)
+        got = min(_faces_written(tmp / f"big_out{k}") for k in range(len(runs)))
+        rows.append({"run": "48 MP photo", "wall_s": round(wall, 3), "x_floor": round(wall / floor, 2),
+                     "faces": f"{got}/{expected}", "s_per_face": round(wall / max(got, 1), 3),
+                     "peak_rss_gb": round(peak, 3), "tree_rss_gb": round(tree, 3)})
+        targets += [target("48 MP photo end to end (cold process, every file), seconds", wall, 4.0),
                     target("48 MP photo peak memory (all its processes' resident memory summed), GB",
-                           max(r["peak_rss_gb"], r["tree_rss_gb"]), 2.0)]
+                           max(peak, tree), 2.0)]
+        walls = ", ".join(f"{r['wall_s']:.2f}" for r in runs)
+        notes.append(f"48 MP photo: median of {len(runs)} fresh processes ({walls} s), memory the largest of them")
     return rows, targets, notes
 
 
