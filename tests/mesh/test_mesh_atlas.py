@@ -46,6 +46,12 @@ def test_blend_is_the_weighted_sum(channels):
     assert out.shape == a.shape and out.dtype == np.float32
     np.testing.assert_allclose(out, ref, rtol=1e-6, atol=1e-4)
     assert np.array_equal(out[w == 1], a[w == 1]) and np.array_equal(out[w == 0], b[w == 0])
+    for into in ("a", "b", "new"):  # written in place, the same numbers
+        a2, b2 = a.copy(), b.copy()
+        dst = {"a": a2, "b": b2, "new": np.empty_like(a)}[into]
+        assert atlas.blend(a2, b2, w, out=dst) is dst and np.array_equal(dst, out)
+    with pytest.raises(ValueError, match="out must be"):
+        atlas.blend(a, b, w, out=np.empty(a.shape, np.float64))
 
 
 def test_push_pull_fills_holes_and_keeps_known_texels():
