@@ -48,7 +48,7 @@ FIT_PRIORS = ("fit", "fit-v2")
 #: Weights used when none are given: the checkpoint shipped in ``assets/``.
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "assets" / "normalnet.safetensors"
 #: SHA-256 of the shipped weights, pinned in code: a swapped weights+sidecar pair is refused.
-DEFAULT_WEIGHTS_SHA256 = "7f37b8c3dc754b2d178ca3e4d4cfaee3ae802b0eb1387f4b8e9ec1e0d576fbc8"
+DEFAULT_WEIGHTS_SHA256 = "865b859d3129d7cfe46a32c74065c121142c0b84c852f88055732df821265ae1"
 
 
 @dataclass(frozen=True)
