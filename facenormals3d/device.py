@@ -148,9 +148,10 @@ def keep_freed_memory() -> bool:
     stays at its peak (which is what ``bench pipeline`` reports anyway).
 
     Every thread also allocates from the one main heap (at most one malloc arena): glibc
-    otherwise gives a thread that allocates while another holds the heap its own arena,
-    whose heaps are 64 MB mmaps, so a full-atlas array baked on the writer thread was mapped
-    afresh and unmapped again each time, whatever the settings above. Measured on the 48 MP
+    otherwise gives threads arenas of their own (up to 8 per core), and memory one thread
+    freed could not serve another's arrays (tested: a thread's 40 MB array after the main
+    thread freed one faulted in every page anew), so the writer thread's atlases took fresh
+    pages while the main thread's freed ones sat idle. Measured on the 48 MP
     photo of ``bench pipeline`` (2 cores, 8 interleaved runs each, 2026-12-07): median 3.63
     s against 4.02 s, system time 1.02 s against 1.61 s. Threads then share the heap's lock;
     ours allocate large arrays, rarely. Process-wide: call it before the process starts its
