@@ -50,6 +50,26 @@ def test_a_reconstructor_block_runs_blas_on_its_threads():
         assert all(get() == 1 for _, get in libs)
 
 
+def _faults_kept_and_default(script: str) -> tuple[int, int]:
+    """Run ``script`` (it prints whether keep_freed_memory took effect, then a page-fault
+    count) with the heap keeping freed memory and by default, in fresh processes with
+    numpy's transparent-huge-page advice off (pages count one by one); returns the two
+    counts, skipping the test where mallopt is not available."""
+    import os
+    import subprocess
+    import sys
+
+    def faults(mode: str) -> tuple[str, int]:
+        out = subprocess.run([sys.executable, "-c", script, mode], check=True, capture_output=True, text=True,
+                             env={**os.environ, "NUMPY_MADVISE_HUGEPAGE": "0"}).stdout.split()
+        return out[0], int(out[1])
+
+    kept, reused = faults("keep")
+    if kept != "True":
+        pytest.skip("mallopt is not available (not glibc)")
+    return reused, faults("default")[1]
+
+
 _FAULTS_OF_A_REUSED_ARRAY = """
 import resource, sys
 import numpy as np
@@ -67,20 +87,7 @@ def test_keep_freed_memory_lets_a_large_array_reuse_freed_pages():
     largest mmap threshold, 32 MB) and the second one faults in every page anew (10240 of
     4 kB; numpy's transparent-huge-page advice is off here so that pages count one by
     one); with the heap keeping freed memory the second one reuses the first's pages."""
-    import os
-    import subprocess
-    import sys
-
-    def faults(mode: str) -> tuple[str, int]:
-        out = subprocess.run([sys.executable, "-c", _FAULTS_OF_A_REUSED_ARRAY, mode], check=True,
-                             capture_output=True, text=True,
-                             env={**os.environ, "NUMPY_MADVISE_HUGEPAGE": "0"}).stdout.split()
-        return out[0], int(out[1])
-
-    kept, reused = faults("keep")
-    if kept != "True":
-        pytest.skip("mallopt is not available (not glibc)")
-    _, fresh = faults("default")
+    reused, fresh = _faults_kept_and_default(_FAULTS_OF_A_REUSED_ARRAY)
     assert fresh > 8000
     assert reused < 500
 
@@ -107,19 +114,6 @@ def test_keep_freed_memory_lets_a_thread_reuse_pages_freed_on_another():
     """The same across threads (the writer thread's atlases): a 40 MB array freed on the
     main thread, then one made on a new thread. By default the thread gets its own malloc
     arena and faults in every page anew; with one heap for every thread it reuses them."""
-    import os
-    import subprocess
-    import sys
-
-    def faults(mode: str) -> tuple[str, int]:
-        out = subprocess.run([sys.executable, "-c", _FAULTS_OF_AN_ARRAY_REUSED_ON_A_THREAD, mode], check=True,
-                             capture_output=True, text=True,
-                             env={**os.environ, "NUMPY_MADVISE_HUGEPAGE": "0"}).stdout.split()
-        return out[0], int(out[1])
-
-    kept, reused = faults("keep")
-    if kept != "True":
-        pytest.skip("mallopt is not available (not glibc)")
-    _, fresh = faults("default")
+    reused, fresh = _faults_kept_and_default(_FAULTS_OF_AN_ARRAY_REUSED_ON_A_THREAD)
     assert fresh > 8000
     assert reused < 500
