@@ -191,3 +191,47 @@ def test_init_weights_are_recorded_by_their_sha256_and_checked(tmp_path):
         train(replace(saved, init_weights=str(b)), tiny_data(), tmp_path / "other")
     with pytest.raises(InputError, match="no such file"):
         train(tiny_cfg(init_weights=str(tmp_path / "missing.safetensors")), tiny_data(), tmp_path / "missing")
+
+
+def _loss_and_grad(batch, bf16):
+    """The shipped network's training loss on ``batch`` and its gradient (flattened)."""
+    from facenormals3d.model.weights import load_weights
+    from facenormals3d.pipeline import DEFAULT_WEIGHTS
+    from facenormals3d.training.step import Branches
+
+    model = load_weights(DEFAULT_WEIGHTS).train()
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        loss = Branches(model, TrainConfig(model=model.cfg))(batch, None, None)["loss"]
+    loss.backward()
+    return loss.item(), torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
+
+
+def test_bfloat16_step_matches_the_float32_step():
+    # The fast path beside its reference: the shipped weights (a random tiny network's
+    # gradients are ill-conditioned: its 1 x 1 bottleneck's batch norm over 2-4 samples
+    # magnifies rounding), sphere caps at the network's input size, no prior.
+    items = [FakePaired(4)[i] for i in range(4)]
+    batch = {k: torch.nn.functional.interpolate(torch.stack([it[k] for it in items]), size=(128, 128))
+             for k in ("image", "normals", "mask")}
+    batch["coarse_normals"] = torch.zeros_like(batch["normals"])
+    loss32, grad32 = _loss_and_grad(batch, bf16=False)
+    loss16, grad16 = _loss_and_grad(batch, bf16=True)
+    assert loss16 != loss32  # bfloat16 did run
+    assert abs(loss16 - loss32) < 0.005 * loss32
+    assert torch.nn.functional.cosine_similarity(grad16, grad32, dim=0) > 0.99
+
+
+def test_cpu_bfloat16_is_chosen_by_the_config_and_may_be_switched_on_when_resuming(tmp_path):
+    from facenormals3d.training.train import autocast_dtype
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert autocast_dtype(tiny_cfg(), cpu) is None
+    assert autocast_dtype(tiny_cfg(cpu_bf16=True), cpu) is torch.bfloat16
+    assert autocast_dtype(tiny_cfg(), cuda) is torch.float16
+    assert autocast_dtype(tiny_cfg(amp=False, cpu_bf16=True), cuda) is None
+    train(tiny_cfg(steps=2), tiny_data(), tmp_path)
+    result = train(tiny_cfg(steps=4, cpu_bf16=True), tiny_data(), tmp_path, resume=True)
+    assert result.step == 4
+    assert json.loads((tmp_path / "train_config.json").read_text())["cpu_bf16"] is True
+    rows = [json.loads(line) for line in (tmp_path / "log_train.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3, 4] and all(r["loss"] == r["loss"] for r in rows)

@@ -71,6 +71,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "(TrainConfig.train_only; default all)")
     p.add_argument("--channels-last", action="store_true", help="channels-last memory format")
     p.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
+    p.add_argument("--bf16", action="store_true",
+                   help="bfloat16 autocast on the CPU: ~1.8x faster steps on CPUs with AVX512-BF16 or AMX, "
+                        "slower without (TrainConfig.cpu_bf16; may be switched on when resuming)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads per process")
     p.add_argument("--export-weights", nargs=2, metavar=("CKPT", "OUT"),
                    help="only export CKPT's model as OUT.safetensors (+ JSON sidecar) and exit")
@@ -106,6 +109,8 @@ def build_config(args: argparse.Namespace):
         top["train_only"] = args.train_only
     if args.no_amp:
         top["amp"] = False
+    if args.bf16:
+        top["cpu_bf16"] = True
     unknown = set(top) - {f.name for f in fields(TrainConfig)}
     if unknown:
         raise ValueError(f"internal: flags map to unknown TrainConfig fields {sorted(unknown)}")

@@ -13,8 +13,10 @@ TRAIN_ONLY = ("all", "confidence")
 #: How synthetic training crops may be framed (``TrainConfig.framing``).
 FRAMINGS = ("model", "front-end")
 
-#: Settings that may change when a run is resumed (how long and how often, not what is learnt).
-RUN_LENGTH_FIELDS = ("steps", "max_minutes", "val_every", "checkpoint_every", "log_every", "num_workers")
+#: Settings that may change when a run is resumed: how long, how often and on what it runs
+#: (workers, CPU precision), not what it learns from.
+RUN_LENGTH_FIELDS = ("steps", "max_minutes", "val_every", "checkpoint_every", "log_every", "num_workers",
+                     "cpu_bf16")
 
 
 @dataclass
@@ -103,6 +105,11 @@ class TrainConfig:
     """DataLoader worker processes per source."""
     amp: bool = True
     """Mixed precision (float16 autocast) when training on CUDA; ignored on CPU."""
+    cpu_bf16: bool = False
+    """bfloat16 autocast when training on the CPU (weights, optimizer state and losses stay
+    float32). Worth it on CPUs with bfloat16 instructions (AVX512-BF16, AMX): on this
+    project's 2-core machine (AVX512-BF16) a step of the shipped network at batch 8 took
+    1.04 s against 1.9 s in float32; where they are missing it is emulated and slower."""
     channels_last: bool = False
     """Use the channels-last memory format."""
 

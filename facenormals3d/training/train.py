@@ -162,6 +162,7 @@ class Trainer:
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda s: lr_factor(s, cfg))
         self.use_amp = cfg.amp and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+        self.autocast_dtype = autocast_dtype(cfg, self.device)
         self.streams = {k: make_stream(v, cfg, self.rank, self.world) for k, v in sources.items()}
         self.step, self.last_val, self.best = 0, None, math.inf
         if ckpt is None and cfg.init_weights:
@@ -225,7 +226,8 @@ class Trainer:
                        for k, b in batches.items()}
         batches = {k: to_device(fit_to_input(b, cfg.model.input_size), dev, cfg.channels_last)
                    for k, b in batches.items()}
-        with torch.autocast(device_type=dev.type, dtype=torch.float16, enabled=self.use_amp):
+        with torch.autocast(device_type=dev.type, dtype=self.autocast_dtype or torch.float32,
+                            enabled=self.autocast_dtype is not None):
             losses = self.step_module(batches.get("paired_train"), batches.get("images"), batches.get("normals"))
         self.opt.zero_grad(set_to_none=True)
         self.scaler.scale(losses["loss"]).backward()
@@ -293,6 +295,16 @@ class Trainer:
                 dist.barrier()
         return TrainResult(step=self.step, interrupted=self.step < cfg.steps, last_val=self.last_val,
                            checkpoint=self.ckpt_path)
+
+
+def autocast_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:
+    """The dtype a training step's forward pass autocasts to: float16 on CUDA with
+    ``cfg.amp``, bfloat16 on the CPU with ``cfg.cpu_bf16``, else None (float32)."""
+    if device.type == "cuda" and cfg.amp:
+        return torch.float16
+    if device.type == "cpu" and cfg.cpu_bf16:
+        return torch.bfloat16
+    return None
 
 
 def _trainable(model: CrossModalNet, cfg: TrainConfig) -> dict[str, Any]:
