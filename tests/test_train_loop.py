@@ -235,3 +235,16 @@ def test_cpu_bfloat16_is_chosen_by_the_config_and_may_be_switched_on_when_resumi
     assert json.loads((tmp_path / "train_config.json").read_text())["cpu_bf16"] is True
     rows = [json.loads(line) for line in (tmp_path / "log_train.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2, 3, 4] and all(r["loss"] == r["loss"] for r in rows)
+
+
+def test_bfloat16_on_a_cpu_without_it_is_warned_about(tmp_path, monkeypatch, caplog):
+    import facenormals3d.training.train as train_module
+
+    monkeypatch.setattr(train_module, "_cpu_has_bfloat16", lambda: False)
+    with caplog.at_level("WARNING", logger="facenormals3d.train"):
+        train(tiny_cfg(steps=1, cpu_bf16=True), tiny_data(), tmp_path)
+    assert any("no bfloat16 instructions" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="facenormals3d.train"):
+        train(tiny_cfg(steps=1), tiny_data(), tmp_path / "float32")
+    assert not any("bfloat16" in r.getMessage() for r in caplog.records)

@@ -160,9 +160,12 @@ class Trainer:
                                                                    find_unused_parameters=len(sources) < 3)
         self.opt = torch.optim.AdamW(**_trainable(model, cfg), lr=cfg.lr)
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda s: lr_factor(s, cfg))
-        self.use_amp = cfg.amp and self.device.type == "cuda"
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
         self.autocast_dtype = autocast_dtype(cfg, self.device)
+        self.use_amp = self.autocast_dtype is torch.float16  # float16 needs its gradients scaled
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+        if self.autocast_dtype is torch.bfloat16 and not _cpu_has_bfloat16():
+            log.warning("--bf16: this CPU has no bfloat16 instructions (oneDNN reports none); "
+                        "steps will be slower than in float32")
         self.streams = {k: make_stream(v, cfg, self.rank, self.world) for k, v in sources.items()}
         self.step, self.last_val, self.best = 0, None, math.inf
         if ckpt is None and cfg.init_weights:
@@ -305,6 +308,14 @@ def autocast_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None
     if device.type == "cpu" and cfg.cpu_bf16:
         return torch.bfloat16
     return None
+
+
+def _cpu_has_bfloat16() -> bool:
+    """Whether oneDNN runs bfloat16 natively on this CPU (AVX512-BF16 or AMX)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a torch without the query: assume not
+        return False
 
 
 def _trainable(model: CrossModalNet, cfg: TrainConfig) -> dict[str, Any]:
