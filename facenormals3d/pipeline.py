@@ -48,7 +48,7 @@ FIT_PRIORS = ("fit", "fit-v2")
 #: Weights used when none are given: the checkpoint shipped in ``assets/``.
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "assets" / "normalnet.safetensors"
 #: SHA-256 of the shipped weights, pinned in code: a swapped weights+sidecar pair is refused.
-DEFAULT_WEIGHTS_SHA256 = "d0113af0929ead4c96402b4d2db18521385e4b96bbb223f38d4c325cadffd554"
+DEFAULT_WEIGHTS_SHA256 = "9605b6d0b369e55b37a98b1f6b2c245aba33413990427c6dd00337c072914892"
 
 
 @dataclass(frozen=True)
