@@ -161,8 +161,8 @@ class Trainer:
         self.opt = torch.optim.AdamW(**_trainable(model, cfg), lr=cfg.lr)
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda s: lr_factor(s, cfg))
         self.autocast_dtype = autocast_dtype(cfg, self.device)
-        self.use_amp = self.autocast_dtype is torch.float16  # float16 needs its gradients scaled
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+        # float16 needs its gradients scaled; bfloat16 has float32's range and does not.
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.autocast_dtype is torch.float16)
         if self.autocast_dtype is torch.bfloat16 and not _cpu_has_bfloat16():
             log.warning("--bf16: this CPU has no bfloat16 instructions (oneDNN reports none); "
                         "steps will be slower than in float32")
