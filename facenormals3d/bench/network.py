@@ -30,9 +30,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default: 2)")
     p.add_argument("--batch-size", type=int, default=8, help="training batch size (default: 8)")
     p.add_argument("--repeats", type=int, default=3, help="timed repeats, best is kept (default: 3)")
+    p.add_argument("--bf16", action="store_true",
+                   help="also time training steps in bfloat16 (train --bf16) beside float32")
 
 
-def _measure(cfg, channels_last: bool, batch_size: int, repeats: int, flip_average: bool) -> dict:
+def _measure(cfg, channels_last: bool, batch_size: int, repeats: int, flip_average: bool,
+             bf16: bool = False) -> dict:
     import torch
 
     from facenormals3d.model.crossmodal import CrossModalNet, count_parameters
@@ -63,17 +66,22 @@ def _measure(cfg, channels_last: bool, batch_size: int, repeats: int, flip_avera
     step_module = Branches(model.train(), TrainConfig(model=cfg))
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
 
-    def train_step():
-        loss = step_module(batch, None, None)["loss"]
+    def train_step(dtype=None):
+        with torch.autocast("cpu", dtype=dtype or torch.float32, enabled=dtype is not None):
+            loss = step_module(batch, None, None)["loss"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
 
     train_s, _ = time_call(train_step, repeats=max(1, repeats - 1))
-    return {"width": cfg.width, "train_size": s, "channels_last": channels_last, "input_channels": cfg.image_channels,
-            "params_M": count_parameters(model) / 1e6, "train_GFLOP_per_sample": _train_gflop(model, batch),
-            "infer_ms_256": 1000 * infer_s, "infer_single_ms_256": 1000 * single_s,
-            "train_samples_per_s": batch_size / train_s}
+    row = {"width": cfg.width, "train_size": s, "channels_last": channels_last, "input_channels": cfg.image_channels,
+           "params_M": count_parameters(model) / 1e6, "train_GFLOP_per_sample": _train_gflop(model, batch),
+           "infer_ms_256": 1000 * infer_s, "infer_single_ms_256": 1000 * single_s,
+           "train_samples_per_s": batch_size / train_s}
+    if bf16:
+        bf16_s, _ = time_call(lambda: train_step(torch.bfloat16), repeats=max(1, repeats - 1))
+        row["train_samples_per_s_bf16"] = batch_size / bf16_s
+    return row
 
 
 def _train_gflop(model, batch: dict) -> float:
@@ -111,7 +119,7 @@ def run(args: argparse.Namespace) -> BenchReport:
         for width, size in candidates:
             for cl in (True, False) if args.contiguous else (True,):
                 row = _measure(replace(shipped, width=width, input_size=size), cl, args.batch_size, args.repeats,
-                               flip)
+                               flip, args.bf16)
                 row["shipped"] = (width, size) == (shipped.width, shipped.input_size) and cl
                 rows.append(row)
     with torch.device("meta"):  # parameter shapes only: no memory, no initialisation
@@ -127,5 +135,9 @@ def run(args: argparse.Namespace) -> BenchReport:
              f"{ship['params_M']:.2f} M; paper config {paper_params / 1e6:.2f} M",
              f"training: {args.batch_size} paired samples per step through all branches, "
              f"{args.threads} threads"]
+    if args.bf16:
+        notes.append(f"bfloat16 training (train --bf16), shipped config: {ship['train_samples_per_s_bf16']:.1f} "
+                     f"samples/s against {ship['train_samples_per_s']:.1f} in float32 "
+                     f"({ship['train_samples_per_s_bf16'] / ship['train_samples_per_s']:.2f}x)")
     return BenchReport(name="network", rows=rows, targets=targets, notes=notes,
                        reference={"paper_params_M": paper_params / 1e6})

@@ -31,6 +31,17 @@ def test_bench_network_smoke(tmp_path, capsys, monkeypatch):
     assert 0 < tiny["infer_single_ms_256"]  # one pass; infer_ms_256 is reconstruct's (with the mirror pass)
 
 
+def test_bench_network_times_bfloat16_training_beside_float32(tmp_path, monkeypatch):
+    monkeypatch.setattr("facenormals3d.model.config.shipped_config", lambda: ModelConfig(width=0.0625, input_size=64, coarse_normals=True))
+    out = tmp_path / "bench.json"
+    assert main(["bench", "network", "--widths", "0.0625", "--sizes", "64", "--batch-size", "2", "--repeats", "1",
+                 "--threads", "1", "--bf16", "--out", str(out), "--json", "-q"]) == 0
+    report = json.loads(out.read_text())
+    (row,) = report["rows"]
+    assert row["train_samples_per_s_bf16"] > 0 and row["train_samples_per_s"] > 0
+    assert any(n.startswith("bfloat16 training (train --bf16), shipped config:") for n in report["notes"])
+
+
 def test_shipped_config_matches_the_shipped_weights():
     from facenormals3d.model.config import shipped_config
     from facenormals3d.model.weights import read_sidecar
