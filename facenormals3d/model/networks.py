@@ -28,6 +28,27 @@ from torch import nn
 from facenormals3d.model.config import ModelConfig
 
 
+class StridedPointwise(nn.Conv2d):
+    """1x1 convolution (no padding) whose ``stride`` subsamples its input first, then runs
+    at unit stride: the same outputs and parameters as ``nn.Conv2d(c_in, c_out, 1, stride)``.
+
+    oneDNN's AVX2 kernel for the strided 1x1 convolution's weight gradient on channels-last
+    input writes past its workspace when ``c_in`` is under its channel block of 8
+    (uxlfoundation/oneDNN#6035): heap corruption and a crash, or a wrong gradient. Seen on
+    an AVX2-only CPU with torch 2.11 for 2-6 input channels (narrow test networks); the
+    shipped widths (>= 36 channels) gave exact gradients there. Subsampling first keeps
+    every width off that path.
+    """
+
+    def __init__(self, c_in: int, c_out: int, stride: int, bias: bool = False):
+        super().__init__(c_in, c_out, 1, 1, bias=bias)
+        self.step = stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``B x c_in x H x W`` -> ``B x c_out x ceil(H / stride) x ceil(W / stride)``."""
+        return super().forward(x[..., ::self.step, ::self.step] if self.step > 1 else x)
+
+
 class BasicBlock(nn.Module):
     """ResNet basic block: two 3x3 convs with batch norm and an identity/projection shortcut."""
 
@@ -39,7 +60,7 @@ class BasicBlock(nn.Module):
         self.bn2 = nn.BatchNorm2d(c_out)
         self.shortcut = nn.Identity()
         if stride != 1 or c_in != c_out:
-            self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False),
+            self.shortcut = nn.Sequential(StridedPointwise(c_in, c_out, stride),
                                           nn.BatchNorm2d(c_out))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from torch import nn
 
 from facenormals3d.model.config import ModelConfig, paper_config
 from facenormals3d.model.crossmodal import CrossModalNet, count_parameters
@@ -105,3 +106,28 @@ def test_coarse_normals_channel():
 def test_bad_input_shape_is_reported():
     with pytest.raises(ValueError, match="multiples of 32"):
         tiny(32)(torch.rand(1, 3, 30, 30))
+
+
+@pytest.mark.parametrize("c_in,size", [(4, 16), (6, 15), (36, 9)])
+def test_strided_pointwise_matches_a_strided_1x1_conv(c_in, size):
+    # Reference: torch's own strided 1x1 conv in the contiguous layout (the layout whose
+    # weight gradient is right on every CPU); ours in channels-last, where oneDNN's AVX2
+    # kernel corrupts memory for fewer than 8 input channels (oneDNN#6035).
+    from facenormals3d.model.networks import StridedPointwise
+
+    torch.manual_seed(0)
+    ours = StridedPointwise(c_in, 8, 2)
+    ref = nn.Conv2d(c_in, 8, 1, 2, bias=False)
+    ref.weight.data.copy_(ours.weight.data)
+    x = torch.randn(2, c_in, size, size)
+    xo = x.clone().contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    xr = x.clone().requires_grad_(True)
+    yo, yr = ours.to(memory_format=torch.channels_last)(xo), ref(xr)
+    assert yo.shape == yr.shape == (2, 8, (size + 1) // 2, (size + 1) // 2)
+    g = torch.randn_like(yr)
+    yo.backward(g.contiguous(memory_format=torch.channels_last))
+    yr.backward(g)
+    torch.testing.assert_close(yo, yr)
+    torch.testing.assert_close(ours.weight.grad, ref.weight.grad)
+    torch.testing.assert_close(xo.grad, xr.grad)
+    assert set(ours.state_dict()) == set(ref.state_dict())  # same parameters: weights load either way
