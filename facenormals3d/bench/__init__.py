@@ -74,7 +74,21 @@ def machine_info() -> dict[str, Any]:
     import os
 
     return {"python": platform.python_version(), "platform": platform.platform(),
-            "cpu_count": os.cpu_count(), "processor": platform.processor() or platform.machine()}
+            "cpu_count": os.cpu_count(), "processor": platform.processor() or platform.machine(),
+            "cpu_model": cpu_model()}
+
+
+def cpu_model(cpuinfo: str = "/proc/cpuinfo") -> str:
+    """The CPU's model name as Linux reports it ('' where ``cpuinfo`` is not there)."""
+    try:
+        with open(cpuinfo, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name":
+                    return value.strip()
+    except OSError:
+        pass
+    return ""
 
 
 def _fmt(v: Any) -> str:

@@ -7,6 +7,11 @@ face resized down and its normals resized back, as :func:`predict_normals` does;
 mirrored crop too where ``reconstruct`` does that, and one pass alone) and
 training throughput (paired samples per second through all three branches and the latent
 term, forward + backward + AdamW step). Threads are fixed (default 2, the target machine).
+
+The inference target is in milliseconds, which depend on the CPU; the yardstick timed in the
+same run is this machine's float32 matrix-multiply rate (GFLOP/s, same threads). With the
+network's counted inference FLOPs it gives the time the face would take at that rate, and
+the share of it the network reaches: the ms on another CPU scale with its matmul rate.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from facenormals3d.bench import BenchReport, target, time_call
 DESCRIPTION = "cross-modal network: CPU inference ms per 256^2 face, training samples/s, parameter counts"
 #: Inference target for the shipped configuration on 2 CPU cores (issue 13; issue 5 asked 150).
 INFERENCE_TARGET_MS = 60.0
+#: Side of the square float32 matrices of the yardstick (2 n^3 FLOP per product).
+MATMUL_N = 1024
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -55,6 +62,7 @@ def _measure(cfg, channels_last: bool, batch_size: int, repeats: int, flip_avera
     infer_s, _ = time_call(lambda: predict_normals(model, face, prior, flip_average=flip_average),
                            repeats=repeats)
     single_s, _ = time_call(lambda: predict_normals(model, face, prior), repeats=repeats)
+    infer_gflop = _counted_gflop(lambda: predict_normals(model, face, prior, flip_average=flip_average))
 
     s = cfg.input_size
     batch = {"image": torch.rand(batch_size, 3, s, s),
@@ -76,7 +84,7 @@ def _measure(cfg, channels_last: bool, batch_size: int, repeats: int, flip_avera
     train_s, _ = time_call(train_step, repeats=max(1, repeats - 1))
     row = {"width": cfg.width, "train_size": s, "channels_last": channels_last, "input_channels": cfg.image_channels,
            "params_M": count_parameters(model) / 1e6, "train_GFLOP_per_sample": _train_gflop(model, batch),
-           "infer_ms_256": 1000 * infer_s, "infer_single_ms_256": 1000 * single_s,
+           "infer_GFLOP_256": infer_gflop, "infer_ms_256": 1000 * infer_s, "infer_single_ms_256": 1000 * single_s,
            "train_samples_per_s": batch_size / train_s}
     if bf16:
         bf16_s, _ = time_call(lambda: train_step(torch.bfloat16), repeats=max(1, repeats - 1))
@@ -86,16 +94,32 @@ def _measure(cfg, channels_last: bool, batch_size: int, repeats: int, flip_avera
 
 def _train_gflop(model, batch: dict) -> float:
     """Forward + backward GFLOP per paired sample (counted, not timed: stable on a busy machine)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
     from facenormals3d.training.config import TrainConfig
     from facenormals3d.training.step import Branches
 
     one = {k: v[:1] for k, v in batch.items()}
-    with FlopCounterMode(display=False) as counter:
-        Branches(model, TrainConfig(model=model.cfg))(one, None, None)["loss"].backward()
+    gflop = _counted_gflop(lambda: Branches(model, TrainConfig(model=model.cfg))(one, None, None)["loss"].backward())
     model.zero_grad(set_to_none=True)
+    return gflop
+
+
+def _counted_gflop(fn) -> float:
+    """GFLOP that ``fn()`` runs (torch's FLOP counter: convolutions, matmuls)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        fn()
     return counter.get_total_flops() / 1e9
+
+
+def matmul_gflops(repeats: int, n: int = MATMUL_N) -> float:
+    """This machine's float32 matrix-multiply rate (GFLOP/s, the current torch threads):
+    the best of ``repeats`` timed ``n x n`` products."""
+    import torch
+
+    a, b = torch.rand(n, n), torch.rand(n, n)
+    seconds, _ = time_call(lambda: torch.mm(a, b), repeats=max(3, repeats))
+    return 2 * n ** 3 / seconds / 1e9
 
 
 def run(args: argparse.Namespace) -> BenchReport:
@@ -116,6 +140,7 @@ def run(args: argparse.Namespace) -> BenchReport:
     if (shipped.width, shipped.input_size) not in candidates:
         candidates.insert(0, (shipped.width, shipped.input_size))
     with torch_threads(args.threads):
+        gflops = matmul_gflops(args.repeats)
         for width, size in candidates:
             for cl in (True, False) if args.contiguous else (True,):
                 row = _measure(replace(shipped, width=width, input_size=size), cl, args.batch_size, args.repeats,
@@ -135,9 +160,14 @@ def run(args: argparse.Namespace) -> BenchReport:
              f"{ship['params_M']:.2f} M; paper config {paper_params / 1e6:.2f} M",
              f"training: {args.batch_size} paired samples per step through all branches, "
              f"{args.threads} threads"]
+    at_rate_ms = 1000 * ship["infer_GFLOP_256"] / gflops
+    notes.append(f"yardstick, same run: float32 matmul ({MATMUL_N}^2) {gflops:.1f} GFLOP/s on {args.threads} "
+                 f"threads; the shipped face's {ship['infer_GFLOP_256']:.2f} GFLOP would take {at_rate_ms:.1f} ms "
+                 f"at that rate, measured {ship['infer_ms_256']:.1f} ms ({at_rate_ms / ship['infer_ms_256']:.0%} "
+                 f"of it): the ms scale with a CPU's matmul rate")
     if args.bf16:
         notes.append(f"bfloat16 training (train --bf16), shipped config: {ship['train_samples_per_s_bf16']:.1f} "
                      f"samples/s against {ship['train_samples_per_s']:.1f} in float32 "
                      f"({ship['train_samples_per_s_bf16'] / ship['train_samples_per_s']:.2f}x)")
     return BenchReport(name="network", rows=rows, targets=targets, notes=notes,
-                       reference={"paper_params_M": paper_params / 1e6})
+                       reference={"paper_params_M": paper_params / 1e6, "matmul_GFLOP_s": gflops})

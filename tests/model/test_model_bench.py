@@ -48,3 +48,41 @@ def test_shipped_config_matches_the_shipped_weights():
     from facenormals3d.pipeline import DEFAULT_WEIGHTS
 
     assert ModelConfig.from_dict(read_sidecar(DEFAULT_WEIGHTS)["config"]) == shipped_config()
+
+
+def test_bench_network_times_a_matmul_yardstick_beside_the_network(tmp_path, monkeypatch):
+    monkeypatch.setattr("facenormals3d.model.config.shipped_config", lambda: ModelConfig(width=0.0625, input_size=64, coarse_normals=True))
+    out = tmp_path / "bench.json"
+    assert main(["bench", "network", "--widths", "0.0625", "--sizes", "64", "--batch-size", "2", "--repeats", "1",
+                 "--threads", "1", "--out", str(out), "--json", "-q"]) == 0
+    report = json.loads(out.read_text())
+    (row,) = report["rows"]
+    assert report["reference"]["matmul_GFLOP_s"] > 0
+    # Counted, not timed: the flip-averaged face is two passes of the same network.
+    from facenormals3d.bench.network import _counted_gflop
+    from facenormals3d.model.crossmodal import CrossModalNet
+    from facenormals3d.model.infer import predict_normals
+    import torch
+
+    model = CrossModalNet(ModelConfig(width=0.0625, input_size=64, coarse_normals=True))
+    face, prior = torch.rand(1, 3, 256, 256), torch.rand(1, 3, 256, 256)
+    one = _counted_gflop(lambda: predict_normals(model, face, prior))
+    assert one > 0 and row["infer_GFLOP_256"] == pytest.approx(2 * one, rel=1e-6)
+    (note,) = [n for n in report["notes"] if n.startswith("yardstick, same run: float32 matmul")]
+    assert f"{row['infer_ms_256']:.1f} ms" in note
+
+
+def test_matmul_yardstick_counts_two_n_cubed_flop():
+    # A 1x1 "product" runs in well under a millisecond: the rate is 2 FLOP over that time.
+    from facenormals3d.bench.network import matmul_gflops
+
+    assert 0 < matmul_gflops(repeats=1, n=1) < matmul_gflops(repeats=1, n=256) * 10
+
+
+def test_cpu_model_reads_the_model_name_line(tmp_path):
+    from facenormals3d.bench import cpu_model
+
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 7551\nflags\t: avx2\n")
+    assert cpu_model(str(info)) == "AMD EPYC 7551"
+    assert cpu_model(str(tmp_path / "missing")) == ""
