@@ -73,7 +73,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
     p.add_argument("--bf16", action="store_true",
                    help="bfloat16 autocast on the CPU: ~1.9x faster steps (bench network --bf16) on CPUs with AVX512-BF16 or AMX, "
-                        "slower without (TrainConfig.cpu_bf16; may be switched on when resuming)")
+                        "several times slower without (TrainConfig.cpu_bf16; may be switched on when resuming)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads per process")
     p.add_argument("--export-weights", nargs=2, metavar=("CKPT", "OUT"),
                    help="only export CKPT's model as OUT.safetensors (+ JSON sidecar) and exit")
