@@ -23,6 +23,9 @@
 # one thread, when the worker's spinning BLAS threads took the trainer's core). With --bf16
 # (CPUs with AVX512-BF16 or AMX) the trainer needs half the time, so give the data 2 workers:
 # WORKERS=2 ... --bf16 ran 5.4 samples/s against 3.8 for WORKERS=1 in float32 (2026-12-07).
+# Without bfloat16 instructions leave --bf16 off (emulated: ~8x slower steps). On an AVX2-only
+# AMD EPYC (Zen 1) the float32 trainer is ~4x slower than there: WORKERS=1 THREADS=2 ran
+# 1.0-1.1 samples/s (~7.5 s a step of 8), so a 3000-step stage takes ~6 hours.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode="${1:-stream}"
