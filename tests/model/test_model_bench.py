@@ -31,12 +31,17 @@ def test_bench_network_smoke(tmp_path, capsys, monkeypatch):
     assert 0 < tiny["infer_single_ms_256"]  # one pass; infer_ms_256 is reconstruct's (with the mirror pass)
 
 
-def test_bench_network_times_bfloat16_training_beside_float32(tmp_path, monkeypatch):
+def _bench_tiny_shipped(tmp_path, monkeypatch, *extra: str) -> dict:
+    """`bench network` on a tiny stand-in for the shipped config alone (one row); its JSON report."""
     monkeypatch.setattr("facenormals3d.model.config.shipped_config", lambda: ModelConfig(width=0.0625, input_size=64, coarse_normals=True))
     out = tmp_path / "bench.json"
     assert main(["bench", "network", "--widths", "0.0625", "--sizes", "64", "--batch-size", "2", "--repeats", "1",
-                 "--threads", "1", "--bf16", "--out", str(out), "--json", "-q"]) == 0
-    report = json.loads(out.read_text())
+                 "--threads", "1", *extra, "--out", str(out), "--json", "-q"]) == 0
+    return json.loads(out.read_text())
+
+
+def test_bench_network_times_bfloat16_training_beside_float32(tmp_path, monkeypatch):
+    report = _bench_tiny_shipped(tmp_path, monkeypatch, "--bf16")
     (row,) = report["rows"]
     assert row["train_samples_per_s_bf16"] > 0 and row["train_samples_per_s"] > 0
     assert any(n.startswith("bfloat16 training (train --bf16), shipped config:") for n in report["notes"])
@@ -51,18 +56,15 @@ def test_shipped_config_matches_the_shipped_weights():
 
 
 def test_bench_network_times_a_matmul_yardstick_beside_the_network(tmp_path, monkeypatch):
-    monkeypatch.setattr("facenormals3d.model.config.shipped_config", lambda: ModelConfig(width=0.0625, input_size=64, coarse_normals=True))
-    out = tmp_path / "bench.json"
-    assert main(["bench", "network", "--widths", "0.0625", "--sizes", "64", "--batch-size", "2", "--repeats", "1",
-                 "--threads", "1", "--out", str(out), "--json", "-q"]) == 0
-    report = json.loads(out.read_text())
+    report = _bench_tiny_shipped(tmp_path, monkeypatch)
     (row,) = report["rows"]
     assert report["reference"]["matmul_GFLOP_s"] > 0
     # Counted, not timed: the flip-averaged face is two passes of the same network.
+    import torch
+
     from facenormals3d.bench.network import _counted_gflop
     from facenormals3d.model.crossmodal import CrossModalNet
     from facenormals3d.model.infer import predict_normals
-    import torch
 
     model = CrossModalNet(ModelConfig(width=0.0625, input_size=64, coarse_normals=True))
     face, prior = torch.rand(1, 3, 256, 256), torch.rand(1, 3, 256, 256)
