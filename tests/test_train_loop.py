@@ -20,8 +20,8 @@ SIZE = 32
 class FakePaired(torch.utils.data.Dataset):
     """Sphere-cap normals in a disc mask, a shaded image of them; the keys of ShardDataset."""
 
-    def __init__(self, n, seed=0, on_item=None):
-        self.n, self.seed, self.on_item = n, seed, on_item
+    def __init__(self, n, seed=0, on_item=None, size=SIZE):
+        self.n, self.seed, self.on_item, self.size = n, seed, on_item, size
 
     def __len__(self):
         return self.n
@@ -30,7 +30,7 @@ class FakePaired(torch.utils.data.Dataset):
         if self.on_item:
             self.on_item(i)
         g = torch.Generator().manual_seed(self.seed * 1000 + i)
-        ys, xs = torch.meshgrid(torch.linspace(1, -1, SIZE), torch.linspace(-1, 1, SIZE), indexing="ij")
+        ys, xs = torch.meshgrid(torch.linspace(1, -1, self.size), torch.linspace(-1, 1, self.size), indexing="ij")
         r = 0.6 + 0.3 * torch.rand(1, generator=g)
         x, y = xs / r, ys / r
         inside = (x**2 + y**2) < 1
@@ -170,6 +170,50 @@ def test_training_the_confidence_alone_keeps_every_other_number(tmp_path):
     assert val[-1]["mean_deg"] == pytest.approx(val[-1]["mean"], abs=1e-6)  # the same frozen normals
     with pytest.raises(InputError, match="--confidence"):
         train(tiny_cfg(train_only="confidence", init_weights=str(base)), tiny_data(), tmp_path / "bad")
+
+
+def test_training_the_detail_head_alone_keeps_every_other_number(tmp_path):
+    from facenormals3d.errors import InputError
+
+    train(tiny_cfg(steps=2), tiny_data(), tmp_path / "base")
+    base = export_weights(tmp_path / "base" / "checkpoint.pt", tmp_path / "base.safetensors")
+    model = ModelConfig(width=1 / 16, input_size=SIZE, detail_channels=4)
+    big = DataSources(paired_train=FakePaired(6, size=2 * SIZE), paired_val=FakePaired(3, seed=9, size=2 * SIZE))
+    cfg = tiny_cfg(model=model, steps=3, lr=1e-2, warmup_steps=1, train_only="detail", init_weights=str(base))
+    assert train(cfg, big, tmp_path / "detail").step == 3
+    before = load_weights(base).state_dict()
+    after = _weights(tmp_path / "detail" / "checkpoint.pt")
+    assert set(after) - set(before) == {k for k in after if k.startswith("detail.")}
+    for name, value in before.items():  # weights and batch-norm statistics
+        assert torch.equal(after[name], value), name
+    assert after["detail.out.weight"].abs().max() > 0  # learnt from its zero start
+    rows = [json.loads(line) for line in (tmp_path / "detail" / "log_train.jsonl").read_text().splitlines()]
+    assert all(r["loss"] > 0 and r["latent"] == "" and r["image_l1"] == "" for r in rows)
+    exported = export_weights(tmp_path / "detail" / "checkpoint.pt", tmp_path / "detail.safetensors")
+    assert load_weights(exported).detail is not None
+    with pytest.raises(InputError, match="--detail-channels"):
+        train(tiny_cfg(train_only="detail", init_weights=str(base)), big, tmp_path / "bad")
+
+
+def test_a_whole_network_with_a_detail_head_is_scored_at_the_crops_size(tmp_path):
+    from facenormals3d.training.data import fit_to_input
+    from facenormals3d.training.step import Branches
+
+    model = ModelConfig(width=1 / 16, input_size=SIZE, detail_channels=4)
+    big = DataSources(paired_train=FakePaired(6, size=2 * SIZE), paired_val=FakePaired(3, seed=9, size=2 * SIZE),
+                      images=FakePaired(5, seed=3, size=2 * SIZE), normals=FakePaired(5, seed=4, size=2 * SIZE))
+    assert train(tiny_cfg(model=model), big, tmp_path).step == 4
+    items = [big.paired_train[i] for i in range(2)]
+    batch = fit_to_input({k: torch.stack([it[k] for it in items]) for k in ("image", "normals", "mask")}, SIZE,
+                         keep_full=True)
+    assert batch["image"].shape[-1] == SIZE and batch["image_full"].shape[-1] == 2 * SIZE
+    net = load_weights(export_weights(tmp_path / "checkpoint.pt", tmp_path / "w.safetensors"))
+    losses = Branches(net, tiny_cfg(model=model))(batch, None, None)
+    # The normal terms are those of the full-size prediction against the full-size truth.
+    pred, _, _ = net.image_to_normals_confidence(batch["image"], None, batch["image_full"])
+    expected = 1 - (pred * batch["normals_full"]).sum(1, keepdim=True)
+    mask = batch["mask_full"]
+    assert torch.allclose(losses["normal_angular"], (expected * mask).sum() / mask.sum(), atol=1e-5)
 
 
 def test_init_weights_are_recorded_by_their_sha256_and_checked(tmp_path):

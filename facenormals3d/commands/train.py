@@ -29,7 +29,7 @@ FLAG_FIELDS = {
     "max_minutes": "max_minutes", "seed": "seed", "num_workers": "num_workers",
     "latent_weight": "w_latent", "width": "model.width", "input_size": "model.input_size",
     "data_seed": "data_seed", "prior": "prior", "hair_weight": "w_hair", "init_weights": "init_weights",
-    "framing": "framing",
+    "framing": "framing", "detail_channels": "model.detail_channels",
 }
 
 #: ``SynthSettings.margin`` of ``--framing front-end`` runs (room for the pipeline's crop:
@@ -55,7 +55,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                       ("val-samples", int), ("checkpoint-every", int), ("log-every", int),
                       ("max-minutes", float), ("seed", int), ("num-workers", int),
                       ("latent-weight", float), ("width", float), ("input-size", int),
-                      ("data-seed", int), ("prior", str), ("hair-weight", float), ("init-weights", str)):
+                      ("data-seed", int), ("prior", str), ("hair-weight", float), ("init-weights", str),
+                      ("detail-channels", int)):
         p.add_argument(f"--{flag}", type=typ, default=None,
                        help=f"TrainConfig.{FLAG_FIELDS[flag.replace('-', '_')]} (default from the config)")
     p.add_argument("--framing", choices=FRAMINGS, default=None,
@@ -67,8 +68,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--confidence", action="store_true", help="add the per-pixel confidence (log kappa) output")
     p.add_argument("--train-only", choices=TRAIN_ONLY, default=None,
                    help="confidence: learn only the confidence output of the --init-weights network (with "
-                        "--confidence); its normals stay exactly the same, a step is one forward pass "
-                        "(TrainConfig.train_only; default all)")
+                        "--confidence); its normals stay exactly the same, a step is one forward pass. "
+                        "detail: learn only the full-resolution detail head (with --detail-channels) on top of "
+                        "the frozen --init-weights network (TrainConfig.train_only; default all)")
     p.add_argument("--channels-last", action="store_true", help="channels-last memory format")
     p.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
     p.add_argument("--bf16", action="store_true",

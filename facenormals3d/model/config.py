@@ -33,6 +33,11 @@ class ModelConfig:
     """Extension beyond the paper: the normal decoder also outputs a per-pixel
     concentration ``log kappa`` (a von Mises-Fisher confidence, see
     :func:`facenormals3d.model.losses.vmf_nll`). Off = the paper's 3-channel output."""
+    detail_channels: int = 0
+    """Extension beyond the paper: channels of the full-resolution detail head
+    (:class:`facenormals3d.model.networks.DetailHead`), which turns the normals of an input
+    smaller than the crop (``input_size`` 128 for 256 crops) into normals at the crop's
+    resolution from the crop itself. 0 = off: the normals are resized up bilinearly."""
     encoder_widths: tuple[int, ...] = field(default=RESNET18_WIDTHS)
     """Unscaled encoder widths (stem, layer1, layer2, layer3, layer4)."""
     decoder_widths: tuple[int, ...] = field(default=PAPER_DECODER_WIDTHS)
@@ -47,6 +52,8 @@ class ModelConfig:
             raise InputError("ModelConfig.input_size", f"must be a multiple of 32, got {self.input_size}")
         if len(self.encoder_widths) != 5 or len(self.decoder_widths) != 6:
             raise InputError("ModelConfig", "need 5 encoder widths and 6 decoder widths")
+        if self.detail_channels < 0:
+            raise InputError("ModelConfig.detail_channels", f"must be >= 0, got {self.detail_channels}")
 
     def scaled(self, w: int) -> int:
         """A channel count ``w`` times the width multiplier (at least 1)."""

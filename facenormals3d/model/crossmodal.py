@@ -43,6 +43,8 @@ class CrossModalNet(nn.Module):
         self.dec_normal = parts["dec_normal"]
         self.dec_image = parts["dec_image"]
         self.skips = parts["skips"]
+        self.detail = parts.get("detail")
+        """The full-resolution :class:`~facenormals3d.model.networks.DetailHead`, or None."""
 
     # -- encoders -------------------------------------------------------------------
     def encode_image(self, image: torch.Tensor, coarse: torch.Tensor | None = None) -> list[torch.Tensor]:
@@ -74,13 +76,19 @@ class CrossModalNet(nn.Module):
         It is the head's 4th channel read from *detached* features: its loss trains that
         channel alone and never bends the shared decoder or the normals.
         """
+        normals, log_kappa, _ = self._decode_normals(latent, skips)
+        return normals, log_kappa
+
+    def _decode_normals(self, latent: torch.Tensor, skips: list[torch.Tensor] | None
+                        ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """:meth:`decode_normals_confidence`'s pair and the decoder's last features."""
         feats = self.dec_normal.features(latent, skips)
         head = self.dec_normal.head
         normals = F.normalize(F.conv2d(feats, head.weight[:3], head.bias[:3]), dim=1, eps=1e-6)
         if not self.cfg.confidence:
-            return normals, None
+            return normals, None, feats
         log_kappa = F.conv2d(feats.detach(), head.weight[3:4], head.bias[3:4])
-        return normals, log_kappa.clamp(LOG_KAPPA_MIN, LOG_KAPPA_MAX)
+        return normals, log_kappa.clamp(LOG_KAPPA_MIN, LOG_KAPPA_MAX), feats
 
     def decode_image(self, latent: torch.Tensor) -> torch.Tensor:
         """RGB in (0, 1), ``B x 3 x H x W``."""
@@ -94,11 +102,19 @@ class CrossModalNet(nn.Module):
         skips = self.skips(feats) if use_skips else None
         return self.decode_normals(feats[-1], skips), feats[-1]
 
-    def image_to_normals_confidence(self, image: torch.Tensor, coarse: torch.Tensor | None = None
+    def image_to_normals_confidence(self, image: torch.Tensor, coarse: torch.Tensor | None = None,
+                                    full_image: torch.Tensor | None = None
                                     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-        """(unit normals, ``log kappa`` or None, latent) of an image, skips on."""
+        """(unit normals, ``log kappa`` or None, latent) of an image, skips on.
+
+        ``full_image`` (``B x 3 x H' x W'``): the crop ``image`` was resized from. A model with
+        a detail head then returns its normals at ``H' x W'`` (``log kappa`` stays at the
+        input's size); without a head, or without ``full_image``, at the input's size.
+        """
         feats = self.encode_image(image, coarse)
-        normals, log_kappa = self.decode_normals_confidence(feats[-1], self.skips(feats))
+        normals, log_kappa, dec_feats = self._decode_normals(feats[-1], self.skips(feats))
+        if self.detail is not None and full_image is not None:
+            normals = self.detail(full_image, normals, dec_feats)
         return normals, log_kappa, feats[-1]
 
     def image_to_image(self, image: torch.Tensor, coarse: torch.Tensor | None = None) -> torch.Tensor:

@@ -68,7 +68,8 @@ def predict_normals(model, crops, coarse: torch.Tensor | None = None, batch_size
     """Unit camera-space normals ``B x 3 x H x W`` (float32, on the CPU) for face crops.
 
     ``crops``: see :func:`crops_to_tensor`. Crops of another size than the model's input
-    are resized to it and the normals resized back (then renormalised). ``coarse``
+    are resized to it and the normals resized back (then renormalised), or, by a model with
+    a detail head (``ModelConfig.detail_channels``), made at the crop's size from the crop. ``coarse``
     (``B x 3 x H x W``) is required only by models built with ``coarse_normals=True``.
     ``flip_average``: also run the mirrored crop (and prior), mirror its normals back and
     average the two (renormalised); twice the network time.
@@ -118,21 +119,24 @@ def _predict(model, crops, coarse, batch_size: int, flip_average: bool = False
     for i in range(0, x.shape[0], batch_size):
         xb = x[i:i + batch_size].to(device)
         cb = None if coarse is None else resize_prior(coarse[i:i + batch_size].to(device).float(), size)
+        # A model with a detail head turns the input's normals into the crop's own (full) ones.
+        full = xb.contiguous(memory_format=fmt) if getattr(model, "detail", None) is not None and (h, w) != (size, size) else None
         if (h, w) != (size, size):
             xb = F.interpolate(xb, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
         xb = xb.contiguous(memory_format=fmt)
         cb = None if cb is None else cb.contiguous(memory_format=fmt)
-        n, log_kappa, _ = model.image_to_normals_confidence(xb, cb)
+        n, log_kappa, _ = model.image_to_normals_confidence(xb, cb, full)
         if flip_average:
             nm, log_kappa_m, _ = model.image_to_normals_confidence(
-                mirror_maps(xb), None if cb is None else mirror_maps(cb, normals=True))
+                mirror_maps(xb), None if cb is None else mirror_maps(cb, normals=True),
+                None if full is None else mirror_maps(full))
             n = F.normalize(n + mirror_maps(nm, normals=True), dim=1)
             if log_kappa is not None:
                 log_kappa = 0.5 * (log_kappa + mirror_maps(log_kappa_m))
-        if (h, w) != (size, size):
+        if n.shape[-2:] != (h, w):
             n = F.normalize(F.interpolate(n, size=(h, w), mode="bilinear", align_corners=False), dim=1)
-            if log_kappa is not None:
-                log_kappa = F.interpolate(log_kappa, size=(h, w), mode="bilinear", align_corners=False)
+        if log_kappa is not None and log_kappa.shape[-2:] != (h, w):
+            log_kappa = F.interpolate(log_kappa, size=(h, w), mode="bilinear", align_corners=False)
         out.append(n.float().cpu())
         if log_kappa is not None:
             conf.append(log_kappa.float().cpu())

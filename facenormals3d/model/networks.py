@@ -150,13 +150,58 @@ class SkipProjections(nn.Module):
         return [F.relu(p(feats[src])) for p, src in zip(self.proj, self.sources)]
 
 
+#: Channels the detail head takes from the normal decoder's last features (a 1x1
+#: projection at the input resolution, resized up with the normals).
+DETAIL_FEATURES = 8
+
+
+class DetailHead(nn.Module):
+    """Normals at the crop's resolution from the normals of the network's smaller input.
+
+    ``forward(image, normals, feats)``: ``image`` ``B x 3 x H x W`` in [0, 1] (the crop
+    before it was resized to the input), ``normals`` ``B x 3 x h x w`` unit, ``feats``
+    ``B x C x h x w`` (the normal decoder's last features) -> unit normals ``B x 3 x H x W``.
+    The normals and a projection of the features are resized bilinearly to ``H x W``; three
+    3x3 convolutions read them beside the image and output a correction added to the resized
+    normals (renormalised). The last convolution starts at zero, so an untrained head returns
+    exactly the resized normals: a trained network gains the head without changing its output.
+    """
+
+    def __init__(self, feat_channels: int, channels: int):
+        super().__init__()
+        self.proj = nn.Conv2d(feat_channels, DETAIL_FEATURES, 1)
+        self.body = nn.Sequential(nn.Conv2d(6 + DETAIL_FEATURES, channels, 3, 1, 1), nn.ReLU(inplace=True),
+                                  nn.Conv2d(channels, channels, 3, 1, 1), nn.ReLU(inplace=True))
+        self.out = nn.Conv2d(channels, 3, 3, 1, 1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, image: torch.Tensor, normals: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
+        size = tuple(image.shape[-2:])
+        up = F.normalize(resize_to(normals, size), dim=1, eps=1e-6)
+        f = resize_to(F.relu(self.proj(feats)), size)
+        x = torch.cat([image * 2.0 - 1.0, up, f], dim=1)
+        return F.normalize(up + self.out(self.body(x)), dim=1, eps=1e-6)
+
+
+def resize_to(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """``B x C x h x w`` -> ``B x C x size`` (bilinear, half-pixel centres); unchanged when already that size."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+
+
 def build_parts(cfg: ModelConfig) -> dict[str, nn.Module]:
-    """The five parts of the model for ``cfg``: encoders, decoders, skip projections."""
+    """The parts of the model for ``cfg``: encoders, decoders, skip projections, and the
+    detail head when ``cfg.detail_channels`` is set."""
     enc, dec = cfg.enc, cfg.dec
-    return {
+    parts = {
         "enc_image": ResNetEncoder(cfg.image_channels, enc),
         "enc_normal": ResNetEncoder(3, enc),
         "dec_normal": Decoder(enc[-1], dec, cfg.normal_channels),
         "dec_image": Decoder(enc[-1], dec, 3),
         "skips": SkipProjections(enc, dec),
     }
+    if cfg.detail_channels:
+        parts["detail"] = DetailHead(dec[-1], cfg.detail_channels)
+    return parts

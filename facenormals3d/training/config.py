@@ -9,7 +9,7 @@ from typing import Any
 from facenormals3d.model.config import ModelConfig
 
 #: What :attr:`TrainConfig.train_only` may name.
-TRAIN_ONLY = ("all", "confidence")
+TRAIN_ONLY = ("all", "confidence", "detail")
 #: How synthetic training crops may be framed (``TrainConfig.framing``).
 FRAMINGS = ("model", "front-end")
 
@@ -70,7 +70,11 @@ class TrainConfig:
     output channel alone (needs ``ModelConfig.confidence`` and ``init_weights``): every other
     weight and the batch-norm statistics stay frozen, so the normals stay exactly those of
     ``init_weights`` and a step costs one forward pass; the loss is the confidence term
-    alone and the best weights are those of the lowest validation confidence NLL."""
+    alone and the best weights are those of the lowest validation confidence NLL.
+    ``"detail"``: train the detail head alone (needs ``ModelConfig.detail_channels`` and
+    ``init_weights``): the rest of the network and its batch-norm statistics stay frozen;
+    the loss is the image -> normals terms at the crop's resolution, a step one forward
+    pass of the network and the head's forward and backward."""
     init_weights: str | None = None
     """Start from these ``.safetensors`` weights (e.g. the shipped network): tensors of the
     same name and shape are copied; a first convolution with more input channels (a prior-

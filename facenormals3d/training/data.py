@@ -178,12 +178,18 @@ def flip_batch(batch: dict, flip: torch.Tensor) -> dict:
     return out
 
 
-def fit_to_input(batch: dict, size: int) -> dict:
+#: Maps a batch keeps at the crop's size for a model with a detail head (:func:`fit_to_input`).
+FULL_KEYS = ("image", "normals", "mask", "hair")
+
+
+def fit_to_input(batch: dict, size: int, keep_full: bool = False) -> dict:
     """Resample a batch's maps to the model's input size (a 128-input model trains on the
     engine's 256 crops; inference resizes the same way, see :mod:`facenormals3d.model.infer`).
 
     Images are area-averaged (antialiased bilinear); normals are averaged, renormalised and
     zeroed outside the resampled mask (mask = more than half the footprint was face).
+    ``keep_full``: the original maps of :data:`FULL_KEYS` stay in the batch as ``KEY_full``
+    (what a detail head reads and is scored on) when they were resampled.
     """
     import torch.nn.functional as F
 
@@ -193,6 +199,8 @@ def fit_to_input(batch: dict, size: int) -> dict:
     if any_map.shape[-1] == size and any_map.shape[-2] == size:
         return batch
     out = dict(batch)
+    if keep_full:
+        out.update({f"{k}_full": batch[k] for k in FULL_KEYS if k in batch})
 
     def resample(x: torch.Tensor) -> torch.Tensor:
         return F.interpolate(x.float(), size=(size, size), mode="bilinear", align_corners=False,

@@ -9,6 +9,7 @@ from torch import nn
 
 from facenormals3d.model.crossmodal import CrossModalNet
 from facenormals3d.model.losses import image_l1, latent_distance, normal_angular, normal_l1, vmf_nll
+from facenormals3d.model.networks import resize_to
 from facenormals3d.training.config import TrainConfig
 
 #: The loss terms of a step, in the training log's column order.
@@ -27,16 +28,21 @@ class Branches(nn.Module):
         m, c = self.model, self.cfg
         if c.train_only == "confidence":
             return self._confidence_only(paired)
+        if c.train_only == "detail":
+            return self._detail_only(paired)
         out: dict[str, torch.Tensor] = {}
         photo_lat, photo_img, photo_mask = [], [], []
         norm_in, norm_mask = [], []
         if paired is not None:
-            pred, log_kappa, lat_i = m.image_to_normals_confidence(paired["image"], paired.get("coarse_normals"))
-            weight = pixel_weights(paired, c.w_hair)
-            out["normal_l1"] = normal_l1(pred.float(), paired["normals"], weight)
-            out["normal_angular"] = normal_angular(pred.float(), paired["normals"], weight)
+            pred, log_kappa, lat_i = m.image_to_normals_confidence(paired["image"], paired.get("coarse_normals"),
+                                                                   paired.get("image_full"))
+            target = scored_maps(paired, pred)
+            weight = pixel_weights(target, c.w_hair)
+            out["normal_l1"] = normal_l1(pred.float(), target["normals"], weight)
+            out["normal_angular"] = normal_angular(pred.float(), target["normals"], weight)
             if log_kappa is not None:
-                out["confidence_nll"] = vmf_nll(pred.detach().float(), log_kappa.float(), paired["normals"], weight)
+                out["confidence_nll"] = vmf_nll(pred.detach().float(), resize_to(log_kappa.float(), pred.shape[-2:]),
+                                                target["normals"], weight)
             photo_lat.append(lat_i)
             photo_img.append(paired["image"])
             photo_mask.append(paired["mask"])
@@ -81,6 +87,33 @@ class Branches(nn.Module):
             out = {"normal_l1": normal_l1(pred.float(), paired["normals"], weight),
                    "normal_angular": normal_angular(pred.float(), paired["normals"], weight)}
         return {**out, "confidence_nll": nll, "loss": nll}
+
+
+    def _detail_only(self, paired: dict | None) -> dict[str, torch.Tensor]:
+        """The image -> normals terms at the crop's resolution (``TrainConfig.train_only ==
+        "detail"``): only the detail head has trainable weights, so only it is differentiated."""
+        if paired is None or "image_full" not in paired:
+            raise ValueError("training the detail head alone needs paired data kept at the crop's size")
+        pred, _, _ = self.model.image_to_normals_confidence(paired["image"], paired.get("coarse_normals"),
+                                                           paired["image_full"])
+        target = scored_maps(paired, pred)
+        weight = pixel_weights(target, self.cfg.w_hair)
+        out = {"normal_l1": normal_l1(pred.float(), target["normals"], weight),
+               "normal_angular": normal_angular(pred.float(), target["normals"], weight)}
+        out["loss"] = self.cfg.w_normal_l1 * out["normal_l1"] + self.cfg.w_normal_angular * out["normal_angular"]
+        return out
+
+
+def scored_maps(paired: dict, pred: torch.Tensor) -> dict:
+    """The maps ``pred`` (``B x 3 x H x W``) is scored against: the paired batch's own, or,
+    for normals a detail head made at the crop's size, the ``*_full`` maps
+    (:func:`facenormals3d.training.data.fit_to_input` with ``keep_full``)."""
+    if pred.shape[-2:] == paired["normals"].shape[-2:]:
+        return paired
+    full = {k: paired[f"{k}_full"] for k in ("normals", "mask", "hair") if f"{k}_full" in paired}
+    if full.get("normals") is None or full["normals"].shape[-2:] != pred.shape[-2:]:
+        raise ValueError(f"no ground truth of the predicted size {tuple(pred.shape[-2:])} in the batch")
+    return full
 
 
 def pixel_weights(paired: dict, w_hair: float) -> torch.Tensor:

@@ -147,6 +147,9 @@ class Trainer:
         if cfg.train_only == "confidence" and not (cfg.model.confidence and (cfg.init_weights or ckpt)):
             raise InputError("--train-only", "confidence alone needs --confidence and --init-weights "
                                              "(the trained network whose confidence is learnt)")
+        if cfg.train_only == "detail" and not (cfg.model.detail_channels and (cfg.init_weights or ckpt)):
+            raise InputError("--train-only", "detail alone needs --detail-channels and --init-weights "
+                                             "(the trained network whose normals the head refines)")
         self.data = with_prior(data, cfg)
         model = CrossModalNet(cfg.model).to(self.device)
         if cfg.channels_last:
@@ -228,7 +231,8 @@ class Trainer:
         if cfg.flip:
             batches = {k: flip_batch(b, torch.rand(len(next(iter(b.values())))) < 0.5)
                        for k, b in batches.items()}
-        batches = {k: to_device(fit_to_input(b, cfg.model.input_size), dev, cfg.channels_last)
+        batches = {k: to_device(fit_to_input(b, cfg.model.input_size, keep_full=bool(cfg.model.detail_channels)),
+                                dev, cfg.channels_last)
                    for k, b in batches.items()}
         with torch.autocast(device_type=dev.type, dtype=self.autocast_dtype or torch.float32,
                             enabled=self.autocast_dtype is not None):
@@ -320,12 +324,19 @@ def _cpu_has_bfloat16() -> bool:
 
 
 def _trainable(model: CrossModalNet, cfg: TrainConfig) -> dict[str, Any]:
-    """The optimizer's ``params`` and ``weight_decay`` for ``cfg.train_only``. For the
-    confidence alone: the normal decoder's output convolution, whose other rows get no
+    """The optimizer's ``params`` and ``weight_decay`` for ``cfg.train_only``. For the detail
+    head alone: its weights; every other weight is frozen. For the confidence alone: the normal decoder's output convolution, whose other rows get no
     gradient (the confidence term reads detached features), and no weight decay, so
     AdamW leaves them exactly as they are; every other weight is frozen."""
     if cfg.train_only == "all":
         return {"params": model.parameters(), "weight_decay": cfg.weight_decay}
+    if cfg.train_only == "detail":
+        for p in model.parameters():
+            p.requires_grad_(False)
+        params = list(model.detail.parameters())
+        for p in params:
+            p.requires_grad_(True)
+        return {"params": params, "weight_decay": cfg.weight_decay}
     head = model.dec_normal.head
     for p in model.parameters():
         p.requires_grad_(False)
