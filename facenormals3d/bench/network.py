@@ -70,6 +70,9 @@ def _measure(cfg, channels_last: bool, batch_size: int, repeats: int, flip_avera
              "mask": torch.ones(batch_size, 1, s, s)}
     if cfg.coarse_normals:
         batch["coarse_normals"] = torch.nn.functional.normalize(torch.randn(batch_size, 3, s, s), dim=1)
+    if cfg.detail_channels:  # the detail head trains on the 256 crops (fit_to_input keep_full)
+        batch.update(image_full=torch.rand(batch_size, 3, 256, 256), mask_full=torch.ones(batch_size, 1, 256, 256),
+                     normals_full=torch.nn.functional.normalize(torch.randn(batch_size, 3, 256, 256), dim=1))
     batch = {k: v.contiguous(memory_format=fmt) for k, v in batch.items()}
     step_module = Branches(model.train(), TrainConfig(model=cfg))
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
@@ -155,7 +158,8 @@ def run(args: argparse.Namespace) -> BenchReport:
     notes = [f"inference as reconstruct runs it: {'the crop and its mirror image (flip average), ' if flip else ''}"
              f"infer_single_ms_256 = one pass",
              f"every candidate reads the shipped input ({shipped.image_channels} channels: RGB"
-             f"{' + fitted-face prior normals' if shipped.coarse_normals else ''})",
+             f"{' + fitted-face prior normals' if shipped.coarse_normals else ''})"
+             f"{f' and has its {shipped.detail_channels}-channel detail head' if shipped.detail_channels else ''}",
              f"parameters: shipped (width {shipped.width}, input {shipped.input_size}) "
              f"{ship['params_M']:.2f} M; paper config {paper_params / 1e6:.2f} M",
              f"training: {args.batch_size} paired samples per step through all branches, "

@@ -115,7 +115,8 @@ def shipped_config() -> ModelConfig:
     :mod:`facenormals3d.model.widen` when they had flattened. Inference with flip average
     33 ms a face on 2 cores against 28 ms at 0.5 (``bench network``, 2026-12-07; 60 ms
     limit; ~41 ms at 0.5 on a slower machine earlier). The shipped weights are prior-conditioned
-    (``coarse_normals``: RGB + the fitted face's normals, 6 input channels); a test checks
-    that this matches ``assets/normalnet.json``.
+    (``coarse_normals``: RGB + the fitted face's normals, 6 input channels) and, since stage 15
+    (2026-12-07), carry a 16-channel detail head that makes the 256 crop's normals from the
+    128 input's (+15 % inference FLOPs); a test checks that this matches ``assets/normalnet.json``.
     """
-    return ModelConfig(width=0.5625, input_size=128, coarse_normals=True)
+    return ModelConfig(width=0.5625, input_size=128, coarse_normals=True, detail_channels=16)
