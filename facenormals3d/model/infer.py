@@ -120,7 +120,8 @@ def _predict(model, crops, coarse, batch_size: int, flip_average: bool = False
         xb = x[i:i + batch_size].to(device)
         cb = None if coarse is None else resize_prior(coarse[i:i + batch_size].to(device).float(), size)
         # A model with a detail head turns the input's normals into the crop's own (full) ones.
-        full = xb.contiguous(memory_format=fmt) if getattr(model, "detail", None) is not None and (h, w) != (size, size) else None
+        refine = getattr(model, "detail", None) is not None and (h, w) != (size, size)
+        full = xb.contiguous(memory_format=fmt) if refine else None
         if (h, w) != (size, size):
             xb = F.interpolate(xb, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
         xb = xb.contiguous(memory_format=fmt)

@@ -88,7 +88,6 @@ class Branches(nn.Module):
                    "normal_angular": normal_angular(pred.float(), paired["normals"], weight)}
         return {**out, "confidence_nll": nll, "loss": nll}
 
-
     def _detail_only(self, paired: dict | None) -> dict[str, torch.Tensor]:
         """The image -> normals terms at the crop's resolution (``TrainConfig.train_only ==
         "detail"``): only the detail head has trainable weights, so only it is differentiated."""

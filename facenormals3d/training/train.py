@@ -325,9 +325,10 @@ def _cpu_has_bfloat16() -> bool:
 
 def _trainable(model: CrossModalNet, cfg: TrainConfig) -> dict[str, Any]:
     """The optimizer's ``params`` and ``weight_decay`` for ``cfg.train_only``. For the detail
-    head alone: its weights; every other weight is frozen. For the confidence alone: the normal decoder's output convolution, whose other rows get no
-    gradient (the confidence term reads detached features), and no weight decay, so
-    AdamW leaves them exactly as they are; every other weight is frozen."""
+    head alone: its weights; every other weight is frozen. For the confidence alone: the
+    normal decoder's output convolution, whose other rows get no gradient (the confidence
+    term reads detached features), and no weight decay, so AdamW leaves them exactly as they
+    are; every other weight is frozen."""
     if cfg.train_only == "all":
         return {"params": model.parameters(), "weight_decay": cfg.weight_decay}
     if cfg.train_only == "detail":
