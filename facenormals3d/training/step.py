@@ -34,12 +34,8 @@ class Branches(nn.Module):
         photo_lat, photo_img, photo_mask = [], [], []
         norm_in, norm_mask = [], []
         if paired is not None:
-            pred, log_kappa, lat_i = m.image_to_normals_confidence(paired["image"], paired.get("coarse_normals"),
-                                                                   paired.get("image_full"))
-            target = scored_maps(paired, pred)
-            weight = pixel_weights(target, c.w_hair)
-            out["normal_l1"] = normal_l1(pred.float(), target["normals"], weight)
-            out["normal_angular"] = normal_angular(pred.float(), target["normals"], weight)
+            pred, log_kappa, lat_i, target, weight = self._image_to_normals(paired)
+            out.update(normal_terms(pred, target["normals"], weight))
             if log_kappa is not None:
                 out["confidence_nll"] = vmf_nll(pred.detach().float(), resize_to(log_kappa.float(), pred.shape[-2:]),
                                                 target["normals"], weight)
@@ -69,11 +65,24 @@ class Branches(nn.Module):
             if paired is not None:
                 n_paired = paired["normals"].shape[0]
                 out["latent"] = latent_distance(lat_i.float(), lat_n[:n_paired].float(), c.latent_loss)
+        out["loss"] = self._weighted_sum(out)
+        return out
+
+    def _image_to_normals(self, paired: dict) -> tuple:
+        """``(normals, log kappa or None, latent, maps they are scored against, pixel weights)``
+        of a paired batch: at the crop's size from a detail head (see :func:`scored_maps`)."""
+        pred, log_kappa, latent = self.model.image_to_normals_confidence(
+            paired["image"], paired.get("coarse_normals"), paired.get("image_full"))
+        target = scored_maps(paired, pred)
+        return pred, log_kappa, latent, target, pixel_weights(target, self.cfg.w_hair)
+
+    def _weighted_sum(self, terms: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The step's loss: the terms weighted by the config."""
+        c = self.cfg
         weights = {"normal_l1": c.w_normal_l1, "normal_angular": c.w_normal_angular, "latent": c.w_latent,
                    "image_l1": c.w_image, "recon_l1": c.w_recon, "recon_angular": c.w_recon,
                    "confidence_nll": c.w_confidence}
-        out["loss"] = sum(weights[k] * v for k, v in out.items())
-        return out
+        return sum(weights[k] * v for k, v in terms.items())
 
     def _confidence_only(self, paired: dict | None) -> dict[str, torch.Tensor]:
         """The confidence term alone (``TrainConfig.train_only == "confidence"``), with the
@@ -84,8 +93,7 @@ class Branches(nn.Module):
         weight = pixel_weights(paired, self.cfg.w_hair)
         nll = vmf_nll(pred.detach().float(), log_kappa.float(), paired["normals"], weight)
         with torch.no_grad():
-            out = {"normal_l1": normal_l1(pred.float(), paired["normals"], weight),
-                   "normal_angular": normal_angular(pred.float(), paired["normals"], weight)}
+            out = normal_terms(pred, paired["normals"], weight)
         return {**out, "confidence_nll": nll, "loss": nll}
 
     def _detail_only(self, paired: dict | None) -> dict[str, torch.Tensor]:
@@ -93,14 +101,17 @@ class Branches(nn.Module):
         "detail"``): only the detail head has trainable weights, so only it is differentiated."""
         if paired is None or "image_full" not in paired:
             raise ValueError("training the detail head alone needs paired data kept at the crop's size")
-        pred, _, _ = self.model.image_to_normals_confidence(paired["image"], paired.get("coarse_normals"),
-                                                           paired["image_full"])
-        target = scored_maps(paired, pred)
-        weight = pixel_weights(target, self.cfg.w_hair)
-        out = {"normal_l1": normal_l1(pred.float(), target["normals"], weight),
-               "normal_angular": normal_angular(pred.float(), target["normals"], weight)}
-        out["loss"] = self.cfg.w_normal_l1 * out["normal_l1"] + self.cfg.w_normal_angular * out["normal_angular"]
+        pred, _, _, target, weight = self._image_to_normals(paired)
+        out = normal_terms(pred, target["normals"], weight)
+        out["loss"] = self._weighted_sum(out)
         return out
+
+
+def normal_terms(pred: torch.Tensor, gt: torch.Tensor, weight: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The image -> normals loss terms (masked L1 and ``1 - cos``) of ``pred`` against ``gt``
+    (``B x 3 x H x W``) with per-pixel ``weight`` (``B x 1 x H x W``)."""
+    return {"normal_l1": normal_l1(pred.float(), gt, weight),
+            "normal_angular": normal_angular(pred.float(), gt, weight)}
 
 
 def scored_maps(paired: dict, pred: torch.Tensor) -> dict:

@@ -231,7 +231,8 @@ class Trainer:
         if cfg.flip:
             batches = {k: flip_batch(b, torch.rand(len(next(iter(b.values())))) < 0.5)
                        for k, b in batches.items()}
-        batches = {k: to_device(fit_to_input(b, cfg.model.input_size, keep_full=bool(cfg.model.detail_channels)),
+        full = bool(cfg.model.detail_channels)  # a detail head scores the paired batch at the crop's size
+        batches = {k: to_device(fit_to_input(b, cfg.model.input_size, keep_full=full and k == "paired_train"),
                                 dev, cfg.channels_last)
                    for k, b in batches.items()}
         with torch.autocast(device_type=dev.type, dtype=self.autocast_dtype or torch.float32,
@@ -331,19 +332,13 @@ def _trainable(model: CrossModalNet, cfg: TrainConfig) -> dict[str, Any]:
     are; every other weight is frozen."""
     if cfg.train_only == "all":
         return {"params": model.parameters(), "weight_decay": cfg.weight_decay}
-    if cfg.train_only == "detail":
-        for p in model.parameters():
-            p.requires_grad_(False)
-        params = list(model.detail.parameters())
-        for p in params:
-            p.requires_grad_(True)
-        return {"params": params, "weight_decay": cfg.weight_decay}
-    head = model.dec_normal.head
+    detail = cfg.train_only == "detail"
+    params = list((model.detail if detail else model.dec_normal.head).parameters())
     for p in model.parameters():
         p.requires_grad_(False)
-    for p in head.parameters():
+    for p in params:
         p.requires_grad_(True)
-    return {"params": list(head.parameters()), "weight_decay": 0.0}
+    return {"params": params, "weight_decay": cfg.weight_decay if detail else 0.0}
 
 
 def train(cfg: TrainConfig, data: DataSources, out_dir: str | Path, device: str = "cpu",
