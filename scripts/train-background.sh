@@ -27,8 +27,9 @@
 # AMD EPYC (Zen 1) the float32 trainer is ~4x slower than there: WORKERS=1 THREADS=2 ran
 # 1.0-1.1 samples/s (~7.5 s a step of 8), and 0.85 (~10 s a step) with the detail head
 # (--detail-channels 16), so a 3000-step stage takes 6-8 hours. There, about 40 % of a step
-# is the weight gradients of the decoders' 3x3 convolutions, which oneDNN computes at half
-# the speed in the channels-last layout (24-35 against 44-52 GFLOP/s contiguous, 2026-12-07).
+# is the weight gradients of the decoders' 3x3 convolutions, which oneDNN computes at half to
+# two thirds of its contiguous-layout speed in channels-last (24-35 against 44-52 GFLOP/s,
+# 2026-12-07).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode="${1:-stream}"
