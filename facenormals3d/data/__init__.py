@@ -9,7 +9,8 @@ Stages, one module each:
 * :mod:`~facenormals3d.data.render`    ray casting (open3d), shadows and numpy shading
 * :mod:`~facenormals3d.data.hair`      hair layers (scalp, fringe, beard, brows) and their shading
 * :mod:`~facenormals3d.data.scene`     photographic backgrounds, shoulders and clothes
-* :mod:`~facenormals3d.data.effects`   background clutter, occluders, glasses, lens, camera and JPEG
+* :mod:`~facenormals3d.data.glasses`   3-D glasses placed on the head: frames, lenses, cast shadow
+* :mod:`~facenormals3d.data.effects`   background clutter, occluders, lens, camera and JPEG
 * :mod:`~facenormals3d.data.synth`     one sample from a seed; the identity split rule
 * :mod:`~facenormals3d.data.shards`    the on-disk shard layout, manifest and contact sheet
 * :mod:`~facenormals3d.data.generate`  multi-process rendering into shards (``facenormals3d synth``)

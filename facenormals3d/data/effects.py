@@ -116,22 +116,35 @@ def _face_like(rng: np.random.Generator, img: np.ndarray, xx: np.ndarray, yy: np
     return out
 
 
-def _capsule(cover: np.ndarray, a: np.ndarray, b: np.ndarray, radius: float) -> None:
-    """Draw an anti-aliased capsule (segment ab grown by ``radius`` px) into ``cover`` (max, in place).
+def capsule_coverage(shape: tuple[int, int], a: np.ndarray, b: np.ndarray, radius: float,
+                     box: tuple[slice, slice] | None = None) -> tuple[tuple[slice, slice], np.ndarray] | None:
+    """Anti-aliased coverage of a capsule (segment ``ab`` in pixels, grown by ``radius`` px)
+    in an image of ``shape`` (rows, columns).
 
-    Only the capsule's bounding box is evaluated: hair strands are thin.
+    Returns ``(box, coverage)``: the row and column slices of the capsule's bounding box
+    (or of ``box`` when given) and the coverage in [0, 1] over it; None when the box is
+    empty (the capsule lies off the image). Only the box is evaluated: strands are thin.
     """
-    h, w = cover.shape
-    lo = np.floor(np.minimum(a, b) - radius - 1).astype(int)
-    hi = np.ceil(np.maximum(a, b) + radius + 1).astype(int)
-    x0, y0, x1, y1 = max(lo[0], 0), max(lo[1], 0), min(hi[0], w), min(hi[1], h)
+    h, w = shape
+    if box is None:
+        lo = np.floor(np.minimum(a, b) - radius - 1).astype(int)
+        hi = np.ceil(np.maximum(a, b) + radius + 1).astype(int)
+        box = (slice(max(lo[1], 0), min(hi[1], h)), slice(max(lo[0], 0), min(hi[0], w)))
+    y0, y1, x0, x1 = box[0].start, box[0].stop, box[1].start, box[1].stop
     if x0 >= x1 or y0 >= y1:
-        return
+        return None
     yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32) + 0.5
     ab = b - a
     t = np.clip(((xx - a[0]) * ab[0] + (yy - a[1]) * ab[1]) / max(float(ab @ ab), 1e-9), 0, 1)
     d = np.hypot(xx - a[0] - t * ab[0], yy - a[1] - t * ab[1])
-    np.maximum(cover[y0:y1, x0:x1], np.clip(radius + 0.5 - d, 0, 1), out=cover[y0:y1, x0:x1])
+    return box, np.clip(radius + 0.5 - d, 0, 1)
+
+
+def _capsule(cover: np.ndarray, a: np.ndarray, b: np.ndarray, radius: float) -> None:
+    """Draw :func:`capsule_coverage` into ``cover`` (``S x S``, max, in place)."""
+    drawn = capsule_coverage(cover.shape, a, b, radius)
+    if drawn is not None:
+        np.maximum(cover[drawn[0]], drawn[1], out=cover[drawn[0]])
 
 
 def occluders(rng: np.random.Generator, size: int, landmarks: np.ndarray, skin: np.ndarray,
@@ -140,7 +153,7 @@ def occluders(rng: np.random.Generator, size: int, landmarks: np.ndarray, skin: 
 
     With probability ``rate`` a hand-like blob with fingers placed near one of the crop's
     ``68 x 2`` landmarks. (Hair is drawn by :mod:`facenormals3d.data.hair`, glasses by
-    :func:`glasses`.)
+    :mod:`facenormals3d.data.glasses`.)
     """
     cover = np.zeros((size, size), dtype=np.float32)
     color = np.zeros((size, size, 3), dtype=np.float32)
@@ -162,54 +175,6 @@ def occluders(rng: np.random.Generator, size: int, landmarks: np.ndarray, skin: 
     shade = 0.6 + 0.4 * np.clip((xx - c[0]) * side[0] + (yy - c[1]) * side[1], -40, 40)[..., None] / 80
     color[:] = tone * (0.7 + 0.3 * shade)
     return cover.astype(np.float32), color, drawn
-
-
-def glasses(rng: np.random.Generator, img: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, dict]:
-    """Draw glasses over the eyes into ``img`` (``S x S x 3`` linear, in place).
-
-    Frames (and their arms toward the ears) are opaque; clear lenses tint the eyes a
-    little and reflect a bright sky gradient with a highlight streak; sunglasses (20 %)
-    hide the eyes. Returns the ``S x S`` mask of what hides the face (frames and dark
-    lenses) and the drawn parameters.
-    """
-    size = img.shape[0]
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5
-    eye_r, eye_l = landmarks[36:42].mean(axis=0), landmarks[42:48].mean(axis=0)
-    span = float(np.linalg.norm(eye_l - eye_r))
-    axis = (eye_l - eye_r) / max(span, 1e-6)
-    normal = np.array([-axis[1], axis[0]])
-    rad = 0.5 * span * rng.uniform(0.5, 0.68)
-    squash = float(rng.uniform(0.65, 1.0))
-    width = float(rng.uniform(1.0, 4.5)) * size / 256
-    sun = bool(rng.random() < 0.2)
-    frame_col = rng.random(3) ** 2.2 * rng.uniform(0.05, 0.5)
-    lens_tint = np.exp(rng.normal(0, 0.08, 3)) * (rng.uniform(0.03, 0.15) if sun else rng.uniform(0.85, 1.0))
-    reflect = float(rng.uniform(0.3, 1.2) if sun else rng.uniform(0.02, 0.35))
-    streak = float(rng.uniform(-1, 1))
-    frame = np.zeros((size, size), dtype=np.float32)
-    lens = np.zeros((size, size), dtype=np.float32)
-    glow = np.zeros((size, size), dtype=np.float32)
-    for e in (eye_r, eye_l):
-        c = e + normal * rad * 0.1
-        a = (xx - c[0]) * axis[0] + (yy - c[1]) * axis[1]
-        b = (xx - c[0]) * normal[0] + (yy - c[1]) * normal[1]
-        r = np.sqrt(a * a + (b / squash) ** 2)
-        lens = np.maximum(lens, np.clip(rad - r + 0.5, 0, 1))
-        frame = np.maximum(frame, np.clip(width / 2 + 0.5 - np.abs(r - rad), 0, 1))
-        # Reflected sky: bright toward the top of the lens, plus a diagonal streak.
-        glow = np.maximum(glow, np.clip(0.6 - 0.5 * b / rad, 0, 1) + 0.8 * np.exp(-((a + streak * b) / (0.15 * rad)) ** 2))
-    _capsule(frame, eye_r + axis * rad, eye_l - axis * rad, width / 2)
-    for e, ear in ((eye_r, landmarks[0]), (eye_l, landmarks[16])):
-        outer = e - axis * rad if e is eye_r else e + axis * rad
-        _capsule(frame, outer, outer + 0.9 * (ear - outer) + normal * rad * 0.3, width / 2)
-    lens = lens * (1 - frame)
-    level = float(np.percentile(img, 90))
-    inside = lens[..., None]
-    img *= 1 - inside * (1 - lens_tint.astype(np.float32))
-    img += inside * (reflect * level * glow[..., None]).astype(np.float32)
-    img += frame[..., None] * (frame_col.astype(np.float32) * level - img)
-    hides = np.maximum(frame, lens if sun else 0.0)
-    return hides.astype(np.float32), {"sun": sun, "reflect": reflect, "frame_px": width}
 
 
 def camera(rng: np.random.Generator, linear: np.ndarray, enabled: bool = True) -> tuple[np.ndarray, dict]:

@@ -77,6 +77,10 @@ class Camera:
         """Model-frame ``N x 3`` -> camera-frame ``N x 3`` (float64)."""
         return (np.asarray(points, dtype=np.float64) - self.pivot) @ self.rotation.T + self.position
 
+    def to_model(self, points_cam: np.ndarray) -> np.ndarray:
+        """Camera-frame ``N x 3`` -> model-frame ``N x 3`` (float64), the inverse of :meth:`to_camera`."""
+        return (np.asarray(points_cam, dtype=np.float64) - self.position) @ self.rotation + self.pivot
+
     def project(self, points_cam: np.ndarray) -> np.ndarray:
         """Camera-frame ``N x 3`` -> crop pixel ``N x 2`` (u, v)."""
         p = np.asarray(points_cam, dtype=np.float64)

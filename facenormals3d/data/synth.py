@@ -25,8 +25,10 @@ Ground truth (all ``S x S``, aligned pixel for pixel with the image)
              (socket, teeth, tongue), ears, neck, scalp, background, or pixels hidden by
              an occluder. Eyelashes and the other real-time eye shells are not rendered.
     hair     how much of each pixel hair hides (0-1). Under hair the normals and the
-             mask stay the skin's (see :mod:`facenormals3d.data.hair`); glasses frames,
-             sunglasses and hands are opaque and leave the mask.
+             mask stay the skin's (see :mod:`facenormals3d.data.hair`), and so they do
+             under glasses frames and clear lenses (:mod:`facenormals3d.data.glasses`;
+             before 2026-12-07 frames left the mask); the dark lenses of sunglasses and
+             hands are opaque and leave the mask.
     depth    positive distance along the render camera's optical axis (-z_camera) in mm
              wherever the head is hit, 0 on the background.
     albedo   linear RGB reflectance; shading: linear diffuse shading, so that
@@ -42,6 +44,7 @@ import numpy as np
 
 from facenormals3d.data import albedo as alb
 from facenormals3d.data import effects, geometry, render
+from facenormals3d.data import glasses as gl
 from facenormals3d.data import hair as hr
 from facenormals3d.data import scene as sc
 from facenormals3d.data import textures as tx
@@ -81,7 +84,7 @@ class SynthSettings:
     occluder_rate: float = 0.08
     """Fraction of samples with a hand over the face."""
     glasses_rate: float = 0.15
-    """Fraction of samples wearing glasses (20 % of them sunglasses)."""
+    """Fraction of samples wearing glasses (20 % of them sunglasses; :mod:`facenormals3d.data.glasses`)."""
     hair: bool = True
     """Scalp hair, fringes, beards, moustaches and eyebrow strands (:mod:`facenormals3d.data.hair`)."""
     shoulders: bool = True
@@ -280,12 +283,17 @@ class SynthEngine:
                                    _scaled_lighting(lighting, exposure))
             hair = layer.alpha
             img += hair[..., None] * (layer.radiance - img)
+        hides = None
+        if rng.random() < s.glasses_rate:
+            params["glasses"] = gl.sample_glasses(rng)
+            shape = gl.build_glasses(params["glasses"], cam.to_model(vc), self.model.landmarks)
+            hides = gl.draw_glasses(params["glasses"], shape, cam, hits.depth, scene,
+                                    _scaled_lighting(lighting, exposure), img).hides
         cover, cover_col, params["occluders"] = effects.occluders(rng, size, landmarks, np.asarray(app["skin"]),
                                                                   s.occluder_rate)
         if params["occluders"]:
             img += cover[..., None] * (cover_col - img)
-        if rng.random() < s.glasses_rate:
-            hides, params["glasses"] = effects.glasses(rng, img, landmarks)
+        if hides is not None:
             cover = np.maximum(cover, hides)
         face = face & (np.take(cover.ravel(), hits.index) < 0.5)
         image, params["sensor"] = effects.camera(rng, img, s.camera_effects)

@@ -1,4 +1,4 @@
-"""Hair, backgrounds, shoulders, glasses, lighting kinds and lens effects of the engine."""
+"""Hair, backgrounds, shoulders, lighting kinds and lens effects of the engine."""
 
 from __future__ import annotations
 
@@ -90,18 +90,6 @@ def test_shoulders_sit_below_the_chin():
                                  np.array([0.5, 0.3, 0.2]), light)
     assert cover[:80].max() < 0.5 and cover[-1].mean() > 0.5
     assert img[-1].sum() > 0
-
-
-def test_glasses_hide_their_frames_but_clear_lenses_keep_the_eyes():
-    lm = np.zeros((68, 2))
-    lm[36:42], lm[42:48] = (40, 50), (88, 50)
-    lm[0], lm[16] = (10, 55), (118, 55)
-    for seed in range(20):
-        img = np.full((128, 128, 3), 0.3, dtype=np.float32)
-        hides, info = effects.glasses(np.random.default_rng(seed), img, lm)
-        assert hides.max() > 0.5  # the frame (anti-aliased: thin ones cover under a full pixel)
-        eye_hidden = hides[50, 40] > 0.5
-        assert eye_hidden == info["sun"]
 
 
 def test_lens_effects_keep_shape_and_are_seeded():
