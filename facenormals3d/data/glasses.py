@@ -122,6 +122,18 @@ def _rim(lens: Lens, angles: np.ndarray) -> np.ndarray:
     return lens.centre + lu[:, None] * lens.u + lv[:, None] * lens.v
 
 
+def _clearance(vertices: np.ndarray, points: np.ndarray, thickness_mm: float) -> float:
+    """How far (mm, >= 0) ``K x 3`` model-frame points must move forward (+z) to lie a frame's
+    thickness plus 1 mm in front of the head's surface straight behind them."""
+    need = 0.0
+    front = vertices[vertices[:, 2] > 0]
+    for p in points:
+        near = front[(np.abs(front[:, 0] - p[0]) < 3) & (np.abs(front[:, 1] - p[1]) < 3)]
+        if len(near):
+            need = max(need, float(near[:, 2].max()) + thickness_mm + 1.0 - p[2])
+    return need
+
+
 def build_glasses(style: dict, vertices: np.ndarray, landmarks: np.ndarray) -> GlassesShape:
     """Place the glasses ``style`` on one head.
 
@@ -142,6 +154,12 @@ def build_glasses(style: dict, vertices: np.ndarray, landmarks: np.ndarray) -> G
         centre = np.array([side * (gap + a), mid[1] + style["raise_mm"], mid[2] + style["vertex_mm"]])
         lenses.append(Lens(centre=centre, u=rot[:, 0], v=rot[:, 1], a=a, b=b, n=style["squareness"]))
     angles = np.linspace(0, 2 * np.pi, _RIM_POINTS + 1)
+    # Large lenses would cut into the brows or cheeks: move the pair forward until every rim
+    # point clears the face in front of it.
+    push = max(_clearance(vertices, _rim(lens, angles), style["rim_mm"]) for lens in lenses)
+    if push > 0:
+        lenses = [Lens(centre=lens.centre + np.array([0.0, 0.0, push]), u=lens.u, v=lens.v, a=a, b=b, n=lens.n)
+                  for lens in lenses]
     rims = () if style["kind"] == "rimless" else tuple(_rim(lens, angles) for lens in lenses)
     # Bridge: from the right lens's inner top to the left lens's, arching over the nose and
     # passing in front of it.
@@ -152,23 +170,21 @@ def build_glasses(style: dict, vertices: np.ndarray, landmarks: np.ndarray) -> G
     control = np.array([0.0, top[1] + 2.0, max(top[2], nose_z + style["rim_mm"] + 1.0)])
     t = np.linspace(0, 1, 9)[:, None]
     bridge = (1 - t) ** 2 * ends[0] + 2 * t * (1 - t) * control + t ** 2 * ends[1]
-    # Arms: from each lens's outer edge back along the temple to the ear, hugging the head.
-    ear_z = float(0.5 * (lm[0, 2] + lm[16, 2])) - 30.0
+    # Arms: from each lens's outer edge back along the temple into the ear's root, hugging the
+    # head in front of the ear (the ear itself sticks out further and hides the arm's end).
+    ear_z = float(0.5 * (lm[0, 2] + lm[16, 2]))
     arms = []
     for lens, side in zip(lenses, (-1, 1)):
         hinge = _rim(lens, np.array([0.0 if side > 0 else np.pi]))[0]
-        z = np.linspace(hinge[2] - 2.0, ear_z, 14)
+        z = np.linspace(hinge[2] - 2.0, ear_z - 30.0, 14)
         y = np.linspace(hinge[1], mid[1] - 3.0, len(z))
         x = np.linspace(abs(hinge[0]) + 1.0, abs(hinge[0]) + 6.0, len(z))
-        for k in range(len(z)):
+        for k in np.flatnonzero(z > ear_z - 10.0):
             band = (side * vertices[:, 0] > 0) & (np.abs(vertices[:, 1] - y[k]) < 6) & (np.abs(vertices[:, 2] - z[k]) < 4)
             if band.any():
                 x[k] = max(x[k], float(np.abs(vertices[band, 0]).max()) + 0.5 * style["arm_mm"] + 1.0)
         x = np.maximum.accumulate(x)  # the arm never bends back into the head
-        path = np.stack([side * x, y, z], axis=1)
-        # Behind the ear the tip curves down.
-        tip = path[-1] + np.array([[0.0, -5.0, -6.0], [0.0, -13.0, -10.0]])
-        arms.append(np.concatenate([hinge[None], path, tip]))
+        arms.append(np.concatenate([hinge[None], np.stack([side * x, y, z], axis=1)]))
     return GlassesShape(lenses=(lenses[0], lenses[1]), rims=rims, bridge=bridge, arms=(arms[0], arms[1]))
 
 
