@@ -56,6 +56,8 @@ class GlassesShape:
     lenses: tuple[Lens, Lens]
     rims: tuple[np.ndarray, ...]
     """Closed rims (first point repeated at the end); empty when rimless."""
+    rim_mm: np.ndarray
+    """``K`` the rims' thickness at each rim point (mm): thicker along the top for browline frames."""
     bridge: np.ndarray
     arms: tuple[np.ndarray, np.ndarray]
 
@@ -93,6 +95,7 @@ def sample_glasses(rng: np.random.Generator) -> dict:
         "tilt_deg": float(rng.uniform(4, 12)),
         "wrap_deg": float(rng.uniform(0, 8)),
         "rim_mm": float(rng.uniform(0.7, 1.4) if kind != "plastic" else rng.uniform(2.5, 5.0)),
+        "browline": float(rng.uniform(0.2, 1.2) if kind == "plastic" and rng.random() < 0.5 else 0.0),
         "arm_mm": float(rng.uniform(1.0, 1.6) if kind != "plastic" else rng.uniform(2.5, 4.5)),
         "albedo": [float(c) for c in albedo],
         "gloss": float(rng.uniform(0.6, 1.5) if kind == "metal" else rng.uniform(0.1, 0.7)),
@@ -156,7 +159,8 @@ def build_glasses(style: dict, vertices: np.ndarray, landmarks: np.ndarray) -> G
     angles = np.linspace(0, 2 * np.pi, _RIM_POINTS + 1)
     # Large lenses would cut into the brows or cheeks: move the pair forward until every rim
     # point clears the face in front of it.
-    push = max(_clearance(vertices, _rim(lens, angles), style["rim_mm"]) for lens in lenses)
+    rim_mm = style["rim_mm"] * (1.0 + style.get("browline", 0.0) * np.clip(np.sin(angles), 0, None))
+    push = max(_clearance(vertices, _rim(lens, angles), float(rim_mm.max())) for lens in lenses)
     if push > 0:
         lenses = [Lens(centre=lens.centre + np.array([0.0, 0.0, push]), u=lens.u, v=lens.v, a=a, b=b, n=lens.n)
                   for lens in lenses]
@@ -185,7 +189,8 @@ def build_glasses(style: dict, vertices: np.ndarray, landmarks: np.ndarray) -> G
                 x[k] = max(x[k], float(np.abs(vertices[band, 0]).max()) + 0.5 * style["arm_mm"] + 1.0)
         x = np.maximum.accumulate(x)  # the arm never bends back into the head
         arms.append(np.concatenate([hinge[None], np.stack([side * x, y, z], axis=1)]))
-    return GlassesShape(lenses=(lenses[0], lenses[1]), rims=rims, bridge=bridge, arms=(arms[0], arms[1]))
+    return GlassesShape(lenses=(lenses[0], lenses[1]), rims=rims, rim_mm=rim_mm, bridge=bridge,
+                        arms=(arms[0], arms[1]))
 
 
 def _key_light(lighting: dict) -> dict | None:
@@ -224,10 +229,12 @@ def _tube_radiance(tangent: np.ndarray, style: dict, lighting: dict) -> tuple[np
     return albedo * irradiance, highlight * (albedo if metal else 0.5)
 
 
-def _draw_polyline(points_cam: np.ndarray, cam: Camera, depth: np.ndarray, radius_mm: float, style: dict,
+def _draw_polyline(points_cam: np.ndarray, cam: Camera, depth: np.ndarray, thickness_mm, style: dict,
                    lighting: dict, cover: np.ndarray, colour: np.ndarray) -> None:
-    """Draw one frame polyline (``K x 3`` camera frame) as shaded capsules into ``cover``
-    (``S x S``) and ``colour`` (``S x S x 3``), in place; hidden segments are skipped."""
+    """Draw one frame polyline (``K x 3`` camera frame; ``thickness_mm`` a number or ``K``) as
+    shaded capsules into ``cover`` (``S x S``) and ``colour`` (``S x S x 3``), in place;
+    hidden segments are skipped."""
+    radius_mm = 0.5 * np.broadcast_to(np.asarray(thickness_mm, dtype=np.float64), len(points_cam))
     uv = cam.project(points_cam)
     seen = _visible(points_cam, uv, depth)
     for k in range(len(points_cam) - 1):
@@ -237,7 +244,7 @@ def _draw_polyline(points_cam: np.ndarray, cam: Camera, depth: np.ndarray, radiu
         tangent = (seg / max(float(np.linalg.norm(seg)), 1e-6)).astype(np.float32)
         body, highlight = _tube_radiance(tangent, style, lighting)
         dist = -0.5 * (points_cam[k, 2] + points_cam[k + 1, 2])
-        r_px = max(radius_mm * cam.focal / dist, 0.35)
+        r_px = max(0.5 * (radius_mm[k] + radius_mm[k + 1]) * cam.focal / dist, 0.35)
         drawn = capsule_coverage(cover.shape, uv[k], uv[k + 1], r_px)
         if drawn is None:
             continue
@@ -329,10 +336,10 @@ def draw_glasses(style: dict, shape: GlassesShape, cam: Camera, depth: np.ndarra
     cover = np.zeros(depth.shape, dtype=np.float32)
     colour = np.zeros(depth.shape + (3,), dtype=np.float32)
     for rim in shape.rims:
-        _draw_polyline(cam.to_camera(rim), cam, depth, 0.5 * style["rim_mm"], style, lighting, cover, colour)
-    _draw_polyline(cam.to_camera(shape.bridge), cam, depth, 0.5 * style["rim_mm"], style, lighting, cover, colour)
+        _draw_polyline(cam.to_camera(rim), cam, depth, shape.rim_mm, style, lighting, cover, colour)
+    _draw_polyline(cam.to_camera(shape.bridge), cam, depth, style["rim_mm"], style, lighting, cover, colour)
     for arm in shape.arms:
-        _draw_polyline(cam.to_camera(arm), cam, depth, 0.5 * style["arm_mm"], style, lighting, cover, colour)
+        _draw_polyline(cam.to_camera(arm), cam, depth, style["arm_mm"], style, lighting, cover, colour)
     img += cover[..., None] * (colour - img)
     hides = lens * (1.0 - cover) if style["sun"] else np.zeros_like(lens)
     return GlassesLayer(hides=hides.astype(np.float32), frame=cover, lens=lens, shadow=shadow)
