@@ -283,17 +283,18 @@ class SynthEngine:
                                    _scaled_lighting(lighting, exposure))
             hair = layer.alpha
             img += hair[..., None] * (layer.radiance - img)
-        hides = None
+        # Drawn in the random stream's old order (a sample without glasses renders as before
+        # 2026-12-07), composited hands over glasses.
+        cover, cover_col, params["occluders"] = effects.occluders(rng, size, landmarks, np.asarray(app["skin"]),
+                                                                  s.occluder_rate)
         if rng.random() < s.glasses_rate:
             params["glasses"] = gl.sample_glasses(rng)
             shape = gl.build_glasses(params["glasses"], cam.to_model(vc), self.model.landmarks)
             hides = gl.draw_glasses(params["glasses"], shape, cam, hits.depth, scene,
                                     _scaled_lighting(lighting, exposure), img).hides
-        cover, cover_col, params["occluders"] = effects.occluders(rng, size, landmarks, np.asarray(app["skin"]),
-                                                                  s.occluder_rate)
         if params["occluders"]:
             img += cover[..., None] * (cover_col - img)
-        if hides is not None:
+        if "glasses" in params:
             cover = np.maximum(cover, hides)
         face = face & (np.take(cover.ravel(), hits.index) < 0.5)
         image, params["sensor"] = effects.camera(rng, img, s.camera_effects)
