@@ -159,7 +159,7 @@ def build_glasses(style: dict, vertices: np.ndarray, landmarks: np.ndarray) -> G
     angles = np.linspace(0, 2 * np.pi, _RIM_POINTS + 1)
     # Large lenses would cut into the brows or cheeks: move the pair forward until every rim
     # point clears the face in front of it.
-    rim_mm = style["rim_mm"] * (1.0 + style.get("browline", 0.0) * np.clip(np.sin(angles), 0, None))
+    rim_mm = style["rim_mm"] * (1.0 + style["browline"] * np.clip(np.sin(angles), 0, None))
     push = max(_clearance(vertices, _rim(lens, angles), float(rim_mm.max())) for lens in lenses)
     if push > 0:
         lenses = [Lens(centre=lens.centre + np.array([0.0, 0.0, push]), u=lens.u, v=lens.v, a=a, b=b, n=lens.n)
