@@ -23,6 +23,8 @@ Scores:
   the hair split: ``mean_deg_under_hair`` over pixels hair hides (the truth there is the
   skin under it), ``mean_deg_bare_skin``, and ``mean_deg_hair_faces`` pooled over the
   ``hair_faces`` images where hair (fringe, beard) hides >= 10 % of the face;
+  the glasses split: ``mean_deg_glasses_faces`` pooled over the ``glasses_faces`` images
+  whose face wears glasses (frames and clear lenses are scored as the skin under them);
 * meshes: the NoW protocol (:func:`facenormals3d.evaluate.scan.evaluate_scan`) with the
   posed ICT face-area vertices as the "scan" and its 7 landmarks from the ICT iBUG-68
   vertices: median / mean / std (mm), averaged over images; ``visible_median_mm``: the
@@ -145,8 +147,8 @@ def evaluate_synthetic(ict_dir: str, settings: SyntheticEvalSettings = Synthetic
         ReconstructSettings(mesh="depth", normal_source="landmarks", **common))
     from facenormals3d.evaluate.regions import face_regions
 
-    acc = {m: {"errors": [], "regions": [], "hair": [], "hair_face": [], "coverage": [], "mesh": [], "visible": [],
-               "seconds": [], "failed": 0}
+    acc = {m: {"errors": [], "regions": [], "hair": [], "hair_face": [], "glasses_face": [], "coverage": [],
+               "mesh": [], "visible": [], "seconds": [], "failed": 0}
            for m in settings.methods}
     samples = []
     try:
@@ -156,6 +158,7 @@ def evaluate_synthetic(ict_dir: str, settings: SyntheticEvalSettings = Synthetic
             seen = visible_points(sample, model)
             regions = face_regions(sample.landmarks68, sample.mask)
             share = hair_share(sample)
+            glasses = "glasses" in sample.params
             try:
                 face, timings = finder.align(sample.image, f"sample {i}")[0]
             except InputError as e:  # no face found: a scored miss for every method
@@ -182,13 +185,14 @@ def evaluate_synthetic(ict_dir: str, settings: SyntheticEvalSettings = Synthetic
                 a["regions"].append(region)
                 a["hair"].append(hair)
                 a["hair_face"].append(share >= HAIR_FACE_SHARE)
+                a["glasses_face"].append(glasses)
                 a["coverage"].append(cover)
                 a["mesh"].append(scan[:3])
                 a["visible"].append(scan[3])
                 a["seconds"].append(seconds)
                 # None: the face found does not overlap the rendered one (scored with coverage 0).
                 record.update(normal_mean_deg=float(np.mean(err)) if err.size else None,
-                              hair_share=share, coverage=cover, mesh_median_mm=scan[0],
+                              hair_share=share, glasses=glasses, coverage=cover, mesh_median_mm=scan[0],
                               visible_median_mm=scan[3], seconds=seconds)
                 samples.append(record)
     finally:
@@ -279,6 +283,9 @@ def _row(method: str, a: dict, n: int) -> dict[str, Any]:
                 else float("nan"),
                 "hair_faces": len(per_face),
                 "mean_deg_hair_faces": float(np.concatenate(per_face).mean()) if per_face else float("nan")})
+    worn = [e for e, g in zip(a["errors"], a["glasses_face"]) if g]
+    row.update({"glasses_faces": len(worn),
+                "mean_deg_glasses_faces": float(np.concatenate(worn).mean()) if worn else float("nan")})
     mesh = np.array(a["mesh"])
     row.update({"mesh_median_mm": float(mesh[:, 0].mean()), "mesh_mean_mm": float(mesh[:, 1].mean()),
                 "mesh_std_mm": float(mesh[:, 2].mean()),

@@ -44,6 +44,10 @@ def test_baseline_and_landmark_fit_score_on_held_out_faces(ict_dir):
             parts = [row[k] for k in ("mean_deg_under_hair", "mean_deg_bare_skin") if np.isfinite(row[k])]
             assert parts and min(parts) - 1e-6 <= row["normal_mean_deg"] <= max(parts) + 1e-6
             assert 0 <= row["hair_faces"] <= 2 - row["failed"]
+            # The glasses split counts the scored faces whose render wears glasses.
+            worn = [r["glasses"] for r in res.samples if r["method"] == row["method"] and "error" not in r]
+            assert row["glasses_faces"] == sum(worn)
+            assert np.isfinite(row["mean_deg_glasses_faces"]) == any(worn)
 
 
 def test_normal_errors_of_a_turned_crop_are_scored_in_the_image_frame(ict_model):
