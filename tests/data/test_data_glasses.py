@@ -9,23 +9,13 @@ import pytest
 
 from facenormals3d.data import glasses as gl
 from facenormals3d.data.effects import capsule_coverage
-from facenormals3d.data.fake_ict import write_fake_ict
 from facenormals3d.data.geometry import Camera, rotation_matrix
-from facenormals3d.data.ict import load_ict
 from facenormals3d.data.render import cast
 from facenormals3d.data.synth import SynthEngine, SynthSettings
 from facenormals3d.raster import raycasting_scene
 
 QUIET = SynthSettings(size=96, occluder_rate=0.0, glasses_rate=0.0, hair=False, camera_effects=False)
 NO_LIGHTS = {"env": {"a": [0.5] * 3, "b": [[0.0] * 3] * 3, "m": [[[0.0] * 3] * 3] * 3}, "lights": []}
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FACENORMALS3D_CACHE", str(tmp_path_factory.mktemp("cache")))
-        folder = write_fake_ict(tmp_path_factory.mktemp("ict") / "ICT-FaceKit")
-        yield load_ict(folder, use_cache=False)
 
 
 def _front_camera(size: int = 128, distance: float = 500.0) -> Camera:

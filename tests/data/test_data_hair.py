@@ -8,19 +8,9 @@ import numpy as np
 import pytest
 
 from facenormals3d.data import effects, render, scene
-from facenormals3d.data.fake_ict import write_fake_ict
-from facenormals3d.data.ict import load_ict
 from facenormals3d.data.synth import SynthEngine, SynthSettings
 
 QUIET = SynthSettings(size=96, occluder_rate=0.0, glasses_rate=0.0)
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FACENORMALS3D_CACHE", str(tmp_path_factory.mktemp("cache")))
-        folder = write_fake_ict(tmp_path_factory.mktemp("ict") / "ICT-FaceKit")
-        yield load_ict(folder, use_cache=False)
 
 
 def test_hair_changes_the_image_but_not_the_ground_truth(model):
