@@ -36,3 +36,21 @@ def test_flip_average_is_mirror_equivariant_and_a_unit_blend_of_both_passes():
     other = mirror_maps(predict_normals(net, mirror_maps(image), mirror_maps(prior, normals=True)), normals=True)
     assert torch.allclose(avg, F.normalize(single + other, dim=1), atol=1e-5)
     assert torch.allclose(avg.norm(dim=1), torch.ones(1, 64, 64), atol=1e-5)
+
+
+def test_flip_average_of_a_batch_with_a_detail_head_matches_each_crop_alone():
+    # The crops and their mirror images run as one batch: each crop's result must be the
+    # normalised sum of its own two passes, whatever else is in the batch (here three crops
+    # at the detail head's larger size, so the full-size crops take the same path).
+    torch.manual_seed(1)
+    net = CrossModalNet(ModelConfig(width=1 / 16, input_size=32, coarse_normals=True, detail_channels=4)).eval()
+    torch.nn.init.normal_(net.detail.out.weight, std=0.1)  # an untrained head would return its input
+    images = torch.rand(3, 3, 48, 48)
+    priors = F.normalize(torch.randn(3, 3, 48, 48), dim=1)
+    avg = predict_normals(net, images, priors, flip_average=True)
+    assert avg.shape == (3, 3, 48, 48)
+    for i in range(3):
+        one, prior = images[i:i + 1], priors[i:i + 1]
+        single = predict_normals(net, one, prior)
+        other = mirror_maps(predict_normals(net, mirror_maps(one), mirror_maps(prior, normals=True)), normals=True)
+        assert torch.allclose(avg[i:i + 1], F.normalize(single + other, dim=1), atol=1e-5)
