@@ -38,6 +38,7 @@ Ground truth (all ``S x S``, aligned pixel for pixel with the image)
 
 from __future__ import annotations
 
+import copy
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -218,9 +219,10 @@ class SynthEngine:
         """Render the sample with this seed and identity id.
 
         ``lighting`` (a :func:`facenormals3d.data.render.sample_lighting` dict) replaces the
-        drawn light: the same face, pose and skin under another light (exposure is
-        re-metered; the background, occluders and camera effects drawn after the shading
-        may differ, so compare inside the face mask with camera effects off)."""
+        drawn light: the same face, pose, skin, hair, glasses, background, occluders and
+        camera effects under another light (exposure is re-metered, and the shading's
+        soft-shadow rays start from the same point of the random stream). Before 2026-12-07
+        everything drawn after the shading differed."""
         s = self.settings
         rng = np.random.default_rng(int(seed))
         scene, cam, hits, vc, params = self._geometry(rng, identity)
@@ -245,11 +247,23 @@ class SynthEngine:
         t_zone = px["regions"][:, alb.REGIONS.index("t_zone")] * skin
         lips = px["regions"][:, alb.REGIONS.index("lips")]
         spec_w = spec_w * (1.0 + 1.2 * oil * t_zone)
-        rough = lighting["roughness"] * (1.0 - 0.45 * oil * t_zone) * (1.0 - 0.35 * lips)
         eye = px["parts"] == PART_EYEBALL
-        rough = np.where(eye, 0.08, rough).astype(np.float32)
-        shading, spec = render.shade(rng, scene, hits, px["normals"], spec_w, px["ao"], lighting,
-                                     shadows=s.shadows, roughness=rough)
+
+        def shade(light: dict, stream: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+            rough = light["roughness"] * (1.0 - 0.45 * oil * t_zone) * (1.0 - 0.35 * lips)
+            return render.shade(stream, scene, hits, px["normals"], spec_w, px["ao"], light, shadows=s.shadows,
+                                roughness=np.where(eye, 0.08, rough).astype(np.float32))
+
+        if lighting is drawn:
+            shading, spec = shade(lighting, rng)
+        else:
+            # The replacement light shades from a copy of the stream, and the drawn light's
+            # shading (discarded) advances the stream as it would have, so everything drawn
+            # after it (hair, background, glasses, occluders, camera) is the same as under the
+            # drawn light.
+            replaced = copy.deepcopy(rng)
+            shade(drawn, rng)
+            shading, spec = shade(lighting, replaced)
         # Subsurface-like softening of the diffuse shading (per channel, red furthest).
         mm_per_px = float(np.median(hits.depth[hits.hit])) / cam.focal if hits.hit.any() else 1.0
         sss = float(rng.uniform(0.5, 1.0)) if s.subsurface else 0.0

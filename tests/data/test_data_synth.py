@@ -204,3 +204,24 @@ def test_a_margin_renders_more_around_the_same_crop(model):
     np.testing.assert_allclose(wide.landmarks68 - 32.0, narrow.landmarks68, atol=1e-3)
     inner = wide.mask[32:160, 32:160]
     assert (inner == narrow.mask).mean() > 0.99
+
+
+def test_a_replaced_light_changes_only_the_light(model):
+    # Everything drawn after the shading (hair, glasses, background, hands, camera effects)
+    # stays the drawn light's sample: relighting scores compare two photos of one scene.
+    from facenormals3d.data.render import sample_lighting
+
+    engine = SynthEngine(model, SynthSettings(size=128, detail=False, occluder_rate=1.0, glasses_rate=1.0))
+    seed, ident = 11, identity_id(7, 0, "test")
+    a = engine.render(seed, ident)
+    other = sample_lighting(np.random.default_rng(5))
+    assert other != a.params["lighting"]
+    b = engine.render(seed, ident, lighting=other)
+    for key in ("hair", "glasses", "background", "occluders", "sensor", "clothes"):
+        assert b.params.get(key) == a.params.get(key), key
+    np.testing.assert_array_equal(b.normals, a.normals)
+    np.testing.assert_array_equal(b.mask, a.mask)
+    assert np.abs(b.image.astype(int) - a.image.astype(int)).mean() > 2
+    # The drawn light passed back in (a copy, not the same object) renders the same photo.
+    same = engine.render(seed, ident, lighting={**a.params["lighting"]})
+    np.testing.assert_array_equal(same.image, a.image)
