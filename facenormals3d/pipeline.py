@@ -48,7 +48,7 @@ FIT_PRIORS = ("fit", "fit-v2")
 #: Weights used when none are given: the checkpoint shipped in ``assets/``.
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "assets" / "normalnet.safetensors"
 #: SHA-256 of the shipped weights, pinned in code: a swapped weights+sidecar pair is refused.
-DEFAULT_WEIGHTS_SHA256 = "4c01380c6fb7b635cbd8752e7a6761630c9650eae732b4db5dbd7cb358c9ef2a"
+DEFAULT_WEIGHTS_SHA256 = "17364eb150af22c8f97076df0d10ddc2e4d81d669aa9ac1f9c141b06ad2ece88"
 
 
 @dataclass(frozen=True)
