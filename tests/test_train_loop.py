@@ -238,7 +238,8 @@ def test_init_weights_are_recorded_by_their_sha256_and_checked(tmp_path):
 
 
 def _loss_and_grad(batch, bf16):
-    """The shipped network's training loss on ``batch`` and its gradient (flattened)."""
+    """The shipped network's training loss on ``batch`` and its gradient (flattened), and the
+    normal decoder's part of that gradient."""
     from facenormals3d.model.weights import load_weights
     from facenormals3d.pipeline import DEFAULT_WEIGHTS
     from facenormals3d.training.step import Branches
@@ -247,7 +248,9 @@ def _loss_and_grad(batch, bf16):
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         loss = Branches(model, TrainConfig(model=model.cfg))(batch, None, None)["loss"]
     loss.backward()
-    return loss.item(), torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
+    grads = [(n, p.grad.flatten()) for n, p in model.named_parameters() if p.grad is not None]
+    return (loss.item(), torch.cat([g for _, g in grads]),
+            torch.cat([g for n, g in grads if n.startswith("dec_normal.")]))
 
 
 def test_bfloat16_step_matches_the_float32_step():
@@ -258,11 +261,18 @@ def test_bfloat16_step_matches_the_float32_step():
     batch = {k: torch.nn.functional.interpolate(torch.stack([it[k] for it in items]), size=(128, 128))
              for k in ("image", "normals", "mask")}
     batch["coarse_normals"] = torch.zeros_like(batch["normals"])
-    loss32, grad32 = _loss_and_grad(batch, bf16=False)
-    loss16, grad16 = _loss_and_grad(batch, bf16=True)
+    # The whole gradient's bound is looser than the decoder's: with stage 16 the stem
+    # convolution's weight gradient (half the image encoder's) sums 7 x 7 taps over every
+    # pixel with heavy cancellation, so it turns with tiny input changes: in float32, only
+    # rounding the image to bfloat16 gives it a cosine of 0.973 (0.991 for the whole
+    # gradient); bfloat16 autocast gives 0.90 there and 0.972 overall (stage 15: 0.996),
+    # while the normal decoder's gradient agrees at 0.9996.
+    loss32, grad32, dec32 = _loss_and_grad(batch, bf16=False)
+    loss16, grad16, dec16 = _loss_and_grad(batch, bf16=True)
     assert loss16 != loss32  # bfloat16 did run
     assert abs(loss16 - loss32) < 0.005 * loss32
-    assert torch.nn.functional.cosine_similarity(grad16, grad32, dim=0) > 0.99
+    assert torch.nn.functional.cosine_similarity(grad16, grad32, dim=0) > 0.95
+    assert torch.nn.functional.cosine_similarity(dec16, dec32, dim=0) > 0.995
 
 
 def test_cpu_bfloat16_is_chosen_by_the_config_and_may_be_switched_on_when_resuming(tmp_path):
