@@ -27,11 +27,6 @@ def fake_dir(tmp_path_factory):
         yield folder
 
 
-@pytest.fixture(scope="module")
-def model(fake_dir):
-    return load_ict(fake_dir, use_cache=False)
-
-
 def depth_normals(sample) -> np.ndarray:
     """Normals from central differences of the depth map, through the crop camera (the
     render camera's frame), turned into the crop's own camera's frame (the truth's)."""
