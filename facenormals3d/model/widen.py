@@ -15,7 +15,9 @@ there the old skip-merged channels stay last and the new channels go just before
 that the skip tensor's new channels (in front of its old ones) are merged into new decoder
 channels only. Residual shortcuts need the same placement on both sides of the sum, which
 front placement gives whenever the two spaces have the same old and new sizes (checked).
-Batch-norm statistics of new channels start at mean 0, variance 1.
+Batch-norm statistics of new channels start at mean 0, variance 1. A detail head
+(:class:`~facenormals3d.model.networks.DetailHead`) keeps its own width: its projection reads
+the normal decoder's old last-stage channels where they now are, and none of the new ones.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from torch import nn
 
 from facenormals3d.errors import InputError
 from facenormals3d.model.crossmodal import CrossModalNet
-from facenormals3d.model.networks import Decoder, ResNetEncoder, SkipProjections
+from facenormals3d.model.networks import Decoder, DetailHead, ResNetEncoder, SkipProjections
 
 
 def widen(src: CrossModalNet, dst: CrossModalNet) -> None:
@@ -33,7 +35,7 @@ def widen(src: CrossModalNet, dst: CrossModalNet) -> None:
     least as large) so that ``dst`` computes ``src``'s normals, images and reconstructions
     (the same up to float rounding: new terms add exact zeros). ``dst`` is changed in place."""
     a, b = src.cfg, dst.cfg
-    same = ("input_size", "coarse_normals", "confidence", "encoder_widths", "decoder_widths")
+    same = ("input_size", "coarse_normals", "confidence", "detail_channels", "encoder_widths", "decoder_widths")
     if any(getattr(a, k) != getattr(b, k) for k in same):
         raise InputError("widen", "the networks may differ only by their width")
     if any(x > y for x, y in zip(a.enc + a.dec, b.enc + b.dec)):
@@ -43,8 +45,10 @@ def widen(src: CrossModalNet, dst: CrossModalNet) -> None:
         if _encoder(src.enc_normal, dst.enc_normal) != features:
             raise AssertionError("both encoders place their channels alike")
         skips = _skips(src.skips, dst.skips, features)
-        for name in ("dec_normal", "dec_image"):
-            _decoder(getattr(src, name), getattr(dst, name), features[-1], skips)
+        last = _decoder(src.dec_normal, dst.dec_normal, features[-1], skips)
+        _decoder(src.dec_image, dst.dec_image, features[-1], skips)
+        if src.detail is not None:
+            _detail(src.detail, dst.detail, last)
 
 
 def _front(old: int, new: int) -> list[int]:
@@ -114,7 +118,9 @@ def _skips(src: SkipProjections, dst: SkipProjections, features: list[list[int]]
     return out
 
 
-def _decoder(src: Decoder, dst: Decoder, latent: list[int], skips: list[list[int]]) -> None:
+def _decoder(src: Decoder, dst: Decoder, latent: list[int], skips: list[list[int]]) -> list[int]:
+    """Widen one decoder; returns the placement of its last stage's channels (what ``head``
+    and a detail head read)."""
     place = _front(src.widths[0], dst.widths[0])
     _conv(src.lift, dst.lift, place, latent)
     for i, (c_src, c_dst) in enumerate(zip(src.stages, dst.stages)):
@@ -131,4 +137,12 @@ def _decoder(src: Decoder, dst: Decoder, latent: list[int], skips: list[list[int
         _conv(c_src, c_dst, stage, place)
         place = stage
     _conv(src.head, dst.head, list(range(src.head.out_channels)), place)
+    return place
+
+
+def _detail(src: DetailHead, dst: DetailHead, features: list[int]) -> None:
+    """Copy a detail head whose feature projection now reads the decoder channels at ``features``."""
+    _conv(src.proj, dst.proj, list(range(src.proj.out_channels)), features)
+    dst.body.load_state_dict(src.body.state_dict())
+    dst.out.load_state_dict(src.out.state_dict())
 

@@ -46,10 +46,36 @@ def test_the_widened_network_computes_the_same(widths):
         assert dst.dec_normal.lift.weight.abs().sum() > src.dec_normal.lift.weight.abs().sum()
 
 
+def test_a_detail_head_is_carried_over():
+    small, big = (ModelConfig(width=w, input_size=64, coarse_normals=True, detail_channels=4) for w in (0.25, 0.375))
+    src = _trained_like(small, 0)
+    with torch.no_grad():  # a trained head: its last convolution no longer zero
+        torch.nn.init.normal_(src.detail.out.weight, std=0.1)
+        torch.nn.init.normal_(src.detail.out.bias, std=0.1)
+    dst = _trained_like(big, 1)
+    widen(src, dst)
+    g = torch.Generator().manual_seed(3)
+    full = torch.rand(2, 3, 128, 128, generator=g)
+    image = torch.nn.functional.interpolate(full, size=(64, 64), mode="bilinear", align_corners=False)
+    prior = torch.nn.functional.normalize(torch.randn(2, 3, 64, 64, generator=g), dim=1)
+    with torch.no_grad():
+        n_src = src.image_to_normals_confidence(image, prior, full)[0]
+        n_dst = dst.image_to_normals_confidence(image, prior, full)[0]
+        plain = src.image_to_normals_confidence(image, prior)[0]
+    assert n_src.shape == (2, 3, 128, 128)
+    torch.testing.assert_close(n_dst, n_src, atol=2e-5, rtol=0)
+    # The head matters here: without it the normals are far from its output.
+    up = torch.nn.functional.interpolate(plain, size=(128, 128), mode="bilinear", align_corners=False)
+    assert (n_src - torch.nn.functional.normalize(up, dim=1)).abs().max() > 1e-2
+
+
 def test_only_the_width_may_differ():
     src = CrossModalNet(ModelConfig(width=0.25, input_size=64))
     with pytest.raises(InputError, match="only by their width"):
         widen(src, CrossModalNet(ModelConfig(width=0.375, input_size=64, coarse_normals=True)))
+    with pytest.raises(InputError, match="only by their width"):
+        widen(CrossModalNet(ModelConfig(width=0.25, input_size=64, detail_channels=4)),
+              CrossModalNet(ModelConfig(width=0.375, input_size=64, detail_channels=8)))
     with pytest.raises(InputError, match="narrow"):
         widen(CrossModalNet(ModelConfig(width=0.375, input_size=64)), src)
 
